@@ -1,0 +1,24 @@
+"""I/O edge: uproot → Awkward.
+
+- :mod:`diffhep.io.generate`: synthetic NanoAOD-schema ntuples (signal, dy, ttbar, qcd).
+- :mod:`diffhep.io.read`: TTree/RNTuple reading with NanoAOD collection zipping.
+- :mod:`diffhep.io.samples`: samples with cross-sections and luminosity normalisation.
+"""
+
+from diffhep.io.generate import PROCESSES, generate_dataset, generate_sample
+from diffhep.io.read import branch_names, iterate_events, num_entries, read_events
+from diffhep.io.samples import Sample, load_sample, normalisation, sum_of_weights
+
+__all__ = [
+    "PROCESSES",
+    "generate_sample",
+    "generate_dataset",
+    "read_events",
+    "iterate_events",
+    "branch_names",
+    "num_entries",
+    "Sample",
+    "sum_of_weights",
+    "normalisation",
+    "load_sample",
+]

@@ -1,0 +1,280 @@
+"""Read ROOT TTrees and RNTuples into Awkward arrays with NanoAOD-style collections.
+
+Flat branches named ``Prefix_field`` that are jagged with equal counts in every
+event become a record collection ``events.Prefix.field``; counters (``nMuon``,
+``NMuon``) and non-jagged branches (``MET_pt``, ``genWeight``) stay top-level.
+Only the requested branches are read. Every problem with the input is raised as
+a one-line :class:`~diffhep.errors.InputError` subclass.
+
+Example:
+    >>> import tempfile
+    >>> from diffhep.io.generate import generate_sample
+    >>> path = generate_sample(tempfile.mkdtemp() + "/dy.root", "dy", 100, seed=1)
+    >>> events = read_events(path, branches=["nMuon", "Muon_pt", "Muon_eta", "MET_pt"])
+    >>> events.fields
+    ['nMuon', 'Muon', 'MET_pt']
+    >>> events.Muon.fields
+    ['pt', 'eta']
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from diffhep.errors import InputError, closest
+
+__all__ = [
+    "MissingFileError",
+    "NotRootFileError",
+    "MissingTreeError",
+    "MissingBranchError",
+    "NoFilesMatchedError",
+    "expand_files",
+    "branch_names",
+    "num_entries",
+    "read_events",
+    "iterate_events",
+    "zip_collections",
+]
+
+FileArg = str | Path | Sequence[str | Path]
+
+
+class MissingFileError(InputError):
+    """A named file does not exist."""
+
+
+class NotRootFileError(InputError):
+    """A file exists but uproot cannot open it as ROOT."""
+
+
+class MissingTreeError(InputError):
+    """The file has no TTree or RNTuple of the requested name."""
+
+
+class MissingBranchError(InputError):
+    """A requested branch (or RNTuple field) is not in the tree."""
+
+
+class NoFilesMatchedError(InputError):
+    """A glob pattern matched no file, or no file was given."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def expand_files(files: FileArg) -> list[str]:
+    """Expand a path, glob pattern, or list of them into existing file paths (sorted per pattern)."""
+    items = [files] if isinstance(files, (str, Path)) else list(files)
+    if not items:
+        raise NoFilesMatchedError("no input files given")
+    out: list[str] = []
+    for item in items:
+        name = str(item)
+        if _glob.has_magic(name):
+            matched = sorted(_glob.glob(name))
+            if not matched:
+                raise NoFilesMatchedError(f"no files matched the pattern {name!r}")
+            out.extend(matched)
+        elif not Path(name).is_file():
+            raise MissingFileError(f"file not found: {name}")
+        else:
+            out.append(name)
+    return out
+
+
+def _open_tree(path: str, tree: str) -> Any:
+    """Open ``tree`` (TTree or RNTuple) in ``path`` or raise a one-line InputError."""
+    import uproot
+
+    try:
+        file = uproot.open(path)
+    except FileNotFoundError:
+        raise MissingFileError(f"file not found: {path}") from None
+    except Exception as err:  # uproot raises OSError/ValueError/... for non-ROOT content
+        raise NotRootFileError(
+            f"{path} is not a readable ROOT file ({type(err).__name__}: {_one_line(err)[:120]})"
+        ) from None
+    trees = sorted(
+        {
+            key.split(";")[0]
+            for key, cls in file.classnames().items()
+            if cls.startswith("TTree") or cls.startswith("TNtuple") or "RNTuple" in cls
+        }
+    )
+    if tree not in trees:
+        raise MissingTreeError(
+            f"no tree or ntuple {tree!r} in {path}; available: {', '.join(trees) or 'none'}"
+            f"{closest(tree, trees) if trees else ''}"
+        )
+    return file[tree]
+
+
+def _is_rntuple(obj: Any) -> bool:
+    return "RNTuple" in type(obj).__name__
+
+
+def _names(obj: Any) -> list[str]:
+    """Top-level readable names: TTree branches (recursive) or RNTuple top-level fields."""
+    if _is_rntuple(obj):
+        return list(obj.keys(recursive=False))
+    return list(obj.keys())
+
+
+def _default_names(obj: Any) -> list[str]:
+    """Names read when ``branches=None``: for RNTuples, skip ROOT's internal ``_collectionN``
+    fields, which duplicate the projected ``Prefix_field`` fields."""
+    names = _names(obj)
+    if _is_rntuple(obj):
+        names = [n for n in names if not n.startswith("_")]
+    return names
+
+
+def _check_branches(obj: Any, path: str, branches: list[str]) -> None:
+    available = _names(obj)
+    known = set(available)
+    for name in branches:
+        if name not in known:
+            raise MissingBranchError(
+                f"branch {name!r} not found in {path}:{obj.name}{closest(name, available)}"
+            )
+
+
+def branch_names(file: str | Path, tree: str = "Events") -> list[str]:
+    """Branch (TTree) or top-level field (RNTuple) names of ``tree`` in ``file``."""
+    (path,) = expand_files(file)[:1]
+    return _names(_open_tree(path, tree))
+
+
+def num_entries(files: FileArg, *, tree: str = "Events") -> int:
+    """Total number of entries (events) over ``files``, without reading any branch."""
+    return sum(_open_tree(path, tree).num_entries for path in expand_files(files))
+
+
+def _is_jagged(array: ak.Array) -> bool:
+    content = array.type.content
+    return isinstance(content, ak.types.ListType)
+
+
+def zip_collections(flat: ak.Array) -> ak.Array:
+    """Group ``Prefix_field`` jagged fields with equal counts into ``Prefix`` record collections.
+
+    Args:
+        flat: record array of length ``events`` with one field per branch.
+
+    Returns:
+        Record array of length ``events``: collections ``Prefix`` of type
+        ``var * {field: ...}`` plus every other field unchanged at top level.
+        A prefix group whose counts differ, or whose name collides with a
+        top-level field, is left flat.
+    """
+    fields = ak.fields(flat)
+    groups: dict[str, list[str]] = {}
+    for name in fields:
+        prefix, sep, rest = name.partition("_")
+        if sep and prefix and rest and _is_jagged(flat[name]):
+            groups.setdefault(prefix, []).append(name)
+    zipped: dict[str, list[str]] = {}
+    for prefix, names in groups.items():
+        if prefix in fields:
+            continue
+        counts = ak.to_numpy(ak.num(flat[names[0]], axis=1))
+        if all(np.array_equal(counts, ak.to_numpy(ak.num(flat[n], axis=1))) for n in names[1:]):
+            zipped[prefix] = names
+    grouped = {n for names in zipped.values() for n in names}
+    out: dict[str, ak.Array] = {}
+    for name in fields:
+        if name in grouped:
+            prefix = name.partition("_")[0]
+            if prefix not in out:
+                members = {n.partition("_")[2]: flat[n] for n in zipped[prefix]}
+                out[prefix] = ak.zip(members, depth_limit=2)
+        else:
+            out[name] = flat[name]
+    return ak.zip(out, depth_limit=1) if out else flat
+
+
+def _read_one(obj: Any, names: list[str], start: int | None, stop: int | None) -> ak.Array:
+    array = obj.arrays(names, entry_start=start, entry_stop=stop, library="ak")
+    if _is_rntuple(obj):  # uproot also returns the internal collection behind projected fields
+        array = array[names] if names else array
+    return array
+
+
+def _plan(files: list[str], tree: str, branches: list[str] | None) -> list[tuple[str, Any, list[str]]]:
+    plan = []
+    for path in files:
+        obj = _open_tree(path, tree)
+        names = _default_names(obj) if branches is None else list(branches)
+        _check_branches(obj, path, names)
+        plan.append((path, obj, names))
+    return plan
+
+
+def read_events(
+    files: FileArg,
+    *,
+    tree: str = "Events",
+    branches: list[str] | None = None,
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
+) -> ak.Array:
+    """Read ``branches`` of ``tree`` from one or several files (paths or globs) into events.
+
+    Args:
+        files: a path, a glob pattern, or a list of them; files are concatenated in order.
+        tree: TTree or RNTuple name.
+        branches: exact branch names to read; ``None`` reads every branch.
+        entry_start, entry_stop: global event range over the concatenated files
+            (Python slice semantics, negative values allowed).
+
+    Returns:
+        ``ak.Array`` of length ``events`` zipped by :func:`zip_collections`.
+    """
+    if isinstance(branches, str):
+        branches = [branches]
+    plan = _plan(expand_files(files), tree, branches)
+    sizes = [obj.num_entries for _, obj, _ in plan]
+    start, stop, _ = slice(entry_start, entry_stop).indices(sum(sizes))
+    parts = []
+    offset = 0
+    for (_, obj, names), size in zip(plan, sizes):
+        lo, hi = max(start - offset, 0), min(stop - offset, size)
+        if hi > lo:
+            parts.append(_read_one(obj, names, lo, hi))
+        offset += size
+    if not parts:  # empty range or empty files: keep the branch types
+        _, obj, names = plan[0]
+        parts.append(_read_one(obj, names, 0, 0))
+    flat = parts[0] if len(parts) == 1 else ak.concatenate(parts)
+    return zip_collections(flat)
+
+
+def iterate_events(
+    files: FileArg,
+    *,
+    tree: str = "Events",
+    branches: list[str] | None = None,
+    step_size: int | str = 100_000,
+) -> Iterator[ak.Array]:
+    """Yield zipped event batches of at most ``step_size`` events (or bytes, e.g. ``"100 MB"``).
+
+    Batches do not cross file boundaries. Errors are raised before the first batch.
+    """
+    if isinstance(branches, str):
+        branches = [branches]
+    plan = _plan(expand_files(files), tree, branches)
+
+    def batches() -> Iterator[ak.Array]:
+        for _, obj, names in plan:
+            for array in obj.iterate(names, step_size=step_size, library="ak"):
+                yield zip_collections(array[names] if _is_rntuple(obj) and names else array)
+
+    return batches()

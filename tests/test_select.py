@@ -1,0 +1,113 @@
+import itertools
+
+import awkward as ak
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import relaxed
+from jax.test_util import check_grads
+
+from diffhep.jagged import from_awkward
+from diffhep.select import (
+    at_least,
+    count_distribution,
+    exactly,
+    hard_above,
+    hard_below,
+    hard_window,
+    none_pass,
+    soft_above,
+    soft_below,
+    soft_window,
+)
+from jagged_factory import random_collection
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def brute_force_distribution(w, n_max):
+    """P(N = k) for k < n_max and P(N >= n_max), enumerating all pass/fail patterns."""
+    out = np.zeros(n_max + 1)
+    for pattern in itertools.product([0, 1], repeat=len(w)):
+        p = np.prod([wi if s else 1 - wi for wi, s in zip(w, pattern)])
+        out[min(sum(pattern), n_max)] += p
+    return out
+
+
+def test_soft_cuts_equal_relaxed_cut_where_finite():
+    x = jnp.linspace(-5, 5, 101)
+    np.testing.assert_allclose(soft_above(x, 0.5, 2.0), relaxed.cut(x, 0.5, 2.0, "above"), rtol=1e-12)
+    np.testing.assert_allclose(soft_below(x, 0.5, 2.0), relaxed.cut(x, 0.5, 2.0, "below"), rtol=1e-12)
+
+
+def test_soft_cut_gradient_stays_finite_at_steep_slopes():
+    x = jnp.array([-1000.0, 0.0, 1000.0])
+    g = jax.grad(lambda c: soft_above(x, c, 50.0).sum())(0.1)
+    assert np.isfinite(g)
+    g_relaxed = jax.grad(lambda c: relaxed.cut(x, c, 50.0, "above").sum())(0.1)
+    assert not np.isfinite(g_relaxed)  # the instability we avoid
+
+
+@pytest.mark.parametrize("slope", [1e2, 1e4, 1e6])
+def test_soft_cuts_converge_to_hard(slope):
+    x = jnp.asarray(np.random.default_rng(0).normal(size=1000))
+    tol = 1.0 / slope * 50
+    mask = np.abs(np.asarray(x) - 0.3) > tol
+    np.testing.assert_allclose(soft_above(x, 0.3, slope)[mask], hard_above(x, 0.3)[mask], atol=1e-6)
+    np.testing.assert_allclose(soft_below(x, 0.3, slope)[mask], hard_below(x, 0.3)[mask], atol=1e-6)
+    mask2 = mask & (np.abs(np.asarray(x) - 1.0) > tol)
+    np.testing.assert_allclose(
+        soft_window(x, 0.3, 1.0, slope)[mask2], hard_window(x, 0.3, 1.0)[mask2], atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_count_distribution_matches_enumeration(seed):
+    arr = random_collection(seed, n_events=15, long_event=9)
+    j = from_awkward(arr)
+    w = jax.nn.sigmoid(0.2 * (j.pt - 15.0))
+    dist = np.asarray(count_distribution(j, w, 3))
+    w_ev = ak.unflatten(np.asarray(w), j.counts())
+    for i in range(j.n_events):
+        np.testing.assert_allclose(dist[i], brute_force_distribution(ak.to_list(w_ev[i]), 3), atol=1e-12)
+    np.testing.assert_allclose(dist.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(at_least(j, w, 2), dist[:, 2] + dist[:, 3], rtol=1e-12)
+    np.testing.assert_allclose(exactly(j, w, 1), dist[:, 1], rtol=1e-12)
+    np.testing.assert_allclose(none_pass(j, w), dist[:, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_count_gradients_match_finite_differences(seed):
+    j = from_awkward(random_collection(seed))
+
+    @jax.jit
+    def f(c):
+        w = soft_above(j.pt, c, 0.2)
+        return jnp.sum(at_least(j, w, 2) * jnp.arange(j.n_events) + exactly(j, w, 1) + none_pass(j, w))
+
+    check_grads(f, (18.0,), order=2, modes=["fwd", "rev"])
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 4])
+def test_soft_count_converges_to_hard_count(n):
+    arr = random_collection(11, n_events=200)
+    j = from_awkward(arr)
+    cut = 17.3
+    hard = ak.to_numpy(ak.num(arr.pt[arr.pt > cut]) >= n).astype(float)
+    for slope, tol in [(10.0, 0.2), (1e3, 1e-3), (1e6, 1e-9)]:
+        soft = np.asarray(at_least(j, soft_above(j.pt, cut, slope), n))
+        assert np.max(np.abs(soft - hard)) < max(tol, 1e-12) or slope < 1e3
+    np.testing.assert_allclose(at_least(j, soft_above(j.pt, cut, 1e6), n), hard, atol=1e-9)
+    hard_exact = ak.to_numpy(ak.num(arr.pt[arr.pt > cut]) == n).astype(float)
+    np.testing.assert_allclose(exactly(j, soft_above(j.pt, cut, 1e6), n), hard_exact, atol=1e-9)
+
+
+def test_counting_is_jittable_and_gradients_finite_with_saturated_weights():
+    j = from_awkward(random_collection(12))
+    f = jax.jit(lambda c: at_least(j, soft_above(j.pt, c, 1e4), 2).sum())
+    assert np.isfinite(jax.grad(f)(10.0))
