@@ -60,8 +60,17 @@ def evaluate_hard(
 
 def workspace(spec: dict, *, poi: str = "mu", name: str = "diffhep") -> dict:
     """A pyhf workspace (JSON dict) for ``spec`` with Asimov (mu = 1) observations."""
+    import warnings
+
     import pyhf
 
+    with warnings.catch_warnings():
+        # pyhf's schema validation uses jsonschema's deprecated RefResolver.
+        warnings.filterwarnings("ignore", message="jsonschema.RefResolver", category=DeprecationWarning)
+        return _workspace(pyhf, spec, poi, name)
+
+
+def _workspace(pyhf, spec: dict, poi: str, name: str) -> dict:
     model = pyhf.Model(spec, poi_name=poi)
     pars = model.config.suggested_init()
     pars[model.config.poi_index] = 1.0

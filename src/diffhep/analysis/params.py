@@ -47,10 +47,13 @@ class CutParameter:
 
 def to_unconstrained(params: Sequence[CutParameter], values: Mapping[str, float]) -> dict[str, Array]:
     """Map cut values inside their bounds to the real line (inverse of :func:`from_unconstrained`)."""
+    # Strongly typed (not weak) so that a jitted step sees the same dtype at
+    # every call and compiles once.
+    dtype = jnp.result_type(float)
     out = {}
     for p in params:
-        frac = (jnp.asarray(values[p.name]) - p.low) / (p.high - p.low)
-        out[p.name] = jnp.log(frac) - jnp.log1p(-frac)
+        frac = (jnp.asarray(values[p.name], dtype=dtype) - p.low) / (p.high - p.low)
+        out[p.name] = (jnp.log(frac) - jnp.log1p(-frac)).astype(dtype)
     return out
 
 

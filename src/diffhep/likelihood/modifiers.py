@@ -1,0 +1,169 @@
+"""HistFactory modifiers: their parameter sets and how they change a sample's yields.
+
+Supported types (pyhf semantics and defaults): ``histosys`` (code 4p),
+``lumi``, ``normfactor``, ``normsys`` (code 4), ``shapefactor``, ``shapesys``
+and ``staterror``. ``MODIFIER_ORDER`` is pyhf's order of modifier types, which
+fixes the order of parameter sets in the parameter vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
+
+from diffhep.likelihood.interpolation import code4, code4p
+from diffhep.likelihood.parameters import ConstraintData, ParamSet
+
+__all__ = [
+    "MODIFIER_ORDER",
+    "ModRef",
+    "Entry",
+    "default_paramset",
+    "staterror_constraint",
+    "shapesys_constraint",
+    "expected_entry",
+]
+
+#: pyhf's ``histfactory_set`` order; parameter sets are grouped in this order.
+MODIFIER_ORDER = ("histosys", "lumi", "normfactor", "normsys", "shapefactor", "shapesys", "staterror")
+
+
+class ModRef(NamedTuple):
+    """One modifier on one sample in one channel (static).
+
+    Attributes:
+        type: modifier type, one of ``MODIFIER_ORDER``.
+        name: modifier (parameter set) name.
+        start: first index of the parameters it reads in the parameter vector.
+        stop: one past the last index (``start + 1`` for scalar modifiers,
+            ``start + bins`` for per-bin ones).
+    """
+
+    type: str
+    name: str
+    start: int
+    stop: int
+
+
+class Entry(NamedTuple):
+    """One sample in one channel (static).
+
+    Attributes:
+        channel: index of the channel in the model's (sorted) channel list.
+        sample: sample name.
+        mods: its modifiers, sorted by ``(name, type)`` as pyhf does.
+    """
+
+    channel: int
+    sample: str
+    mods: tuple[ModRef, ...]
+
+
+def default_paramset(mtype: str, name: str, nbins: int) -> ParamSet:
+    """Return pyhf's default parameter set for a modifier of type ``mtype``.
+
+    Args:
+        mtype: modifier type.
+        name: modifier name.
+        nbins: number of parameters for per-bin modifiers (``shapefactor``,
+            ``shapesys``, ``staterror``); ignored for scalar ones.
+
+    ``lumi`` has no defaults: its inits, bounds, auxdata and sigmas come from the
+    spec's ``parameters`` list. ``shapesys``/``staterror`` ``fixed`` flags are
+    refined from the yields by the caller.
+    """
+    if mtype in ("histosys", "normsys"):
+        return ParamSet(name, 1, True, (0.0,), ((-5.0, 5.0),), (False,), "normal")
+    if mtype == "lumi":
+        return ParamSet(name, 1, True, (), (), (False,), "normal")
+    if mtype == "normfactor":
+        return ParamSet(name, 1, True, (1.0,), ((0.0, 10.0),), (False,), None)
+    if mtype == "shapefactor":
+        return ParamSet(name, nbins, False, (1.0,) * nbins, ((0.0, 10.0),) * nbins, (False,) * nbins, None)
+    if mtype == "shapesys":
+        return ParamSet(name, nbins, False, (1.0,) * nbins, ((1e-10, 10.0),) * nbins, (False,) * nbins, "poisson")
+    if mtype == "staterror":
+        return ParamSet(name, nbins, False, (1.0,) * nbins, ((1e-10, 10.0),) * nbins, (False,) * nbins, "normal")
+    raise ValueError(mtype)  # unreachable: types are checked while parsing
+
+
+def _safe_divide(num: Array, den: Array) -> Array:
+    """``num / den`` where ``den > 0``, else 0, with finite gradients."""
+    ok = den > 0
+    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+
+
+def staterror_constraint(
+    nominals: Sequence[Array], uncertainties: Sequence[Array]
+) -> tuple[ConstraintData, Array]:
+    """Normal constraint of one channel's ``staterror`` gammas (pyhf semantics).
+
+    Args:
+        nominals: nominal yields of every sample carrying the modifier in this
+            channel, each shape ``(bins,)`` (events).
+        uncertainties: their absolute statistical uncertainties (the modifier
+            ``data``), each shape ``(bins,)`` (events).
+
+    Returns:
+        ``(ConstraintData(auxdata=1, width=sigma), zero)`` with
+        ``sigma_b = sqrt(sum_s unc_sb**2) / sum_s nom_sb`` and ``zero`` a boolean
+        ``(bins,)`` mask of bins where ``sigma_b == 0`` (pyhf fixes those gammas
+        and sets their sigma to 1).
+    """
+    total = sum(nominals[1:], nominals[0])
+    relvar = sum(_safe_divide(u, total) ** 2 for u in uncertainties)
+    zero = relvar <= 0
+    sigma = jnp.where(zero, 1.0, jnp.sqrt(jnp.where(zero, 1.0, relvar)))
+    return ConstraintData(auxdata=jnp.ones_like(sigma), width=sigma), zero
+
+
+def shapesys_constraint(nominal: Array, uncertainty: Array) -> tuple[ConstraintData, Array]:
+    """Poisson constraint of a ``shapesys`` modifier (pyhf semantics).
+
+    Args:
+        nominal: nominal yields of the sample, shape ``(bins,)`` (events).
+        uncertainty: absolute uncertainties (modifier ``data``), shape ``(bins,)`` (events).
+
+    Returns:
+        ``(ConstraintData(auxdata=tau, width=tau), invalid)`` with
+        ``tau_b = (nom_b / unc_b)**2`` where both are positive, else 1, and
+        ``invalid`` the boolean ``(bins,)`` mask of the other bins (fixed in pyhf).
+    """
+    valid = (nominal > 0) & (uncertainty > 0)
+    tau = jnp.where(valid, _safe_divide(nominal, uncertainty) ** 2, 1.0)
+    return ConstraintData(auxdata=tau, width=tau), ~valid
+
+
+def expected_entry(
+    pars: Array,
+    entry: Entry,
+    nominal: Array,
+    moddata: tuple[tuple[Array, ...], ...],
+) -> Array:
+    """Expected yields of one sample in one channel.
+
+    Args:
+        pars: the full parameter vector, shape ``(npars,)``.
+        entry: the static description of the sample.
+        nominal: its nominal yields, shape ``(bins,)`` (events).
+        moddata: per modifier in ``entry.mods``: ``(hi, lo)`` ratios for
+            ``normsys``, ``(lo_data, hi_data)`` for ``histosys``, ``()`` otherwise.
+
+    Returns:
+        ``(nominal + sum histosys shifts) * prod multiplicative factors``, shape ``(bins,)``.
+    """
+    rate = nominal
+    factor = jnp.ones_like(nominal)
+    for mod, data in zip(entry.mods, moddata):
+        if mod.type == "histosys":
+            rate = rate + code4p(pars[mod.start], data[0], nominal, data[1])
+        elif mod.type == "normsys":
+            factor = factor * code4(pars[mod.start], data[0], data[1])
+        elif mod.type in ("normfactor", "lumi"):
+            factor = factor * pars[mod.start]
+        else:  # staterror, shapesys, shapefactor: one parameter per bin
+            factor = factor * pars[mod.start : mod.stop]
+    return rate * factor
