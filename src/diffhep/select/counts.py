@@ -1,29 +1,45 @@
 """From object weights to event weights: differentiable object counting.
 
 Given per-object pass probabilities ``w`` (soft-cut weights), the number of
-passing objects in an event follows a Poisson-binomial distribution. Its
-probabilities are computed exactly by the standard recursion over the objects
-of the event (``p_k <- p_k (1 - w) + p_{k-1} w``), truncated at ``n_max`` with
-the last bucket holding ``P(N >= n_max)``. With hard weights (0 or 1) it gives
-exactly the hard count, so soft selections converge to hard ones as the slopes
-grow. Unlike ``prod(1 - w)`` written with logarithms, it stays finite (and its
-gradient too) when a weight is exactly 0 or 1.
+passing objects in an event follows a Poisson-binomial distribution: the
+coefficients of the generating polynomial ``prod_i (1 - w_i + w_i x)``. We
+compute them exactly, truncated at ``n_max`` with the last coefficient holding
+``P(N >= n_max)``. With hard weights (0 or 1) this is exactly the hard count, so
+soft selections converge to hard ones as the slopes grow. Every term is a
+product of non-negative numbers, so it stays finite (and its gradient too) when
+a weight is exactly 0 or 1, unlike ``prod(1 - w)`` written with logarithms or
+``1 - P(0) - P(1)``.
 
-The recursion runs over the object positions ``0 .. max_count - 1`` with
-``jax.lax.scan`` on a dense ``(events, max_count)`` view of the weights (padded
-with 0, which leaves the distribution unchanged). Memory is that padded view
-plus ``(events, n_max + 1)`` per step.
+The product runs as a pairwise tree over a dense ``(events, 2^k)`` view of the
+weights (padded with 0, which multiplies by 1): ``log2(max_count)`` vectorised
+levels instead of a sequential loop over objects. A ``jax.lax.scan`` over object
+positions was 8x slower to differentiate at 1e6 events on CPU (its backward pass
+is sequential and stores every intermediate state). Memory is the padded view
+times ``n_max + 1``.
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from diffhep.jagged import Jagged
 
 __all__ = ["count_distribution", "at_least", "exactly", "none_pass"]
+
+
+def _multiply(a: list[Array], b: list[Array], n_max: int) -> list[Array]:
+    """Product of two truncated count distributions (last entry = ``P(>= n_max)``)."""
+    out = []
+    for c in range(n_max + 1):
+        terms = [
+            a[i] * b[j]
+            for i in range(n_max + 1)
+            for j in range(n_max + 1)
+            if min(i + j, n_max) == c
+        ]
+        out.append(sum(terms[1:], terms[0]))
+    return out
 
 
 def count_distribution(collection: Jagged, weights: Array, n_max: int) -> Array:
@@ -40,21 +56,21 @@ def count_distribution(collection: Jagged, weights: Array, n_max: int) -> Array:
     """
     if n_max < 0:
         raise ValueError(f"n_max must be >= 0, got {n_max}")
-    dense = collection.pad(weights, fill=0.0)  # (events, max_count)
-    init = jnp.zeros((collection.n_events, n_max + 1), dtype=dense.dtype).at[:, 0].set(1.0)
-    if n_max == 0 or collection.max_count == 0:
-        return init.at[:, n_max].set(1.0) if n_max == 0 else init
-
-    def step(p: Array, w: Array) -> tuple[Array, None]:
-        w = w[:, None]
-        shifted = jnp.concatenate([jnp.zeros_like(p[:, :1]), p[:, :-1]], axis=1)
-        new = p * (1.0 - w) + shifted * w
-        # The last bucket absorbs: once >= n_max, it stays >= n_max.
-        new = new.at[:, -1].set(p[:, -1] + p[:, -2] * w[:, 0])
-        return new, None
-
-    out, _ = jax.lax.scan(step, init, dense.T)
-    return out
+    dtype = jnp.result_type(weights)
+    if n_max == 0:
+        return jnp.ones((collection.n_events, 1), dtype=dtype)
+    # (positions, events): pairing positions slices whole rows.
+    w = collection.pad(weights, fill=0.0, width=max(collection.max_count, 1)).T
+    zero = jnp.zeros_like(w)
+    poly = [1.0 - w, w] + [zero] * (n_max - 1)  # one plane per count
+    while poly[0].shape[0] > 1:
+        if poly[0].shape[0] % 2:  # pad with the distribution of "no object": [1, 0, ...]
+            poly = [
+                jnp.concatenate([p, jnp.full((1, p.shape[1]), float(k == 0), dtype)])
+                for k, p in enumerate(poly)
+            ]
+        poly = _multiply([p[0::2] for p in poly], [p[1::2] for p in poly], n_max)
+    return jnp.stack([p[0] for p in poly], axis=1)
 
 
 def at_least(collection: Jagged, weights: Array, n: int) -> Array:
