@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/diffhep demo
+	$(BIN)/diffhep demo --config configs/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
