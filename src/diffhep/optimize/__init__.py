@@ -1,5 +1,5 @@
 """Optax optimisation of cut values."""
 
-from diffhep.optimize.loop import OptimizationError, OptimizeResult, make_step, optimize
+from diffhep.optimize.loop import OptimizeResult, make_step, optimize
 
-__all__ = ["OptimizationError", "OptimizeResult", "make_step", "optimize"]
+__all__ = ["OptimizeResult", "make_step", "optimize"]

@@ -18,7 +18,6 @@ from jax import Array
 from tqdm.auto import tqdm
 
 from diffhep.analysis.params import CutParameter, from_unconstrained, to_unconstrained
-from diffhep.errors import DiffhepError
 
 __all__ = ["OptimizeResult", "optimize", "make_step"]
 
@@ -106,7 +105,3 @@ def optimize(
     bar.close()
     final = {k: float(v) for k, v in from_unconstrained(params, u).items()}
     return OptimizeResult(values=final, history=history, stopped=stopped)
-
-
-class OptimizationError(DiffhepError):
-    """The optimisation cannot go on (for example a non-finite objective at the start)."""
