@@ -39,7 +39,8 @@ def steep(slope):
 
 def test_soft_selection_converges_to_plain_awkward_hard_selection(samples):
     events, norms, data = samples
-    setup = Setup(bandwidth=1e-7)
+    setup = Setup(bandwidth=0.0)
+    data = {k: dimuon.with_binning(d, setup.edges, 0.0) for k, d in data.items()}
     for name in events:
         mass, weight = dimuon.hard_selection(events[name], CUTS, norms[name])
         _, ref = hard_hist(mass, weight, setup.edges)
@@ -55,7 +56,8 @@ def test_soft_selection_converges_to_plain_awkward_hard_selection(samples):
 
 def test_soft_significance_equals_pyhf_at_the_hard_limit(samples):
     events, norms, data = samples
-    setup = Setup(bandwidth=1e-7)
+    setup = Setup(bandwidth=0.0)
+    data = {k: dimuon.with_binning(d, setup.edges, 0.0) for k, d in data.items()}
     soft = float(soft_significance(data, CUTS, steep(1e6), setup))
     hard = evaluate_hard(events, norms, CUTS, setup).significance
     assert soft == pytest.approx(hard, rel=1e-4)
@@ -89,3 +91,11 @@ def test_soft_objective_is_smooth_in_float32(synthetic_dataset):
         values = np.array([float(z(jnp.float32(v))) for v in np.linspace(10.0, 12.0, 9)])
     second_difference = np.abs(np.diff(values, 2))
     assert second_difference.max() < 1e-2 * np.abs(values).max(), values
+
+
+def test_binning_mismatch_is_a_one_line_error(samples):
+    from diffhep.errors import ConfigError
+
+    _, _, data = samples
+    with pytest.raises(ConfigError, match="prepared with bandwidth 1.0 .* setup has bandwidth 2.0"):
+        soft_histograms(data, CUTS, steep(1.0), Setup(bandwidth=2.0))

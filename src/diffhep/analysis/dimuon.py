@@ -26,6 +26,7 @@ from jax import Array
 
 from diffhep.analysis.params import CutParameter
 from diffhep.errors import InputError
+from diffhep.histogram import BinnedKernel, binned_kernel
 from diffhep.jagged import Jagged, from_awkward
 from diffhep.select import at_least, none_pass, soft_above, soft_below
 
@@ -35,8 +36,10 @@ __all__ = [
     "BRANCHES",
     "CUTS",
     "EDGES",
+    "BANDWIDTH",
     "DimuonData",
     "prepare",
+    "with_binning",
     "soft_weights",
     "hard_selection",
 ]
@@ -62,6 +65,8 @@ CUTS = (
 
 #: Dimuon-mass binning of the fit, GeV.
 EDGES = np.linspace(60.0, 140.0, 17)
+#: Default KDE kernel width on the dimuon mass, GeV.
+BANDWIDTH = 1.0
 
 
 class DimuonData(eqx.Module):
@@ -76,6 +81,8 @@ class DimuonData(eqx.Module):
         base_weight: ``Float[Array, "events"]`` normalisation (xsec * lumi /
             sum of generator weights) times generator weight, times 1 if the two
             leading muons have opposite charge, else 0.
+        kernel: the mass's KDE kernel fractions in the fit binning, computed
+            once (the mass is static), so a step only sums weights into bins.
     """
 
     muons: Jagged
@@ -83,6 +90,7 @@ class DimuonData(eqx.Module):
     met: Array
     mass: Array
     base_weight: Array
+    kernel: BinnedKernel
 
 
 def _leading_pair(events: ak.Array) -> tuple[ak.Array, np.ndarray, np.ndarray]:
@@ -98,7 +106,13 @@ def _leading_pair(events: ak.Array) -> tuple[ak.Array, np.ndarray, np.ndarray]:
     return muons, mass, opposite
 
 
-def prepare(events: ak.Array, normalisation: float) -> DimuonData:
+def prepare(
+    events: ak.Array,
+    normalisation: float,
+    *,
+    edges: np.ndarray = EDGES,
+    bandwidth: float = BANDWIDTH,
+) -> DimuonData:
     """Compute the static structure of one sample, once, with Awkward.
 
     Args:
@@ -106,19 +120,28 @@ def prepare(events: ak.Array, normalisation: float) -> DimuonData:
             ``genWeight`` (as read by :func:`diffhep.io.read_events`).
         normalisation: xsec * lumi / sum of generator weights (events per unit
             generator weight).
+        edges: binning of the dimuon mass, GeV.
+        bandwidth: KDE kernel width on the mass, GeV (0: hard histogram).
     """
     if len(events) == 0:
         raise InputError("cannot prepare a sample with zero events")
     muons, mass, opposite = _leading_pair(events)
     weight = np.asarray(events.genWeight, dtype=np.float64) * normalisation * opposite
     dtype = jnp.result_type(float)
+    mass_j = jnp.asarray(mass, dtype=dtype)
     return DimuonData(
         muons=from_awkward(muons, fields=["pt"]),
         jets=from_awkward(events.Jet, fields=["pt"]),
         met=jnp.asarray(ak.to_numpy(events.MET_pt), dtype=dtype),
-        mass=jnp.asarray(mass, dtype=dtype),
+        mass=mass_j,
         base_weight=jnp.asarray(weight, dtype=dtype),
+        kernel=binned_kernel(mass_j, edges, bandwidth),
     )
+
+
+def with_binning(data: DimuonData, edges: np.ndarray, bandwidth: float) -> DimuonData:
+    """``data`` with the mass kernel recomputed for another binning or bandwidth."""
+    return eqx.tree_at(lambda d: d.kernel, data, binned_kernel(data.mass, edges, bandwidth))
 
 
 def soft_weights(

@@ -97,17 +97,19 @@ def run_job(
     workdir, output = Path(workdir), Path(output)
     files = ensure_dataset(workdir, settings.n_events, settings.seed, quiet=quiet)
 
+    setup = settings.setup
     _log("reading samples and computing static structure ...", quiet)
     events, norms, data = {}, {}, {}
     for name, path in files.items():
         sample = Sample(name=name, files=(str(path),), xsec_pb=PROCESSES[name]["xsec_pb"])
         norms[name] = normalisation(sample, settings.lumi_pb)
         events[name] = load_sample(sample, dimuon.BRANCHES)
-        data[name] = dimuon.prepare(events[name], norms[name])
+        data[name] = dimuon.prepare(
+            events[name], norms[name], edges=setup.edges, bandwidth=setup.bandwidth
+        )
 
     params = dimuon.CUTS
     slopes = {p.name: p.slope for p in params}
-    setup = settings.setup
 
     def loss(cuts, data):
         return -soft_significance(data, cuts, slopes, setup)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
 from diffhep.analysis import dimuon
-from diffhep.histogram import Histogram, kde_hist
+from diffhep.errors import ConfigError
+from diffhep.histogram import Histogram, fill
 from diffhep.infer import expected_discovery_significance
 from diffhep.likelihood import build_model, make_spec
 
@@ -31,7 +31,7 @@ class Setup:
 
     signal: str = "signal"
     edges: np.ndarray = field(default_factory=lambda: dimuon.EDGES)
-    bandwidth: float = 1.0
+    bandwidth: float = dimuon.BANDWIDTH
     normsys: Mapping[str, tuple[float, float]] = field(
         default_factory=lambda: {"dy": (1.05, 0.95), "ttbar": (1.10, 0.90), "qcd": (1.30, 0.70)}
     )
@@ -44,12 +44,21 @@ def soft_histograms(
     slopes: Mapping[str, float | Array],
     setup: Setup,
 ) -> dict[str, Histogram]:
-    """Weighted KDE histogram of the dimuon mass per sample (``bins`` each)."""
-    edges = jnp.asarray(setup.edges)
-    return {
-        name: kde_hist(d.mass, dimuon.soft_weights(d, cuts, slopes), edges, setup.bandwidth)
-        for name, d in data.items()
-    }
+    """Weighted KDE histogram of the dimuon mass per sample (``bins`` each).
+
+    Uses each sample's precomputed kernel (see :func:`dimuon.prepare`), which must
+    have been made with this setup's edges and bandwidth.
+    """
+    want = (tuple(float(e) for e in setup.edges), float(setup.bandwidth))
+    for name, d in data.items():
+        if (d.kernel.edges, d.kernel.bandwidth) != want:
+            raise ConfigError(
+                f"sample {name!r} was prepared with bandwidth {d.kernel.bandwidth} and "
+                f"{d.kernel.n_bins} bins but the setup has bandwidth {setup.bandwidth} and "
+                f"{len(setup.edges) - 1} bins; call dimuon.prepare(..., edges=setup.edges, "
+                "bandwidth=setup.bandwidth)"
+            )
+    return {name: fill(d.kernel, dimuon.soft_weights(d, cuts, slopes)) for name, d in data.items()}
 
 
 def spec_from_histograms(hists: Mapping[str, Histogram], setup: Setup) -> dict:

@@ -1,6 +1,23 @@
-"""Histograms: differentiable weighted KDE histograms and hard ``hist`` ones."""
+"""Histograms: differentiable weighted KDE histograms and hard ``hist`` ones.
+
+- :func:`kde_hist` — weighted binned KDE of an observable (traced or not);
+- :func:`binned_kernel` / :func:`fill` — precompute a static observable's kernel
+  fractions once, fill with new weights every step;
+- :func:`hard_hist` — ``hist.Hist`` fill for hard-cut evaluation.
+"""
 
 from diffhep.histogram.hard import hard_hist, to_hist
-from diffhep.histogram.kde import Histogram, bin_fractions, kde_hist
+from diffhep.histogram.kde import bin_fractions, kde_hist
+from diffhep.histogram.kernel import BinnedKernel, binned_kernel, fill
+from diffhep.histogram.types import Histogram
 
-__all__ = ["Histogram", "bin_fractions", "kde_hist", "hard_hist", "to_hist"]
+__all__ = [
+    "Histogram",
+    "BinnedKernel",
+    "binned_kernel",
+    "fill",
+    "bin_fractions",
+    "kde_hist",
+    "hard_hist",
+    "to_hist",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hist
 import numpy as np
 
-from diffhep.histogram.kde import Histogram
+from diffhep.histogram.types import Histogram
 
 __all__ = ["hard_hist", "to_hist"]
 

@@ -6,33 +6,24 @@ As ``bandwidth -> 0`` this is the ordinary weighted histogram. We write it
 ourselves because :func:`relaxed.hist` takes no event weights, and soft cuts
 *are* event weights.
 
-The kernel matrix is ``(events, bins + 1)`` and is built inside the jitted
-function; when the observable does not depend on the parameters (the common
-case: structure is static) XLA computes it once per call.
+:func:`kde_hist` evaluates only the few bins each kernel reaches
+(:mod:`diffhep.histogram.kernel`); when the observable is static, compute the
+:class:`~diffhep.histogram.kernel.BinnedKernel` once and call
+:func:`~diffhep.histogram.kernel.fill` in the step. :func:`bin_fractions` is the
+dense ``events x bins`` reference.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.scipy.special import ndtr
 
+from diffhep.histogram.kernel import binned_kernel, fill
+from diffhep.histogram.types import Histogram
+
 __all__ = ["Histogram", "kde_hist", "bin_fractions"]
-
-
-class Histogram(NamedTuple):
-    """A weighted histogram.
-
-    Attributes:
-        counts: ``Float[Array, "bins"]`` sum of weights per bin.
-        sumw2: ``Float[Array, "bins"]`` sum of squared weights per bin (the
-            MC statistical variance of ``counts``).
-    """
-
-    counts: Array
-    sumw2: Array
 
 
 def bin_fractions(x: Array, edges: Array, bandwidth: float | Array) -> Array:
@@ -50,22 +41,20 @@ def bin_fractions(x: Array, edges: Array, bandwidth: float | Array) -> Array:
     return cdf[:, 1:] - cdf[:, :-1]
 
 
-def kde_hist(
-    x: Array, weights: Array, edges: Array, bandwidth: float | Array
-) -> Histogram:
+def kde_hist(x: Array, weights: Array, edges: np.ndarray | Array, bandwidth: float) -> Histogram:
     """Weighted binned KDE histogram of ``x``.
 
     Args:
         x: ``Float[Array, "events"]`` observable per event.
         weights: ``Float[Array, "events"]`` event weights (normalisation times
             soft selection).
-        edges: ``Float[Array, "bins+1"]`` bin edges.
-        bandwidth: kernel width in units of ``x``; 0 < bandwidth.
+        edges: ``bins + 1`` increasing bin edges, concrete (not traced).
+        bandwidth: kernel width in units of ``x``, concrete; 0 gives the hard
+            histogram.
 
     Returns:
         :class:`Histogram` with ``counts = sum_e w_e k_eb`` and
         ``sumw2 = sum_e w_e^2 k_eb``, where ``k_eb`` is the kernel fraction of
         event ``e`` in bin ``b`` (both converge to the hard-histogram values).
     """
-    frac = bin_fractions(x, edges, bandwidth)
-    return Histogram(counts=weights @ frac, sumw2=(weights * weights) @ frac)
+    return fill(binned_kernel(x, np.asarray(edges), bandwidth), weights)
