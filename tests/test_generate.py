@@ -16,6 +16,7 @@ from diffhep.io.generate import BLOCK_SIZE, MUON_MASS
 EXPECTED_BRANCHES = {
     "run", "luminosityBlock", "event",
     "nMuon", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge", "Muon_pfRelIso04_all",
+    "Muon_tightId", "Muon_sip3d",
     "nJet", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagCSVV2",
     "MET_pt", "MET_phi", "genWeight",
 }  # fmt: skip

@@ -25,6 +25,7 @@ from diffhep.analysis.evaluate import evaluate_hard, workspace
 from diffhep.analysis.pipeline import Setup, soft_significance
 from diffhep.analysis.plots import plot_before_after
 from diffhep.io import PROCESSES, Sample, generate_dataset, load_sample, normalisation
+from diffhep.io.generate import SCHEMA_VERSION
 from diffhep.optimize import optimize
 from diffhep.outputs import write_json
 
@@ -64,7 +65,10 @@ def _log(msg: str, quiet: bool) -> None:
 def ensure_dataset(workdir: Path, n_events: Mapping[str, int], seed: int, *, quiet: bool = False) -> dict[str, Path]:
     """Generate the dataset into ``workdir`` unless the same one is already there."""
     key = hashlib.sha256(
-        json.dumps({"n": dict(n_events), "seed": seed, "v": diffhep.__version__}, sort_keys=True).encode()
+        json.dumps(
+            {"n": dict(n_events), "seed": seed, "v": diffhep.__version__, "schema": SCHEMA_VERSION},
+            sort_keys=True,
+        ).encode()
     ).hexdigest()[:16]
     manifest = workdir / "manifest.json"
     if manifest.exists():

@@ -29,7 +29,11 @@ import numpy as np
 
 from diffhep.errors import InputError, closest
 
-__all__ = ["PROCESSES", "BLOCK_SIZE", "UnknownProcessError", "generate_sample", "generate_dataset"]
+__all__ = ["PROCESSES", "BLOCK_SIZE", "SCHEMA_VERSION", "UnknownProcessError", "generate_sample", "generate_dataset"]
+
+#: Version of the generated content; bumped whenever branches or physics change,
+#: so cached datasets are regenerated (2: Muon_tightId and Muon_sip3d).
+SCHEMA_VERSION = 2
 
 #: Events per random-number block; fixed so the output never depends on chunk_size.
 BLOCK_SIZE = 10_000
@@ -79,6 +83,10 @@ def _blocks(process: str, n_events: int, seed: int) -> Iterator[dict]:
         n = min(BLOCK_SIZE, n_events - b * BLOCK_SIZE)
         rng = np.random.default_rng(np.random.SeedSequence([seed, pid, b]))
         block = _MAKERS[process](rng, n)
+        # Identification variables come from their own stream, so adding them
+        # left every other branch as it was.
+        id_rng = np.random.default_rng(np.random.SeedSequence([seed, pid, b, 1]))
+        block["Muon"] = _muon_id(id_rng, block["Muon"])
         start = b * BLOCK_SIZE
         event = np.arange(start + 1, start + n + 1, dtype=np.uint64)
         ids = {
@@ -136,7 +144,7 @@ def generate_sample(
 
     Returns:
         The path written. The TTree ``Events`` holds ``run``, ``luminosityBlock``,
-        ``event``; ``nMuon``, ``Muon_{pt,eta,phi,mass,charge,pfRelIso04_all}``;
+        ``event``; ``nMuon``, ``Muon_{pt,eta,phi,mass,charge,pfRelIso04_all,tightId,sip3d}``;
         ``nJet``, ``Jet_{pt,eta,phi,mass,btagCSVV2}``; ``MET_pt``, ``MET_phi`` and
         ``genWeight``. Collections are sorted by descending pt (GeV).
     """
@@ -289,6 +297,23 @@ def _muons(idx: np.ndarray, pt, eta, phi, charge, iso, rng: np.random.Generator)
         "charge": charge.astype(np.int32),
         "pfRelIso04_all": iso.astype(np.float32),
     }
+
+
+def _muon_id(rng: np.random.Generator, muons: ak.Array) -> ak.Array:
+    """Add ``tightId`` and ``sip3d`` (3-d impact-parameter significance) to muons.
+
+    Isolated (prompt-like, ``pfRelIso04_all < 0.15``) muons pass the tight ID
+    with 95% probability and have ``sip3d ~ |N(0, 1.5)|``; non-isolated ones 60%
+    and ``sip3d ~ exp(4)`` (displaced, from heavy-flavour decays).
+    """
+    iso = ak.to_numpy(ak.flatten(muons.pfRelIso04_all))
+    prompt = iso < 0.15
+    m = len(iso)
+    tight = rng.random(m) < np.where(prompt, 0.95, 0.6)
+    sip3d = np.where(prompt, np.abs(rng.normal(0.0, 1.5, m)), rng.exponential(4.0, m))
+    counts = ak.num(muons, axis=1)
+    muons = ak.with_field(muons, ak.unflatten(tight, counts), "tightId")
+    return ak.with_field(muons, ak.unflatten(sip3d.astype(np.float32), counts), "sip3d")
 
 
 def _soft_muons(rng: np.random.Generator, n: int, rate: float, pt_mean: float, iso_mean: float) -> dict:
