@@ -16,11 +16,24 @@ All of it is built once from an Awkward Array (NumPy- or JAX-backed) by
 ``jax.ops.segment_*`` reductions, so they can be ``jax.jit``-ed, ``vmap``-ed,
 differentiated and run on a GPU, which Awkward's (deprecated) JAX backend
 cannot do.
+
+Elementwise math needs nothing special: fields are plain ``(objects,)`` JAX
+arrays, so ``jnp`` functions and arithmetic apply directly, and derived fields
+are added with :meth:`Jagged.with_field`. Event-level values ``(events,)`` meet
+object-level ones through :meth:`Jagged.broadcast` (a gather by event)::
+
+    jets = jets.with_field("pt_scaled", jets.pt * jes)            # object-level
+    frac = jets.pt / jets.broadcast(jets.sum(jets.pt))             # pt / HT
+    w = jax.nn.sigmoid(jets.pt - jets.broadcast(cut_per_event))    # per-event cut
+
+Per-event reductions (``sum``, ``count``, ``mean``, ``min``, ``max``, smooth
+and soft versions) are methods that call :mod:`diffhep.jagged.reduce`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import equinox as eqx
@@ -30,8 +43,12 @@ import numpy as np
 from jax import Array
 
 from diffhep.errors import InputError, closest
+from diffhep.jagged import reduce
 
-__all__ = ["Jagged", "from_awkward", "to_awkward"]
+if TYPE_CHECKING:
+    from diffhep.jagged.combinations import Combinations
+
+__all__ = ["Jagged", "from_awkward", "to_awkward", "structure_from_counts"]
 
 
 class Jagged(eqx.Module):
@@ -44,7 +61,16 @@ class Jagged(eqx.Module):
             event (0 for the first, which is the leading one if the input was
             sorted).
         n_events: number of events (static).
-        max_count: largest number of objects in one event (static).
+        max_count: largest number of objects in one event (static; an upper
+            bound also works: it sets the default :meth:`pad` width and the
+            number of scan steps of :meth:`prod`).
+
+    Example:
+        >>> import awkward as ak
+        >>> j = from_awkward(ak.Array([[{"pt": 10.0}, {"pt": 30.0}], []]))
+        >>> j = j.with_field("pt2", j.pt**2)
+        >>> (j.pt / j.broadcast(j.sum(j.pt))).tolist(), j.count().tolist()
+        ([0.25, 0.75], [2.0, 0.0])
     """
 
     fields: dict[str, Array]
@@ -79,28 +105,61 @@ class Jagged(eqx.Module):
         return eqx.tree_at(lambda j: j.fields, self, {**self.fields, name: values})
 
     # -- event-level <-> object-level -------------------------------------
-    def broadcast(self, event_values: Array) -> Array:
-        """Broadcast ``(events, ...)`` values to objects: ``(objects, ...)``."""
-        return jnp.asarray(event_values)[self.segment_ids]
+    def broadcast(self, event_values: Any) -> Any:
+        """Broadcast ``(events, ...)`` values (or a pytree of them) to objects: ``(objects, ...)``.
 
-    def sum(self, values: Array) -> Array:
-        """Per-event sum of flat ``values``; shape ``(events,)``; 0 for empty."""
-        return jax.ops.segment_sum(
-            values, self.segment_ids, num_segments=self.n_events, indices_are_sorted=True
-        )
+        A gather by ``segment_ids``; combine the result elementwise with object
+        fields, e.g. ``j.pt / j.broadcast(ht)`` or ``j.eta - j.broadcast(jet_eta0)``.
+        """
+        return jax.tree.map(lambda v: jnp.asarray(v)[self.segment_ids], event_values)
+
+    def sum(self, values: Any) -> Any:
+        """Per-event sum of flat ``values`` (or a pytree, e.g. FourVector), ``(events,)``; 0 if empty."""
+        return reduce.segment_sum(self, values)
 
     def count(self, weights: Array | None = None) -> Array:
         """Per-event (weighted) number of objects, shape ``(events,)``."""
-        if weights is None:
-            weights = jnp.ones(self.segment_ids.shape, dtype=jnp.result_type(float))
-        return self.sum(weights)
+        return reduce.count(self, weights)
 
-    def max(self, values: Array, initial: float = -jnp.inf) -> Array:
-        """Per-event maximum, shape ``(events,)``; ``initial`` for empty events."""
-        out = jax.ops.segment_max(
-            values, self.segment_ids, num_segments=self.n_events, indices_are_sorted=True
-        )
-        return jnp.maximum(out, initial)
+    def mean(self, values: Array, weights: Array | None = None) -> Array:
+        """Per-event (weighted) mean, ``(events,)``; 0 for empty events (see ``reduce.mean``)."""
+        return reduce.mean(self, values, weights)
+
+    def max(self, values: Array, initial: float = -jnp.inf, *, fill: float | None = None) -> Array:
+        """Per-event maximum, shape ``(events,)``; ``initial`` (or ``fill``) for empty events."""
+        return reduce.maximum(self, values, initial, fill=fill)
+
+    def min(self, values: Array, initial: float = jnp.inf, *, fill: float | None = None) -> Array:
+        """Per-event minimum, shape ``(events,)``; ``initial`` (or ``fill``) for empty events."""
+        return reduce.minimum(self, values, initial, fill=fill)
+
+    def smooth_max(
+        self, values: Array, temperature: float | Array, *, fill: float = -jnp.inf
+    ) -> Array:
+        """Smooth maximum ``T*logsumexp(v/T)`` per event, ``(events,)`` (``reduce.smooth_max``)."""
+        return reduce.smooth_max(self, values, temperature, fill=fill)
+
+    def smooth_min(
+        self, values: Array, temperature: float | Array, *, fill: float = jnp.inf
+    ) -> Array:
+        """Smooth minimum ``-T*logsumexp(-v/T)`` per event, ``(events,)``."""
+        return reduce.smooth_min(self, values, temperature, fill=fill)
+
+    def softmax(self, values: Array, temperature: float | Array = 1.0) -> Array:
+        """Per-object weights summing to 1 in each event, ``(objects,)`` (``reduce.softmax``)."""
+        return reduce.softmax(self, values, temperature)
+
+    def prod(self, values: Array) -> Array:
+        """Exact per-event product, ``(events,)``; 1 for empty; finite gradients at 0."""
+        return reduce.segment_prod(self, values)
+
+    def soft_all(self, weights: Array) -> Array:
+        """``prod(w)`` per event, ``(events,)``: soft "all pass"; 1 for empty events."""
+        return reduce.soft_all(self, weights)
+
+    def soft_any(self, weights: Array) -> Array:
+        """``1 - prod(1 - w)`` per event, ``(events,)``: soft "any passes"; 0 for empty events."""
+        return reduce.soft_any(self, weights)
 
     def pad(self, values: Array, fill: float = 0.0, width: int | None = None) -> Array:
         """Dense ``(events, width)`` view of ``values`` padded with ``fill``.
@@ -117,7 +176,8 @@ class Jagged(eqx.Module):
         return np.bincount(np.asarray(self.segment_ids), minlength=self.n_events)
 
 
-def _structure(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def structure_from_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Host ``(segment_ids, local_index)``, both ``int32[objects]``, from ``counts[events]``."""
     counts = np.asarray(counts, dtype=np.int64)
     segment_ids = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
     offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -175,7 +235,7 @@ def from_awkward(
                 raise InputError(f"collection has no field {name!r}{closest(name, names)}")
         columns = {name: array[name] for name in wanted}
     counts = ak.to_numpy(ak.num(array, axis=1))
-    segment_ids, local_index = _structure(counts)
+    segment_ids, local_index = structure_from_counts(counts)
     dtype = dtype or jnp.result_type(float)
     flat = {
         name: jnp.asarray(ak.to_numpy(ak.flatten(col, axis=1)), dtype=dtype)
@@ -190,12 +250,24 @@ def from_awkward(
     )
 
 
-def to_awkward(jagged: Jagged, values: Array | Mapping[str, Array] | None = None) -> ak.Array:
-    """Return flat object ``values`` (or all fields) as an ``events * var`` Awkward Array.
+def to_awkward(
+    jagged: Jagged | Combinations, values: Array | Mapping[str, Array] | None = None
+) -> ak.Array:
+    """Return flat ``values`` (or all fields) as an ``events * var`` Awkward Array.
 
     Lossless: the result has exactly the structure the :class:`Jagged` was
-    built from (after any sorting done by :func:`from_awkward`).
+    built from (after any sorting done by :func:`from_awkward`). For
+    :class:`~diffhep.jagged.Combinations`, ``values`` are per combination
+    (``(combos,)``, or ``(combos, n)`` from ``gather``, giving
+    ``events * var * n``); without ``values`` it returns the member indices
+    *within the event* (``events * var * n``), as ``ak.argcombinations``.
     """
+    from diffhep.jagged.combinations import Combinations
+
+    if isinstance(jagged, Combinations):
+        if values is None:
+            return to_awkward(jagged.combos, np.asarray(jagged.local_members))
+        jagged = jagged.combos
     counts = jagged.counts()
     if values is None:
         values = jagged.fields
