@@ -8,6 +8,7 @@ import pytest
 import relaxed
 from jax.test_util import check_grads
 
+from diffhep.errors import ConfigError
 from diffhep.jagged import from_awkward
 from diffhep.select import (
     at_least,
@@ -43,6 +44,39 @@ def test_soft_cuts_equal_relaxed_cut_where_finite():
     x = jnp.linspace(-5, 5, 101)
     np.testing.assert_allclose(soft_above(x, 0.5, 2.0), relaxed.cut(x, 0.5, 2.0, "above"), rtol=1e-12)
     np.testing.assert_allclose(soft_below(x, 0.5, 2.0), relaxed.cut(x, 0.5, 2.0, "below"), rtol=1e-12)
+
+
+def test_temperature_is_inverse_slope_and_matches_relaxed_cut():
+    x = jnp.linspace(-5, 5, 101)
+    np.testing.assert_allclose(
+        soft_above(x, 0.5, temperature=0.25), relaxed.cut(x, 0.5, 4.0, "above"), rtol=1e-12
+    )
+    np.testing.assert_allclose(soft_below(x, 0.5, temperature=0.25), soft_below(x, 0.5, 4.0), rtol=1e-15)
+    np.testing.assert_allclose(
+        soft_window(x, -1.0, 2.0, temperature=0.5), soft_window(x, -1.0, 2.0, slope=2.0), rtol=1e-15
+    )
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"slope": 1.0, "temperature": 1.0}])
+def test_soft_cut_needs_exactly_one_of_slope_and_temperature(kwargs):
+    with pytest.raises(ConfigError, match="exactly one of slope"):
+        soft_above(jnp.zeros(3), 0.0, **kwargs)
+
+
+def test_soft_cuts_vmap_over_cuts_and_slopes():
+    x = jnp.asarray(np.random.default_rng(3).normal(size=50))
+    cuts = jnp.linspace(-1.0, 1.0, 5)
+    slopes = jnp.array([0.5, 1.0, 10.0, 100.0, 1e4])
+    batched = jax.jit(jax.vmap(lambda c, s: soft_window(x, c, c + 1.0, s)))(cuts, slopes)
+    for k in range(5):
+        np.testing.assert_allclose(batched[k], soft_window(x, cuts[k], cuts[k] + 1.0, slopes[k]), rtol=1e-14)
+
+
+def test_soft_cut_gradients_match_finite_differences():
+    x = jnp.asarray(np.random.default_rng(4).normal(size=20))
+    check_grads(lambda c, s: soft_above(x, c, s).sum(), (0.1, 3.0), order=1, modes=["fwd", "rev"])
+    check_grads(lambda c, t: soft_below(x, c, temperature=t).sum(), (0.1, 0.3), order=1, modes=["rev"])
+    check_grads(lambda lo, hi: soft_window(x, lo, hi, 2.0).sum(), (-0.5, 0.7), order=1, modes=["rev"])
 
 
 def test_soft_cut_gradient_stays_finite_at_steep_slopes():
@@ -81,16 +115,17 @@ def test_count_distribution_matches_enumeration(seed):
     np.testing.assert_allclose(none_pass(j, w), dist[:, 0], rtol=1e-12)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_count_gradients_match_finite_differences(seed):
-    j = from_awkward(random_collection(seed))
+def test_count_gradients_match_finite_differences():
+    # First order only: optimisers need no more, and compiling second-order
+    # checks cost ~30 s on two CPU cores.
+    j = from_awkward(random_collection(0))
 
     @jax.jit
     def f(c):
         w = soft_above(j.pt, c, 0.2)
         return jnp.sum(at_least(j, w, 2) * jnp.arange(j.n_events) + exactly(j, w, 1) + none_pass(j, w))
 
-    check_grads(f, (18.0,), order=2, modes=["fwd", "rev"])
+    check_grads(f, (18.0,), order=1, modes=["fwd", "rev"])
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 4])

@@ -40,8 +40,7 @@ from diffhep.analysis.params import CutParameter
 from diffhep.errors import InputError
 from diffhep.histogram import BinnedKernel, Histogram, binned_kernel, fill
 from diffhep.jagged import Jagged, from_awkward, structure_from_counts
-from diffhep.select import at_least, soft_above, soft_below
-from diffhep.select.ordered import first_pass
+from diffhep.select import at_least, first_pass, soft_above, soft_below
 
 vector.register_awkward()
 

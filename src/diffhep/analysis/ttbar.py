@@ -45,8 +45,7 @@ from diffhep.analysis.params import CutParameter
 from diffhep.errors import InputError
 from diffhep.histogram import BinnedKernel, Histogram, binned_kernel, fill
 from diffhep.jagged import Jagged, from_awkward, structure_from_counts
-from diffhep.select import exactly, joint_count_distribution, soft_above
-from diffhep.select.ordered import first_pass
+from diffhep.select import exactly, first_pass, joint_count_distribution, soft_above
 
 vector.register_awkward()
 
