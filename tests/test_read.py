@@ -129,7 +129,7 @@ def test_iterate_matches_read(data_file) -> None:
 def test_generated_file_round_trip(tmp_path: Path) -> None:
     path = generate_sample(tmp_path / "sig.root", "signal", 500, seed=1)
     events = read_events(path)
-    assert set(events.Muon.fields) == {"pt", "eta", "phi", "mass", "charge", "pfRelIso04_all"}
+    assert set(events.Muon.fields) == {"pt", "eta", "phi", "mass", "charge", "pfRelIso04_all", "tightId", "sip3d"}
     assert set(events.Jet.fields) == {"pt", "eta", "phi", "mass", "btagCSVV2"}
     assert {"nMuon", "nJet", "MET_pt", "MET_phi", "genWeight", "event"} <= set(events.fields)
     assert ak.all(ak.num(events.Muon) == events.nMuon)
