@@ -58,7 +58,7 @@ def test_gradients_finite_also_at_hard_weights():
     j = from_awkward(arr)
     f = jax.jit(lambda w: jnp.sum(first_pass(j, w) * j.pt))
     w = jax.nn.sigmoid((j.pt - 15.0) / 4.0)
-    check_grads(f, (w,), order=2, modes=["fwd", "rev"])
+    check_grads(f, (w,), order=1, modes=["fwd", "rev"])
     hard = jnp.where(j.pt > 15.0, 1.0, 0.0)
     assert np.all(np.isfinite(np.asarray(jax.grad(f)(hard))))
     # The gradient at hard weights is the analytic one: d/dw_i of w_i * prod_{j<i}(1 - w_j).
