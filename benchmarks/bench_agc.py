@@ -15,8 +15,8 @@ after warm-up and with ``block_until_ready``, of
   ``sum_bins s / sqrt(b + sumw2_b + 1)`` over both regions' soft histograms;
 * **Awkward-JAX**: the same number and gradient written with Awkward Arrays on
   the (deprecated) JAX backend, eagerly: sigmoid weights with Awkward ufuncs,
-  the joint jet count as a loop over padded jet positions, trijets with
-  ``ak.combinations`` every call, the ordered choice through a flat
+  the joint jet count as a loop over padded jet positions, trijet member
+  weights by jagged integer indexing, the ordered choice through a flat
   ``jnp.cumsum``, dense-kernel KDE histograms;
 * **hard**: :func:`ttbar.hard_selection` (the AGC's Awkward code) plus
   ``hist.Hist`` fills, what a non-differentiable analysis runs per cut point.
@@ -98,10 +98,10 @@ class AwkwardSample:
         self.jet_btag = to_jax(jets.btag)
         self.max_jets = int(ak.max(ak.num(jets, axis=1), initial=0))
         tri = ttbar._trijets(jets)
-        # Static: the pT order of the trijets, applied to ak.combinations' output.
-        pt = ak.combinations(ak.zip({"p4": jets}), 3, fields=["a", "b", "c"])
-        tri_pt = (pt.a.p4 + pt.b.p4 + pt.c.p4).pt
-        self.order = ak.to_backend(ak.argsort(tri_pt, axis=1, ascending=False, stable=True), "jax")
+        # Static: the member indices of the pT-ordered trijets (ak.combinations
+        # on the JAX backend returned empty lists at 1e5 events, so the members
+        # are gathered with jagged integer indexing instead).
+        self.members = [ak.to_backend(tri[f], "jax") for f in ("i1", "i2", "i3")]
         counts = ak.to_numpy(ak.num(tri, axis=1))
         self.segment = np.repeat(np.arange(len(counts)), counts)
         self.first = np.concatenate([[0], np.cumsum(counts)])[:-1]
@@ -136,9 +136,9 @@ class AwkwardSample:
         ht = ak.to_jax(ak.sum(w_sel * self.jet_pt, axis=1))
         h_ht = _kde(ht, self.base * r1, ttbar.REGIONS["4j1b"][1], self.bandwidth)
         # Trijets: member weights via ak.combinations, sorted by the static pT order.
-        ws = ak.combinations(w_sel, 3, fields=["a", "b", "c"])[self.order]
-        ts = ak.combinations(tagged, 3, fields=["a", "b", "c"])[self.order]
-        p = ws.a * ws.b * ws.c * (1.0 - (1.0 - ts.a) * (1.0 - ts.b) * (1.0 - ts.c))
+        wa, wb, wc = (w_sel[i] for i in self.members)
+        ta, tb, tc = (tagged[i] for i in self.members)
+        p = wa * wb * wc * (1.0 - (1.0 - ta) * (1.0 - tb) * (1.0 - tc))
         p = ak.to_jax(ak.flatten(p))
         log_q = jnp.log1p(-p)
         inclusive = jnp.cumsum(log_q)
