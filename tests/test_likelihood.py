@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zlib
 
 import jax
 import jax.numpy as jnp
@@ -16,104 +15,18 @@ from pyhf.interpolators.code4p import _slow_code4p
 from diffhep.errors import ConfigError
 from diffhep.likelihood import build_model, make_spec, to_pyhf
 from diffhep.likelihood.interpolation import code4, code4p
+from workspace_factory import MODIFIER_KINDS as KINDS
+from workspace_factory import NB
+from workspace_factory import modifier_spec as spec_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:jsonschema.RefResolver is deprecated:DeprecationWarning")
 
-NB = 4
 
 
 @pytest.fixture(autouse=True, scope="module")
 def x64():
     with jax.enable_x64(True):
         yield
-
-
-def _sample(rng, name, mods, low=5.0, high=20.0):
-    return {"name": name, "data": list(rng.uniform(low, high, NB)), "modifiers": mods}
-
-
-def _unc(rng):
-    return list(rng.uniform(0.5, 2.0, NB))
-
-
-NF = {"name": "mu", "type": "normfactor", "data": None}
-LUMI_PARAM = {"name": "lumi", "auxdata": [1.0], "sigmas": [0.02], "bounds": [[0.5, 1.5]], "inits": [1.0]}
-
-
-def spec_for(kind: str) -> dict:
-    """One small spec per modifier type, plus combined and multi-channel ones."""
-    rng = np.random.default_rng(zlib.crc32(kind.encode()))
-    sig = _sample(rng, "sig", [NF], 1.0, 5.0)
-    if kind == "normfactor":
-        return {"channels": [{"name": "sr", "samples": [sig, _sample(rng, "bkg", [])]}]}
-    if kind == "normsys":
-        mods = [{"name": "bn", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}}]
-        return {"channels": [{"name": "sr", "samples": [sig, _sample(rng, "bkg", mods)]}]}
-    if kind == "staterror":
-        # shared by two samples; one bin has zero yield in one sample
-        b1 = _sample(rng, "b1", [{"name": "staterror_sr", "type": "staterror", "data": _unc(rng)}])
-        b2 = _sample(rng, "b2", [{"name": "staterror_sr", "type": "staterror", "data": _unc(rng)}])
-        b2["data"][1] = 0.0
-        b2["modifiers"][0]["data"][1] = 0.0
-        return {"channels": [{"name": "sr", "samples": [sig, b1, b2]}]}
-    if kind == "lumi":
-        mods = [{"name": "lumi", "type": "lumi", "data": None}]
-        sig["modifiers"] = [NF, *mods]
-        return {
-            "channels": [{"name": "sr", "samples": [sig, _sample(rng, "bkg", mods)]}],
-            "parameters": [LUMI_PARAM],
-        }
-    if kind == "shapesys":
-        mods = [{"name": "ss", "type": "shapesys", "data": _unc(rng)}]
-        return {"channels": [{"name": "sr", "samples": [sig, _sample(rng, "bkg", mods)]}]}
-    if kind == "histosys":
-        data = {"hi_data": list(rng.uniform(5, 20, NB)), "lo_data": list(rng.uniform(5, 20, NB))}
-        mods = [{"name": "hs", "type": "histosys", "data": data}]
-        return {"channels": [{"name": "sr", "samples": [sig, _sample(rng, "bkg", mods)]}]}
-    if kind == "shapefactor":
-        mods = [{"name": "sf", "type": "shapefactor", "data": None}]
-        return {"channels": [{"name": "sr", "samples": [sig, _sample(rng, "bkg", mods)]}]}
-    if kind == "combined":  # every type, two channels, shared names across channels and types
-        lumi = {"name": "lumi", "type": "lumi", "data": None}
-        sig["modifiers"] = [NF, lumi]
-        hs = {"hi_data": list(rng.uniform(5, 20, NB)), "lo_data": list(rng.uniform(5, 20, NB))}
-        b1 = _sample(rng, "zz_bkg1", [
-            {"name": "b_norm", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}},
-            {"name": "staterror_sr", "type": "staterror", "data": _unc(rng)},
-            {"name": "shape", "type": "histosys", "data": hs},
-            {"name": "shape", "type": "normsys", "data": {"hi": 1.02, "lo": 0.97}},
-        ])
-        b2 = _sample(rng, "a_bkg2", [
-            {"name": "staterror_sr", "type": "staterror", "data": _unc(rng)},
-            {"name": "ss", "type": "shapesys", "data": _unc(rng)},
-            {"name": "a_norm", "type": "normsys", "data": {"hi": 1.2, "lo": 0.9}},
-        ])
-        cr = _sample(rng, "zz_bkg1", [
-            {"name": "b_norm", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}},
-            {"name": "staterror_cr", "type": "staterror", "data": _unc(rng)},
-            {"name": "sf", "type": "shapefactor", "data": None},
-            lumi,
-        ])
-        return {
-            "channels": [{"name": "sr", "samples": [sig, b1, b2]}, {"name": "cr", "samples": [cr]}],
-            "parameters": [LUMI_PARAM],
-        }
-    if kind == "uncorrelated_background":
-        return pyhf.simplemodels.uncorrelated_background([5.0, 6.0, 1.0], [50.0, 52.0, 3.0], [3.0, 7.0, 2.0]).spec
-    raise ValueError(kind)
-
-
-KINDS = [
-    "normfactor",
-    "normsys",
-    "staterror",
-    "lumi",
-    "shapesys",
-    "histosys",
-    "shapefactor",
-    "combined",
-    "uncorrelated_background",
-]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -1,12 +1,29 @@
-"""Fits and test statistics on :class:`diffhep.likelihood.Model`.
+"""Fits, test statistics, hypothesis tests and differentiable objectives on :class:`diffhep.likelihood.Model`.
 
-- :func:`fit`, :func:`fixed_poi_fit` — jit-compatible projected-Newton MLE fits;
-- :func:`asimov_data`, :func:`discovery_q0` — Asimov data and the discovery ``q0``;
-- :func:`expected_discovery_significance` — differentiable median ``Z`` (envelope theorem);
+- :func:`fit`, :func:`fixed_poi_fit` — jit/vmap-compatible projected-Newton MLE fits
+  honouring bounds and fixed parameters; :func:`implicit_fit` — the same with
+  derivatives of the fitted parameters (implicit function theorem);
+- :func:`hypotest` — asymptotic CLs (``qtilde``, ``q``) and discovery p-value
+  (``q0``) with expected bands, as ``pyhf.infer.hypotest``, returning a
+  :class:`HypotestResult`;
+- :func:`asimov_data`, :func:`discovery_q0`, :func:`log_likelihood_ratio` — building blocks;
+- objectives, differentiable in the model's numbers:
+  :func:`expected_discovery_significance`, :func:`expected_cls`,
+  :func:`expected_cls_band`, :func:`poi_uncertainty`, :func:`asimov_significance`;
 - :func:`pyhf_discovery_significance` — the pyhf reference value.
 """
 
+from diffhep.infer.asymptotics import EXPECTED_NSIGMA
 from diffhep.infer.fit import FitResult, fit, fixed_poi_fit
+from diffhep.infer.hypotest import HypotestFits, HypotestResult, hypotest
+from diffhep.infer.implicit import implicit_fit
+from diffhep.infer.objectives import (
+    asimov_q_mu,
+    asimov_significance,
+    expected_cls,
+    expected_cls_band,
+    poi_uncertainty,
+)
 from diffhep.infer.ratio import log_likelihood_ratio
 from diffhep.infer.significance import (
     asimov_data,
@@ -19,9 +36,19 @@ __all__ = [
     "FitResult",
     "fit",
     "fixed_poi_fit",
+    "implicit_fit",
+    "HypotestFits",
+    "HypotestResult",
+    "hypotest",
+    "EXPECTED_NSIGMA",
     "asimov_data",
     "discovery_q0",
     "log_likelihood_ratio",
     "expected_discovery_significance",
+    "expected_cls",
+    "expected_cls_band",
+    "poi_uncertainty",
+    "asimov_q_mu",
+    "asimov_significance",
     "pyhf_discovery_significance",
 ]

@@ -1,17 +1,23 @@
-"""Maximum-likelihood fits with a fixed number of projected-Newton steps.
+"""Maximum-likelihood fits by projected Newton steps, stopping at convergence.
 
-The minimiser is pure JAX with a static iteration count, so it runs under
-``jax.jit`` and inside ``jax.grad``-traced code (differentiate *through* the
-fit result only via the envelope theorem — see
-:mod:`diffhep.infer.significance`). It is meant for small models (< ~100
-parameters): every step builds the full Hessian.
+The minimiser is pure JAX (a ``lax.while_loop`` with at most ``n_steps``
+steps), so it runs under ``jax.jit`` and ``jax.vmap`` and inside
+``jax.grad``-traced code when its inputs are ``stop_gradient``-ed. Derivatives
+of the fitted parameters come from :mod:`diffhep.infer.implicit` (implicit
+function theorem); derivatives of profiled likelihoods from the envelope
+theorem (:mod:`diffhep.infer.significance`). Every step builds the full
+Hessian, which is cheap up to a few hundred parameters.
 
 Each step: gradient ``g`` and Hessian ``H`` of the NLL; parameters that are
 fixed, or sit on a bound with ``g`` pushing outwards, are frozen for the step;
-the Newton direction uses ``H`` with eigenvalues replaced by their absolute
-values (floored), so it always descends; a backtracking search over step
+the direction solves ``H d = -g`` by Cholesky where ``H`` is positive
+definite (Newton), else uses the Fisher information instead of ``H`` (Fisher
+scoring, as in non-convex regions far from the minimum), else ``H + lambda I``
+(Levenberg-Marquardt), so it always descends; a backtracking search over step
 lengths ``1, 1/2, ..., 2**-(n_halvings-1)`` (clipped to the bounds) keeps the
-best point, never increasing the NLL.
+best point, never increasing the NLL. The loop stops when no step lowers the
+NLL or the Newton decrement ``g.H^-1.g / 2`` (the predicted gain of a full
+step) is below ``10 * eps`` of the dtype (2e-15 in float64).
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from diffhep.errors import ConfigError
 from diffhep.infer.ratio import log_likelihood_ratio
+from diffhep.likelihood.hessian import nll_derivatives
 from diffhep.likelihood.model import Model
 
 __all__ = ["FitResult", "fit", "fixed_poi_fit"]
@@ -48,6 +56,50 @@ def _nll(model: Model, data: Array, pars: Array) -> Array:
     return -model.logpdf(pars, data)[0]
 
 
+_SHIFTS = tuple(10.0**k for k in range(-12, 3))
+
+
+def _cholesky(h: Array) -> tuple[Array, Array]:
+    """Lower Cholesky factor of ``h`` and whether it succeeded (``h`` positive definite)."""
+    chol = jnp.linalg.cholesky(h)
+    return chol, jnp.all(jnp.isfinite(chol)) & jnp.all(jnp.diagonal(chol) > 0)
+
+
+def _newton_direction(h: Array, fisher: Array, g: Array) -> Array:
+    """A descent direction ``-M^-1 g`` with ``M`` positive definite.
+
+    ``M`` is the Hessian ``h`` where it is positive definite (Newton), else the
+    Fisher information ``fisher`` (Fisher scoring; positive definite when every
+    free parameter is constrained or affects a bin), else ``h + lambda I`` with
+    the smallest ``lambda = 10**k * max|h_ii|``, ``k = -12 .. 2``, that is
+    (Levenberg-Marquardt), trying one Cholesky factorisation after the other.
+    """
+    scale = jnp.max(jnp.abs(jnp.diag(h))) + jnp.finfo(h.dtype).tiny
+    eye = jnp.eye(h.shape[0], dtype=h.dtype)
+    newton, newton_ok = _cholesky(h)
+    scoring, scoring_ok = _cholesky(fisher + 1e-12 * scale * eye)
+    chol = jnp.where(newton_ok, newton, scoring)
+    shifts = jnp.asarray(_SHIFTS, dtype=h.dtype) * scale
+
+    def not_done(state: tuple[Array, Array, Array]) -> Array:
+        i, _, ok = state
+        return ~ok & (i < len(_SHIFTS))
+
+    def next_shift(state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+        i = state[0]
+        return (i + 1, *_cholesky(h + shifts[i] * eye))
+
+    start = (jnp.zeros((), dtype=jnp.int32), chol, newton_ok | scoring_ok)
+    _, chol, _ = jax.lax.while_loop(not_done, next_shift, start)
+    return -jax.scipy.linalg.cho_solve((chol, True), g)
+
+
+class _State(NamedTuple):
+    pars: Array
+    step: Array
+    done: Array
+
+
 @partial(jax.jit, static_argnames=("n_steps", "n_halvings"))
 def _minimize(
     model: Model,
@@ -65,21 +117,22 @@ def _minimize(
         return _nll(model, data, p)
 
     ts = 0.5 ** jnp.arange(n_halvings, dtype=init.dtype)
+    tolerance = 10.0 * jnp.finfo(init.dtype).eps
 
-    def step(p: Array, _: None) -> tuple[Array, None]:
-        g = jax.grad(nll)(p)
-        h = jax.hessian(nll)(p)
+    def step(state: _State) -> _State:
+        p = state.pars
+        g, h, fisher = nll_derivatives(model, p, data)
         at_lower = (p <= lower) & (g > 0)
         at_upper = (p >= upper) & (g < 0)
         active = free & ~at_lower & ~at_upper
         both = active[:, None] & active[None, :]
-        h = jnp.where(both, h, 0.0) + jnp.diag(jnp.where(active, 0.0, 1.0))
+        inactive = jnp.diag(jnp.where(active, 0.0, 1.0))
+        h = jnp.where(both, h, 0.0) + inactive
         h = 0.5 * (h + h.T)
-        w, v = jnp.linalg.eigh(h)
-        scale = jnp.max(jnp.abs(w))
-        w = jnp.maximum(jnp.abs(w), 1e-12 * scale + jnp.finfo(p.dtype).tiny)
-        direction = -(v @ ((v.T @ jnp.where(active, g, 0.0)) / w))
-        direction = jnp.where(active, direction, 0.0)
+        fisher = jnp.where(both, fisher, 0.0) + inactive
+        g_active = jnp.where(active, g, 0.0)
+        direction = jnp.where(active, _newton_direction(h, fisher, g_active), 0.0)
+        decrement = -jnp.dot(g_active, direction)  # twice the predicted NLL decrease of a full step
         candidates = jnp.clip(p[None, :] + ts[:, None] * direction[None, :], lower, upper)
         candidates = jnp.where(free[None, :], candidates, p[None, :])
         # Compare candidates by their NLL *difference* to ``p``: absolute NLLs
@@ -88,9 +141,17 @@ def _minimize(
         values = jnp.where(jnp.isfinite(values), values, jnp.inf)
         best = jnp.argmin(values)
         better = values[best] < 0.0
-        return jnp.where(better, candidates[best], p), None
+        new = jnp.where(better, candidates[best], p)
+        # converged: no step lowers the NLL, or the full Newton step would gain < ~eps
+        done = ~better | (0.5 * decrement < tolerance)
+        return _State(new, state.step + 1, done)
 
-    p, _ = jax.lax.scan(step, init, None, length=n_steps)
+    def keep_going(state: _State) -> Array:
+        return (state.step < n_steps) & ~state.done
+
+    state = _State(init, jnp.zeros((), dtype=jnp.int32), jnp.zeros((), dtype=bool))
+    final = jax.lax.while_loop(keep_going, step, state)
+    p = final.pars
     return FitResult(bestfit=p, nll=nll(p))
 
 
@@ -116,7 +177,7 @@ def fit(
         bounds: ``(npars, 2)`` lower/upper bounds; default ``suggested_bounds()``.
         fixed_values: parameter index -> value; these parameters are set to the
             value and held fixed (values may be traced).
-        n_steps: number of Newton steps (static; the loop always runs them all).
+        n_steps: the most Newton steps (static); the loop stops earlier at convergence.
         n_halvings: number of step lengths tried per step (static).
 
     Returns:
@@ -135,15 +196,35 @@ def fit(
             f"fit got init {tuple(init.shape)}, bounds {tuple(bounds.shape)}, fixed {tuple(fixed_mask.shape)}; "
             f"expected ({npars},), ({npars}, 2), ({npars},) for this model"
         )
-    for index, value in (fixed_values or {}).items():
+    indices = list((fixed_values or {}).keys())
+    for index in indices:
         if not 0 <= index < npars:
             raise ConfigError(f"fixed_values index {index} is out of range for a model with {npars} parameters")
-        init = init.at[index].set(value)
-        fixed_mask = fixed_mask.at[index].set(True)
-    free = ~fixed_mask
+    values = [(fixed_values or {})[i] for i in indices]
+    values = jnp.asarray(values, dtype=init.dtype) if values else jnp.zeros((0,), dtype=init.dtype)
+    return _fit(
+        model, jnp.asarray(data), init, bounds, fixed_mask, np.asarray(indices, dtype=np.int32), values, n_steps, n_halvings
+    )
+
+
+@partial(jax.jit, static_argnames=("n_steps", "n_halvings"))
+def _fit(
+    model: Model,
+    data: Array,
+    init: Array,
+    bounds: Array,
+    fixed: Array,
+    indices: Array,
+    values: Array,
+    n_steps: int,
+    n_halvings: int,
+) -> FitResult:
+    """The compiled part of :func:`fit`: set the fixed values, clip the start, minimise."""
+    init = init.at[indices].set(values)
+    free = ~fixed.at[indices].set(True)
     lower, upper = bounds[:, 0], bounds[:, 1]
     init = jnp.where(free, jnp.clip(init, lower, upper), init)
-    return _minimize(model, jnp.asarray(data), init, lower, upper, free, n_steps, n_halvings)
+    return _minimize(model, data, init, lower, upper, free, n_steps, n_halvings)
 
 
 def fixed_poi_fit(

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from diffhep.errors import ConfigError
+from diffhep.infer.asymptotics import safe_sqrt
 from diffhep.infer.fit import fit, fixed_poi_fit
 from diffhep.infer.ratio import log_likelihood_ratio
 from diffhep.likelihood.model import Model
@@ -43,12 +44,6 @@ def _poi_index(model: Model) -> int:
     if poi is None:
         raise ConfigError("this needs a model with a parameter of interest; build it with poi_name=...")
     return poi
-
-
-def safe_sqrt(x: Array) -> Array:
-    """``sqrt(x)`` for ``x > 0`` and 0 otherwise, with a finite (zero) gradient at ``x <= 0``."""
-    positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
 def asimov_data(model: Model, poi_value: float | Array = 1.0) -> Array:

@@ -21,19 +21,24 @@ inits, bounds, fixed flags and auxdata match ``pyhf.Model(spec, poi_name=...)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.scipy.special import gammaln, xlogy
 from jax.scipy.stats import norm
 
+from diffhep.errors import ConfigError
+from diffhep.likelihood.config import ModelConfig
+from diffhep.likelihood.layout import Layout, make_layout
 from diffhep.likelihood.model_parse import Structure, parse_spec
-from diffhep.likelihood.modifiers import expected_entry
-from diffhep.likelihood.parameters import ConstraintData, ParamSet
+from diffhep.likelihood.modifiers import expected_rates
+from diffhep.likelihood.parameters import ConstraintData
 
-__all__ = ["Model", "ModelConfig", "build_model", "poisson_logpdf"]
+__all__ = ["Model", "ModelConfig", "build_model", "check_modifier_settings", "poisson_logpdf"]
 
 
 def poisson_logpdf(n: Array, lam: Array) -> Array:
@@ -42,101 +47,85 @@ def poisson_logpdf(n: Array, lam: Array) -> Array:
 
 
 class Numbers(NamedTuple):
-    """The numeric leaves of a :class:`Model` (possibly JAX tracers).
+    """The numeric leaves of a :class:`Model` (possibly JAX tracers), padded as in :mod:`~diffhep.likelihood.layout`.
 
     Attributes:
-        nominal: per entry (sample in channel), nominal yields ``(bins,)`` (events).
-        moddata: per entry, per modifier: ``(hi, lo)`` for ``normsys``,
-            ``(lo_data, hi_data)`` for ``histosys``, ``()`` otherwise.
-        constraints: per parameter set, its :class:`ConstraintData` or ``None``.
+        nominal: nominal yields, shape ``(entries, B)`` (events; 0 past a channel's bins).
+        norm_hi: ``normsys`` ``hi`` ratios, shape ``(entries, Kn)`` (1 where padded).
+        norm_lo: ``normsys`` ``lo`` ratios, shape ``(entries, Kn)`` (1 where padded).
+        hist_lo: ``histosys`` ``lo_data``, shape ``(entries, Kh, B)`` (events; nominal where padded).
+        hist_hi: ``histosys`` ``hi_data``, shape ``(entries, Kh, B)`` (events; nominal where padded).
+        auxdata: suggested auxiliary data, shape ``(nauxdata,)``.
+        aux_width: Normal sigma or Poisson factor of each auxiliary measurement, shape ``(nauxdata,)``.
     """
 
-    nominal: tuple[Array, ...]
-    moddata: tuple[tuple[tuple[Array, ...], ...], ...]
-    constraints: tuple[ConstraintData | None, ...]
+    nominal: Array
+    norm_hi: Array
+    norm_lo: Array
+    hist_lo: Array
+    hist_hi: Array
+    auxdata: Array
+    aux_width: Array
 
 
-class ModelConfig:
-    """pyhf-like view of a model's parameters and bins (``model.config``)."""
+class _Static:
+    """The static half of a :class:`Model` pytree: structure and index tables, with a cached hash."""
 
-    def __init__(self, structure: Structure, constraints: tuple[ConstraintData | None, ...]):
-        self._s = structure
-        self._constraints = constraints
-        self.channels: list[str] = list(structure.channels)
-        self.samples: list[str] = list(structure.samples)
-        self.channel_nbins: dict[str, int] = dict(zip(structure.channels, structure.nbins))
-        self.channel_slices: dict[str, slice] = {}
-        begin = 0
-        for name, n in zip(structure.channels, structure.nbins):
-            self.channel_slices[name] = slice(begin, begin + n)
-            begin += n
-        self.nmaindata: int = begin
-        self.par_order: list[str] = [p.name for p in structure.params]
-        self.npars: int = sum(p.n for p in structure.params)
-        self.poi_name: str | None = structure.poi_name
-        self.poi_index: int | None = structure.poi_index
+    __slots__ = ("structure", "layout", "_hash")
 
-    @property
-    def par_names(self) -> list[str]:
-        """Parameter names, ``name`` for scalar sets and ``name[i]`` otherwise (as pyhf)."""
-        names: list[str] = []
-        for p in self._s.params:
-            names.extend([p.name] if p.is_scalar else [f"{p.name}[{i}]" for i in range(p.n)])
-        return names
+    def __init__(self, structure: Structure, layout: Layout):
+        self.structure = structure
+        self.layout = layout
+        self._hash = hash((structure, layout))
 
-    def par_slice(self, name: str) -> slice:
-        """Slice of the parameter vector holding parameter set ``name``."""
-        i = self.par_order.index(name)
-        start = self._s.starts[i]
-        return slice(start, start + self._s.params[i].n)
+    def __hash__(self) -> int:
+        return self._hash
 
-    def param_set(self, name: str) -> ParamSet:
-        """Static description of parameter set ``name``."""
-        return self._s.params[self.par_order.index(name)]
-
-    def suggested_init(self) -> Array:
-        """Initial parameter values, shape ``(npars,)``."""
-        return jnp.asarray([v for p in self._s.params for v in p.inits], dtype=float)
-
-    def suggested_bounds(self) -> Array:
-        """Parameter bounds, shape ``(npars, 2)`` as ``(low, high)``."""
-        return jnp.asarray([b for p in self._s.params for b in p.bounds], dtype=float).reshape(-1, 2)
-
-    def suggested_fixed(self) -> list[bool]:
-        """Whether each parameter is held fixed by default, length ``npars`` (static)."""
-        return [f for p in self._s.params for f in p.fixed]
-
-    @property
-    def auxdata(self) -> Array:
-        """Auxiliary data of all constrained parameter sets in parameter order, shape ``(nauxdata,)``."""
-        parts = [c.auxdata for c in self._constraints if c is not None]
-        return jnp.concatenate(parts) if parts else jnp.zeros((0,))
-
-    @property
-    def nauxdata(self) -> int:
-        """Number of auxiliary measurements."""
-        return sum(p.n for p in self._s.params if p.constraint is not None)
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            isinstance(other, _Static)
+            and self._hash == other._hash
+            and self.layout == other.layout
+            and self.structure == other.structure
+        )
 
 
 @jax.tree_util.register_pytree_node_class
 class Model:
-    """A HistFactory likelihood; see the module docstring. Build it with :func:`build_model`."""
+    """A HistFactory likelihood; see the module docstring. Build it with :func:`build_model`.
 
-    def __init__(self, structure: Structure, numbers: Numbers):
-        self.structure = structure
+    Attributes:
+        structure: static :class:`~diffhep.likelihood.model_parse.Structure`.
+        layout: static :class:`~diffhep.likelihood.layout.Layout` index tables.
+        numbers: the numeric leaves, :class:`Numbers`.
+    """
+
+    def __init__(self, static: _Static, numbers: Numbers):
+        self._static = static
         self.numbers = numbers
 
-    def tree_flatten(self) -> tuple[tuple[Numbers], Structure]:
-        return (self.numbers,), self.structure
+    @property
+    def structure(self) -> Structure:
+        return self._static.structure
+
+    @property
+    def layout(self) -> Layout:
+        return self._static.layout
+
+    def tree_flatten(self) -> tuple[tuple[Numbers], _Static]:
+        return (self.numbers,), self._static
 
     @classmethod
-    def tree_unflatten(cls, structure: Structure, children: tuple[Numbers]) -> Model:
-        return cls(structure, children[0])
+    def tree_unflatten(cls, static: _Static, children: tuple[Numbers]) -> Model:
+        return cls(static, children[0])
 
     @property
     def config(self) -> ModelConfig:
         """Parameter and bin bookkeeping, matching ``pyhf.Model(spec).config``."""
-        return ModelConfig(self.structure, self.numbers.constraints)
+        return ModelConfig(self.structure, self.numbers.auxdata)
+
+    # The public methods call module-level jitted functions: one compiled program
+    # per model structure when called eagerly, inlined when called under jit.
 
     def expected_actualdata(self, pars: Array) -> Array:
         """Expected main-measurement counts, shape ``(nmaindata,)`` (events).
@@ -146,14 +135,7 @@ class Model:
 
         Channels are concatenated in pyhf's (alphabetical) channel order.
         """
-        pars = jnp.asarray(pars)
-        s = self.structure
-        totals: list[Array | None] = [None] * len(s.channels)
-        for entry, nominal, moddata in zip(s.entries, self.numbers.nominal, self.numbers.moddata):
-            rate = expected_entry(pars, entry, nominal, moddata)
-            prev = totals[entry.channel]
-            totals[entry.channel] = rate if prev is None else prev + rate
-        return jnp.concatenate([t for t in totals if t is not None])
+        return _expected_actualdata(self, jnp.asarray(pars))
 
     def expected_auxdata(self, pars: Array) -> Array:
         """Expected auxiliary data, shape ``(nauxdata,)``.
@@ -161,21 +143,11 @@ class Model:
         Normal-constrained sets give their parameter values, Poisson-constrained
         ones ``factor * gamma`` (as pyhf).
         """
-        pars = jnp.asarray(pars)
-        parts = []
-        for p, start, c in zip(self.structure.params, self.structure.starts, self.numbers.constraints):
-            if c is None:
-                continue
-            values = pars[start : start + p.n]
-            parts.append(values if p.constraint == "normal" else values * c.width)
-        return jnp.concatenate(parts) if parts else jnp.zeros((0,), dtype=pars.dtype)
+        return _expected_auxdata(self, jnp.asarray(pars))
 
     def expected_data(self, pars: Array, include_auxdata: bool = True) -> Array:
         """Expected main counts followed (by default) by expected auxdata, shape ``(nmaindata [+ nauxdata],)``."""
-        main = self.expected_actualdata(pars)
-        if not include_auxdata:
-            return main
-        return jnp.concatenate([main, self.expected_auxdata(pars)])
+        return _expected_data(self, jnp.asarray(pars), include_auxdata)
 
     def constraint_logpdf(self, auxdata: Array, pars: Array) -> Array:
         """Sum of the constraint log-densities, shape ``()``.
@@ -184,20 +156,16 @@ class Model:
             auxdata: auxiliary data, shape ``(nauxdata,)``.
             pars: parameters, shape ``(npars,)``.
         """
-        pars = jnp.asarray(pars)
-        total = jnp.zeros((), dtype=pars.dtype)
-        offset = 0
-        for p, start, c in zip(self.structure.params, self.structure.starts, self.numbers.constraints):
-            if c is None:
-                continue
-            aux = auxdata[offset : offset + p.n]
-            values = pars[start : start + p.n]
-            if p.constraint == "normal":
-                total = total + jnp.sum(norm.logpdf(aux, values, c.width))
-            else:
-                total = total + jnp.sum(poisson_logpdf(aux, values * c.width))
-            offset += p.n
-        return total
+        return _constraint_logpdf(self, jnp.asarray(auxdata), jnp.asarray(pars))
+
+    def main_logpdf(self, pars: Array, maindata: Array) -> Array:
+        """Sum of the Poisson log-densities of the main counts, shape ``()``.
+
+        Args:
+            pars: parameters, shape ``(npars,)``.
+            maindata: observed counts, shape ``(nmaindata,)`` (events).
+        """
+        return _main_logpdf(self, jnp.asarray(pars), jnp.asarray(maindata))
 
     def logpdf(self, pars: Array, data: Array) -> Array:
         """Full log-likelihood (main Poisson terms plus constraints), shape ``(1,)`` like pyhf.
@@ -206,21 +174,178 @@ class Model:
             pars: parameters, shape ``(npars,)``.
             data: main counts followed by auxdata, shape ``(nmaindata + nauxdata,)``.
         """
-        data = jnp.asarray(data)
-        nmain = sum(self.structure.nbins)
-        main = jnp.sum(poisson_logpdf(data[:nmain], self.expected_actualdata(pars)))
-        return jnp.reshape(main + self.constraint_logpdf(data[nmain:], pars), (1,))
+        return _logpdf(self, jnp.asarray(pars), jnp.asarray(data))
 
 
-def build_model(spec: Mapping[str, Any], *, poi_name: str | None = "mu") -> Model:
+@jax.jit
+def _expected_actualdata(model: Model, pars: Array) -> Array:
+    lay, num = model.layout, model.numbers
+    rates = expected_rates(pars, lay, num.nominal, num.norm_hi, num.norm_lo, num.hist_lo, num.hist_hi)
+    totals = jax.ops.segment_sum(
+        rates, lay.entry_channel, num_segments=len(model.structure.channels), indices_are_sorted=True
+    )
+    return totals.reshape(-1)[lay.main_index]
+
+
+@jax.jit
+def _expected_auxdata(model: Model, pars: Array) -> Array:
+    lay = model.layout
+    values = pars[lay.aux_param]
+    if lay.poisson_aux.size:
+        poisson = np.zeros(lay.aux_param.shape, dtype=bool)
+        poisson[lay.poisson_aux] = True
+        values = values * jnp.where(poisson, model.numbers.aux_width, 1.0)
+    return values
+
+
+@partial(jax.jit, static_argnums=2)
+def _expected_data(model: Model, pars: Array, include_auxdata: bool) -> Array:
+    main = _expected_actualdata(model, pars)
+    return jnp.concatenate([main, _expected_auxdata(model, pars)]) if include_auxdata else main
+
+
+@jax.jit
+def _constraint_logpdf(model: Model, auxdata: Array, pars: Array) -> Array:
+    lay, width = model.layout, model.numbers.aux_width
+    values = pars[lay.aux_param]
+    total = jnp.zeros((), dtype=jnp.result_type(pars.dtype, width.dtype))
+    if lay.normal_aux.size:
+        n = lay.normal_aux
+        total = total + jnp.sum(norm.logpdf(auxdata[n], values[n], width[n]))
+    if lay.poisson_aux.size:
+        p = lay.poisson_aux
+        total = total + jnp.sum(poisson_logpdf(auxdata[p], values[p] * width[p]))
+    return total
+
+
+@jax.jit
+def _main_logpdf(model: Model, pars: Array, maindata: Array) -> Array:
+    return jnp.sum(poisson_logpdf(maindata, _expected_actualdata(model, pars)))
+
+
+@jax.jit
+def _logpdf(model: Model, pars: Array, data: Array) -> Array:
+    nmain = sum(model.structure.nbins)
+    main = _main_logpdf(model, pars, data[:nmain])
+    return jnp.reshape(main + _constraint_logpdf(model, data[nmain:], pars), (1,))
+
+
+def _stack(values: list[Any], shape: tuple[int, ...]) -> Array:
+    """Stack arrays (NumPy when all are concrete, JAX otherwise) into ``shape``."""
+    if not values:
+        return jnp.zeros(shape, dtype=jnp.result_type(float))
+    if not any(isinstance(v, jax.core.Tracer) for v in values):
+        return jnp.asarray(np.stack([np.asarray(v, dtype=np.float64) for v in values]).reshape(shape))
+    dtype = jnp.result_type(*values)
+    return jnp.stack([jnp.asarray(v, dtype=dtype) for v in values]).reshape(shape)
+
+
+def _concat(values: list[Any]) -> Array:
+    """Concatenate 1-d arrays (NumPy when all are concrete, JAX otherwise)."""
+    if not values:
+        return jnp.zeros((0,), dtype=jnp.result_type(float))
+    if not any(isinstance(v, jax.core.Tracer) for v in values):
+        return jnp.asarray(np.concatenate([np.asarray(v, dtype=np.float64) for v in values]))
+    return jnp.concatenate([jnp.asarray(v) for v in values])
+
+
+def _pad(x: Any, bmax: int, fill: Any = None) -> Any:
+    """``x`` (shape ``(n,)``) padded to ``(bmax,)`` with zeros or with ``fill[n:]``."""
+    n = x.shape[0]
+    if n == bmax:
+        return x
+    concrete = isinstance(x, np.ndarray) and (fill is None or isinstance(fill, np.ndarray))
+    xp = np if concrete else jnp
+    tail = xp.zeros((bmax - n,), dtype=x.dtype) if fill is None else fill[n:]
+    return xp.concatenate([x, tail])
+
+
+def _numbers(
+    structure: Structure,
+    layout: Layout,
+    nominal: tuple[Array, ...],
+    moddata: tuple[tuple[tuple[Array, ...], ...], ...],
+    constraints: tuple[ConstraintData | None, ...],
+) -> Numbers:
+    """Pad and stack the per-entry numbers of a parsed spec into :class:`Numbers`."""
+    bmax = max(structure.nbins)
+    n_e = len(structure.entries)
+    kn, kh = layout.norm_param.shape[1], layout.hist_param.shape[1]
+    one = np.float64(1.0)
+    noms, his, los, hlos, hhis = [], [], [], [], []
+    for entry, nom, datas in zip(structure.entries, nominal, moddata):
+        padded = _pad(nom, bmax)
+        noms.append(padded)
+        norm_rows = [d for m, d in zip(entry.mods, datas) if m.type == "normsys"]
+        hist_rows = [d for m, d in zip(entry.mods, datas) if m.type == "histosys"]
+        his.extend([d[0] for d in norm_rows] + [one] * (kn - len(norm_rows)))
+        los.extend([d[1] for d in norm_rows] + [one] * (kn - len(norm_rows)))
+        hlos.extend([_pad(d[0], bmax, padded) for d in hist_rows] + [padded] * (kh - len(hist_rows)))
+        hhis.extend([_pad(d[1], bmax, padded) for d in hist_rows] + [padded] * (kh - len(hist_rows)))
+    present = [c for c in constraints if c is not None]
+    return Numbers(
+        nominal=_stack(noms, (n_e, bmax)),
+        norm_hi=_stack(his, (n_e, kn)),
+        norm_lo=_stack(los, (n_e, kn)),
+        hist_lo=_stack(hlos, (n_e, kh, bmax)),
+        hist_hi=_stack(hhis, (n_e, kh, bmax)),
+        auxdata=_concat([c.auxdata for c in present]),
+        aux_width=_concat([c.width for c in present]),
+    )
+
+
+#: Interpolation codes implemented per modifier type (pyhf's defaults).
+SUPPORTED_INTERPCODES = {"normsys": "code4", "histosys": "code4p"}
+
+
+def check_modifier_settings(settings: Mapping[str, Any] | None) -> None:
+    """Raise :class:`ConfigError` unless ``settings`` asks only for the implemented interpolation codes.
+
+    Args:
+        settings: pyhf's ``modifier_settings``, e.g.
+            ``{"normsys": {"interpcode": "code4"}, "histosys": {"interpcode": "code4p"}}``.
+    """
+    for mtype, options in (settings or {}).items():
+        if mtype not in SUPPORTED_INTERPCODES:
+            raise ConfigError(
+                f"modifier_settings has an entry for {mtype!r}; only {sorted(SUPPORTED_INTERPCODES)} take settings"
+            )
+        unknown = sorted(set(options) - {"interpcode"})
+        if unknown:
+            raise ConfigError(f"modifier_settings[{mtype!r}] has unknown keys {unknown}; the only key is 'interpcode'")
+        code = options.get("interpcode", SUPPORTED_INTERPCODES[mtype])
+        if code != SUPPORTED_INTERPCODES[mtype]:
+            raise ConfigError(
+                f"modifier_settings[{mtype!r}] asks for interpolation {code!r}, which diffhep does not implement; "
+                f"use {SUPPORTED_INTERPCODES[mtype]!r} (pyhf's default) or drop the setting"
+            )
+
+
+def build_model(
+    spec: Mapping[str, Any],
+    *,
+    poi_name: str | None = "mu",
+    modifier_settings: Mapping[str, Any] | None = None,
+    check_yields: bool = True,
+) -> Model:
     """Build a :class:`Model` from a pyhf model spec.
 
     Args:
         spec: ``{"channels": [{"name", "samples": [{"name", "data", "modifiers"}]}],
             "parameters": [...]}`` (``parameters`` optional); any numeric list may be
-            a NumPy or JAX array, possibly traced.
+            a NumPy or JAX array, possibly traced (sample ``data``, ``normsys``
+            ``hi``/``lo``, ``histosys`` ``hi_data``/``lo_data``, ``staterror`` and
+            ``shapesys`` uncertainties).
         poi_name: name of the parameter of interest (a one-parameter set), or
             ``None`` for no POI.
+        modifier_settings: pyhf's interpolation settings; only the defaults
+            (``normsys`` code4, ``histosys`` code4p) are implemented, anything
+            else raises :class:`~diffhep.errors.ConfigError`.
+        check_yields: reject negative sample and ``histosys`` yields. Concrete
+            numbers only: non-finite numbers are always rejected with channel,
+            sample and bin in the message. Traced numbers (inside ``jax.jit`` or
+            ``jax.grad``) are not checked; a NaN or negative yield there gives a
+            NaN (or ``-inf``) ``logpdf`` rather than an error.
 
     Returns:
         The model. Raises :class:`~diffhep.errors.ConfigError` for invalid or
@@ -237,5 +362,7 @@ def build_model(spec: Mapping[str, Any], *, poi_name: str | None = "mu") -> Mode
         >>> [round(float(x), 3) for x in model.expected_actualdata(jnp.array([2.0]))]
         [60.0]
     """
-    structure, (nominal, moddata, constraints) = parse_spec(spec, poi_name=poi_name)
-    return Model(structure, Numbers(nominal, moddata, constraints))
+    check_modifier_settings(modifier_settings)
+    structure, (nominal, moddata, constraints) = parse_spec(spec, poi_name=poi_name, check_yields=check_yields)
+    layout = make_layout(structure)
+    return Model(_Static(structure, layout), _numbers(structure, layout, nominal, moddata, constraints))

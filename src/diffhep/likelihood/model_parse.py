@@ -72,17 +72,59 @@ def _concrete_bools(mask: Array) -> tuple[bool, ...] | None:
         return None
 
 
-def _vector(value: Any, nbins: int, where: str) -> Array:
+def _check_values(arr: Array, where: str, *, nonnegative: bool, positive: bool = False) -> None:
+    """Raise :class:`ConfigError` naming the first bin of ``arr`` that is not finite (or negative).
+
+    Traced values are not checked (see :func:`~diffhep.likelihood.model.build_model`).
+    """
+    if isinstance(arr, jax.core.Tracer):
+        return
+    scalar = np.ndim(arr) == 0
+    values = np.atleast_1d(np.asarray(arr, dtype=np.float64))
+    finite = np.isfinite(values)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        at = "" if scalar else f" bin {i}"
+        raise ConfigError(f"{where}{at} is {values[i]}; every value must be finite (fix the input)")
+    if positive and not (values > 0).all():
+        i = int(np.flatnonzero(values <= 0)[0])
+        raise ConfigError(f"{where} is {values[i]}; normsys hi/lo are ratios to the nominal yield and must be > 0")
+    if nonnegative and not (values >= 0).all():
+        i = int(np.flatnonzero(values < 0)[0])
+        raise ConfigError(
+            f"{where} bin {i} is {values[i]}; yields must be >= 0 (fix the input histogram, "
+            "or pass check_yields=False to accept negative yields)"
+        )
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Concatenate 1-d arrays with NumPy when all are NumPy arrays, else with ``jax.numpy``."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return jnp.concatenate([jnp.asarray(p) for p in parts])
+
+
+def _as_array(value: Any) -> Any:
+    """JAX arrays (and tracers) as floating JAX arrays; anything else as a float64 NumPy array (fast)."""
+    if isinstance(value, jax.Array):
+        return as_float_array(value)
+    return np.asarray(value, dtype=np.float64)
+
+
+def _vector(value: Any, nbins: int, where: str, *, nonnegative: bool = False) -> Array:
     try:
-        arr = as_float_array(value)
+        arr = _as_array(value)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where} must be a list of {nbins} numbers ({err})") from None
     if arr.shape != (nbins,):
         raise ConfigError(f"{where} has shape {tuple(arr.shape)}, expected ({nbins},) to match the channel's bins")
+    _check_values(arr, where, nonnegative=nonnegative)
     return arr
 
 
-def _read_channels(spec: Mapping[str, Any]) -> tuple[list[str], dict[str, int], list[_Raw]]:
+def _read_channels(
+    spec: Mapping[str, Any], check_yields: bool
+) -> tuple[list[str], dict[str, int], list[_Raw]]:
     channels = spec.get("channels") if isinstance(spec, Mapping) else None
     if not channels:
         raise ConfigError("spec has no 'channels'; expected {'channels': [{'name': ..., 'samples': [...]}]}")
@@ -104,7 +146,7 @@ def _read_channels(spec: Mapping[str, Any]) -> tuple[list[str], dict[str, int], 
             if s in seen:
                 raise ConfigError(f"sample {s!r} appears twice in channel {c!r}")
             seen.add(s)
-            nominal = _vector(smp.get("data"), nbins[c], f"channel {c!r} sample {s!r} data")
+            nominal = _vector(smp.get("data"), nbins[c], f"channel {c!r} sample {s!r} data", nonnegative=check_yields)
             mods: dict[tuple[str, str], Any] = {}
             for mod in smp.get("modifiers", []):
                 mname, mtype = mod.get("name"), mod.get("type")
@@ -116,23 +158,32 @@ def _read_channels(spec: Mapping[str, Any]) -> tuple[list[str], dict[str, int], 
                     )
                 if (mname, mtype) in mods:
                     raise ConfigError(f"{where} of type {mtype!r} appears twice on the sample")
-                mods[(mname, mtype)] = _mod_data(mtype, mod.get("data"), nbins[c], where)
+                mods[(mname, mtype)] = _mod_data(mtype, mod.get("data"), nbins[c], where, check_yields)
             raws.append(_Raw(c, s, nominal, mods))
     raws.sort(key=lambda r: (names.index(r.channel), r.sample))
     return names, nbins, raws
 
 
-def _mod_data(mtype: str, data: Any, nbins: int, where: str) -> Any:
+def _mod_data(mtype: str, data: Any, nbins: int, where: str, check_yields: bool) -> Any:
     if mtype == "normsys":
         if not isinstance(data, Mapping) or "hi" not in data or "lo" not in data:
             raise ConfigError(f"{where} (normsys) needs data {{'hi': float, 'lo': float}}, got {data!r}")
-        return (as_float_array(data["hi"]), as_float_array(data["lo"]))
+        try:
+            hi, lo = _as_array(data["hi"]), _as_array(data["lo"])
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where} (normsys) hi and lo must be numbers ({err})") from None
+        _check_values(hi, f"{where} (normsys) hi", nonnegative=False, positive=True)
+        _check_values(lo, f"{where} (normsys) lo", nonnegative=False, positive=True)
+        return (hi, lo)
     if mtype == "histosys":
         if not isinstance(data, Mapping) or "hi_data" not in data or "lo_data" not in data:
             raise ConfigError(f"{where} (histosys) needs data {{'hi_data': [...], 'lo_data': [...]}}")
-        return (_vector(data["lo_data"], nbins, f"{where} lo_data"), _vector(data["hi_data"], nbins, f"{where} hi_data"))
+        return (
+            _vector(data["lo_data"], nbins, f"{where} lo_data", nonnegative=check_yields),
+            _vector(data["hi_data"], nbins, f"{where} hi_data", nonnegative=check_yields),
+        )
     if mtype in ("staterror", "shapesys"):
-        return _vector(data, nbins, f"{where} data")
+        return _vector(data, nbins, f"{where} data", nonnegative=True)
     return None
 
 
@@ -149,14 +200,20 @@ def _param_order(names: list[str], raws: list[_Raw]) -> list[tuple[str, str]]:
 
 
 def parse_spec(
-    spec: Mapping[str, Any], *, poi_name: str | None
+    spec: Mapping[str, Any], *, poi_name: str | None, check_yields: bool = True
 ) -> tuple[Structure, tuple[tuple[Array, ...], tuple[Any, ...], tuple[ConstraintData | None, ...]]]:
     """Split ``spec`` into a :class:`Structure` and the numeric leaves of a model.
+
+    Args:
+        spec: the model spec.
+        poi_name: name of the parameter of interest, or ``None``.
+        check_yields: reject negative sample and ``histosys`` yields (concrete
+            numbers only; non-finite numbers are always rejected).
 
     Returns:
         ``(structure, (nominal, moddata, constraints))`` as used by :class:`~diffhep.likelihood.model.Model`.
     """
-    names, nbins, raws = _read_channels(spec)
+    names, nbins, raws = _read_channels(spec, check_yields)
     order = _param_order(names, raws)
 
     # parameter sets and their constraint data, in order; shared names merged
@@ -180,7 +237,7 @@ def parse_spec(
         pset = default_paramset(mtype, name, n)
         data: ConstraintData | None = None
         if mtype in ("normsys", "histosys"):
-            data = ConstraintData(jnp.zeros((1,)), jnp.ones((1,)))
+            data = ConstraintData(np.zeros((1,)), np.ones((1,)))
         elif mtype == "staterror":
             parts = [
                 staterror_constraint(
@@ -189,10 +246,8 @@ def parse_spec(
                 )
                 for c in span_channels
             ]
-            data = ConstraintData(
-                jnp.concatenate([p[0].auxdata for p in parts]), jnp.concatenate([p[0].width for p in parts])
-            )
-            fixed = _concrete_bools(jnp.concatenate([p[1] for p in parts]))
+            data = ConstraintData(_concat([p[0].auxdata for p in parts]), _concat([p[0].width for p in parts]))
+            fixed = _concrete_bools(_concat([p[1] for p in parts]))
             pset = pset._replace(fixed=fixed or pset.fixed)
         elif mtype == "shapesys":
             data, invalid = shapesys_constraint(users[0].nominal, users[0].mods[(name, mtype)])

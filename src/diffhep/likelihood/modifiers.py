@@ -9,12 +9,14 @@ fixes the order of parameter sets in the parameter vector.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from diffhep.likelihood.interpolation import code4, code4p
+from diffhep.likelihood.layout import Layout
 from diffhep.likelihood.parameters import ConstraintData, ParamSet
 
 __all__ = [
@@ -24,7 +26,7 @@ __all__ = [
     "default_paramset",
     "staterror_constraint",
     "shapesys_constraint",
-    "expected_entry",
+    "expected_rates",
 ]
 
 #: pyhf's ``histfactory_set`` order; parameter sets are grouped in this order.
@@ -90,10 +92,16 @@ def default_paramset(mtype: str, name: str, nbins: int) -> ParamSet:
     raise ValueError(mtype)  # unreachable: types are checked while parsing
 
 
+def _xp(*arrays: Any) -> Any:
+    """NumPy when every argument is a NumPy array (no JAX dispatch while building), else ``jax.numpy``."""
+    return np if all(isinstance(a, np.ndarray) for a in arrays) else jnp
+
+
 def _safe_divide(num: Array, den: Array) -> Array:
     """``num / den`` where ``den > 0``, else 0, with finite gradients."""
+    xp = _xp(num, den)
     ok = den > 0
-    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+    return xp.where(ok, num / xp.where(ok, den, 1.0), 0.0)
 
 
 def staterror_constraint(
@@ -113,11 +121,12 @@ def staterror_constraint(
         ``(bins,)`` mask of bins where ``sigma_b == 0`` (pyhf fixes those gammas
         and sets their sigma to 1).
     """
+    xp = _xp(*nominals, *uncertainties)
     total = sum(nominals[1:], nominals[0])
     relvar = sum(_safe_divide(u, total) ** 2 for u in uncertainties)
     zero = relvar <= 0
-    sigma = jnp.where(zero, 1.0, jnp.sqrt(jnp.where(zero, 1.0, relvar)))
-    return ConstraintData(auxdata=jnp.ones_like(sigma), width=sigma), zero
+    sigma = xp.where(zero, 1.0, xp.sqrt(xp.where(zero, 1.0, relvar)))
+    return ConstraintData(auxdata=xp.ones_like(sigma), width=sigma), zero
 
 
 def shapesys_constraint(nominal: Array, uncertainty: Array) -> tuple[ConstraintData, Array]:
@@ -132,38 +141,48 @@ def shapesys_constraint(nominal: Array, uncertainty: Array) -> tuple[ConstraintD
         ``tau_b = (nom_b / unc_b)**2`` where both are positive, else 1, and
         ``invalid`` the boolean ``(bins,)`` mask of the other bins (fixed in pyhf).
     """
+    xp = _xp(nominal, uncertainty)
     valid = (nominal > 0) & (uncertainty > 0)
-    tau = jnp.where(valid, _safe_divide(nominal, uncertainty) ** 2, 1.0)
+    tau = xp.where(valid, _safe_divide(nominal, uncertainty) ** 2, 1.0)
     return ConstraintData(auxdata=tau, width=tau), ~valid
 
 
-def expected_entry(
+def expected_rates(
     pars: Array,
-    entry: Entry,
+    layout: Layout,
     nominal: Array,
-    moddata: tuple[tuple[Array, ...], ...],
+    norm_hi: Array,
+    norm_lo: Array,
+    hist_lo: Array,
+    hist_hi: Array,
 ) -> Array:
-    """Expected yields of one sample in one channel.
+    """Expected yields of every sample in every channel, in one vectorised pass.
 
     Args:
         pars: the full parameter vector, shape ``(npars,)``.
-        entry: the static description of the sample.
-        nominal: its nominal yields, shape ``(bins,)`` (events).
-        moddata: per modifier in ``entry.mods``: ``(hi, lo)`` ratios for
-            ``normsys``, ``(lo_data, hi_data)`` for ``histosys``, ``()`` otherwise.
+        layout: the model's static index tables (:mod:`~diffhep.likelihood.layout`).
+        nominal: nominal yields, shape ``(entries, B)`` (events).
+        norm_hi: ``normsys`` ratios at +1 sigma, shape ``(entries, Kn)``.
+        norm_lo: ``normsys`` ratios at -1 sigma, shape ``(entries, Kn)``.
+        hist_lo: ``histosys`` yields at -1 sigma, shape ``(entries, Kh, B)`` (events).
+        hist_hi: ``histosys`` yields at +1 sigma, shape ``(entries, Kh, B)`` (events).
 
     Returns:
-        ``(nominal + sum histosys shifts) * prod multiplicative factors``, shape ``(bins,)``.
+        ``(nominal + sum histosys shifts) * prod multiplicative factors``, shape
+        ``(entries, B)`` (events), as pyhf combines modifiers.
     """
+    extended = jnp.concatenate([pars, jnp.ones((1,), dtype=pars.dtype)])
     rate = nominal
-    factor = jnp.ones_like(nominal)
-    for mod, data in zip(entry.mods, moddata):
-        if mod.type == "histosys":
-            rate = rate + code4p(pars[mod.start], data[0], nominal, data[1])
-        elif mod.type == "normsys":
-            factor = factor * code4(pars[mod.start], data[0], data[1])
-        elif mod.type in ("normfactor", "lumi"):
-            factor = factor * pars[mod.start]
-        else:  # staterror, shapesys, shapefactor: one parameter per bin
-            factor = factor * pars[mod.start : mod.stop]
-    return rate * factor
+    if layout.hist_param.shape[1]:
+        alpha = pars[layout.hist_param][:, :, None]  # (E, Kh, 1)
+        rate = rate + jnp.sum(code4p(alpha, hist_lo, nominal[:, None, :], hist_hi), axis=1)
+    factor = jnp.ones(nominal.shape[:1], dtype=rate.dtype)
+    if layout.norm_param.shape[1]:
+        factor = factor * jnp.prod(code4(pars[layout.norm_param], norm_hi, norm_lo), axis=1)
+    if layout.factor_param.shape[1]:
+        factor = factor * jnp.prod(extended[layout.factor_param], axis=1)
+    rate = rate * factor[:, None]
+    if layout.bin_param.shape[1]:
+        rate = rate * jnp.prod(extended[layout.bin_param], axis=1)
+    return rate
+
