@@ -64,12 +64,14 @@ def _multichannel_spec():
         return list(rng.uniform(0.5, 2.0, 4))
 
     sig = {"name": "sig", "data": [1.0, 3.0, 6.0, 2.0], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]}
+    nominal = rng.uniform(10, 30, 4)
+    shift = nominal * rng.uniform(-0.2, 0.2, 4)  # up and down on opposite sides: one minimum, as pyhf comparisons need
     bkg = {
         "name": "bkg",
-        "data": list(rng.uniform(10, 30, 4)),
+        "data": list(nominal),
         "modifiers": [
             {"name": "norm", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}},
-            {"name": "shape", "type": "histosys", "data": {"hi_data": list(rng.uniform(10, 30, 4)), "lo_data": list(rng.uniform(10, 30, 4))}},
+            {"name": "shape", "type": "histosys", "data": {"hi_data": list(nominal + shift), "lo_data": list(nominal - 0.8 * shift)}},
             {"name": "staterror_sr", "type": "staterror", "data": unc()},
         ],
     }

@@ -16,13 +16,12 @@ from diffhep.infer import (
     expected_cls,
     expected_cls_band,
     expected_discovery_significance,
-    fit,
     fixed_poi_fit,
     hypotest,
     implicit_fit,
     poi_uncertainty,
 )
-from diffhep.likelihood import build_model
+from diffhep.likelihood import Model, build_model
 from workspace_factory import modifier_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore:jsonschema.RefResolver is deprecated:DeprecationWarning")
@@ -47,7 +46,7 @@ SIGNAL = np.asarray(SPEC["channels"][0]["samples"][0]["data"])
 BKG = np.asarray(SPEC["channels"][0]["samples"][1]["data"])  # zz_bkg1 in "sr": normsys, staterror, histosys
 
 
-def _model(yields: jax.Array) -> object:
+def _model(yields: jax.Array) -> Model:
     """The combined spec with signal and one background's yields (8 numbers) taken from ``yields``."""
     spec = json.loads(json.dumps(SPEC))
     spec["channels"][0]["samples"][0]["data"] = yields[:4]
@@ -63,7 +62,7 @@ def yields() -> jax.Array:
     return jnp.asarray(YIELDS_NP)
 
 
-def _fluctuated(model) -> jax.Array:
+def _fluctuated(model: Model) -> jax.Array:
     """Main counts scaled bin by bin (0.85 .. 1.2) from the nominal expectation, then the auxdata."""
     main = model.expected_actualdata(model.config.suggested_init())
     return jnp.concatenate([main * jnp.linspace(0.85, 1.2, main.size), model.config.auxdata])

@@ -138,15 +138,21 @@ def _statistics(
 @partial(jax.jit, static_argnames=("test_stat",))
 def _stage_one(
     model: Model, poi_test: Array, init: Array, bounds: Array, free: Array, test_stat: str
-) -> tuple[Array, Array, Array, Array, Array, Array]:
-    """Starts and free masks of the fits to the data: POI at the tested value, free, POI at the Asimov value."""
+) -> tuple[Array, ...]:
+    """Starts of the fits to the data (POI at the tested value, free, POI at the Asimov value), masks, bounds."""
     poi = model.config.poi_index
     if test_stat == "q0":
         poi_test = jnp.zeros_like(poi_test)
     asimov_mu = jnp.asarray(1.0 if test_stat == "q0" else 0.0, dtype=init.dtype)
+    lower, upper = bounds[:, 0], bounds[:, 1]
     fixed_poi = free.at[poi].set(False)
-    free_init = jnp.where(free, jnp.clip(init, bounds[:, 0], bounds[:, 1]), init)
-    return poi_test, init.at[poi].set(poi_test), free_init, init.at[poi].set(asimov_mu), fixed_poi, free
+
+    def start(pars: Array, mask: Array) -> Array:
+        return jnp.where(mask, jnp.clip(pars, lower, upper), pars)
+
+    at_test = start(init.at[poi].set(poi_test), fixed_poi)
+    at_asimov = start(init.at[poi].set(asimov_mu), fixed_poi)
+    return poi_test, at_test, start(init, free), at_asimov, fixed_poi, lower, upper
 
 
 @jax.jit
@@ -170,8 +176,9 @@ def _hypotest(
     Four fits through one compiled minimiser (fits run one after the other:
     batching them gains nothing on a CPU), plus small compiled glue steps.
     """
-    lower, upper = bounds[:, 0], bounds[:, 1]
-    poi_test, at_test, free_init, at_asimov, fixed_poi, free = _stage_one(model, poi_test, init, bounds, free, test_stat)
+    poi_test, at_test, free_init, at_asimov, fixed_poi, lower, upper = _stage_one(
+        model, poi_test, init, bounds, free, test_stat
+    )
     run = partial(_minimize, n_steps=n_steps, n_halvings=12)
     fixed_data = run(model, data, at_test, lower, upper, fixed_poi).bestfit
     free_data = run(model, data, free_init, lower, upper, free).bestfit

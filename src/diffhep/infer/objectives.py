@@ -46,7 +46,7 @@ def _poi(model: Model) -> int:
     return poi
 
 
-def asimov_q_mu(model: Model, poi_test: float | Array = 1.0, *, n_steps: int = 30) -> Array:
+def asimov_q_mu(model: Model, poi_test: float | Array = 1.0, *, n_steps: int = 50) -> Array:
     """``q_mu`` on background-only Asimov data (POI 0, nominal nuisances), shape ``()``.
 
     ``q_A = -2 log(L(mu, theta_hat_hat) / L(0, theta_0))``: the unconditional
@@ -64,7 +64,7 @@ def asimov_q_mu(model: Model, poi_test: float | Array = 1.0, *, n_steps: int = 3
 
 
 def expected_cls(
-    model: Model, poi_test: float | Array = 1.0, *, nsigma: float | Array = 0.0, n_steps: int = 30
+    model: Model, poi_test: float | Array = 1.0, *, nsigma: float | Array = 0.0, n_steps: int = 50
 ) -> Array:
     """Expected CLs at ``poi_test`` for background-only data (``qtilde``, asymptotic).
 
@@ -87,7 +87,7 @@ def expected_cls(
     return cls_at(nsigma, asimov_q_mu(model, poi_test, n_steps=n_steps))
 
 
-def expected_cls_band(model: Model, poi_test: float | Array = 1.0, *, n_steps: int = 30) -> Array:
+def expected_cls_band(model: Model, poi_test: float | Array = 1.0, *, n_steps: int = 50) -> Array:
     """Expected CLs at ``nsigma = (2, 1, 0, -1, -2)`` (pyhf's order, -2 sigma edge first), shape ``(5,)``."""
     return expected_cls(model, poi_test, nsigma=jnp.asarray(EXPECTED_NSIGMA), n_steps=n_steps)
 
@@ -97,7 +97,7 @@ def poi_uncertainty(
     poi_value: float | Array = 1.0,
     *,
     data: Array | None = None,
-    n_steps: int = 30,
+    n_steps: int = 50,
 ) -> Array:
     """Expected uncertainty on the POI from the Fisher information (Cramér–Rao bound, INFERNO).
 

@@ -64,7 +64,7 @@ def _q0_at(model: Model, data: Array, unconditional: Array, conditional: Array) 
     return jnp.where(unconditional[_poi_index(model)] < 0, 0.0, q0)
 
 
-def discovery_q0(model: Model, data: Array, *, n_steps: int = 30) -> Array:
+def discovery_q0(model: Model, data: Array, *, n_steps: int = 50) -> Array:
     """Discovery test statistic ``q0 = -2 [log L(0, theta_hat_hat) - log L(mu_hat, theta_hat)]``.
 
     As pyhf's ``q0``: clipped at 0, and 0 when ``mu_hat < 0`` (with the default
@@ -87,7 +87,7 @@ def discovery_q0(model: Model, data: Array, *, n_steps: int = 30) -> Array:
 
 
 def expected_discovery_significance(
-    model: Model, *, fit_unconditional: bool = False, n_steps: int = 30
+    model: Model, *, fit_unconditional: bool = False, n_steps: int = 50
 ) -> Array:
     """Median expected discovery significance ``Z = sqrt(q0)`` on Asimov data with ``mu = 1``.
 

@@ -14,8 +14,16 @@ jitted or differentiated function::
     jax.grad(significance)(yields)
 
 :class:`Model` is a pytree (numbers are leaves, structure is static), so it can
-also be passed into ``jax.jit``-compiled functions. Parameter names, order,
-inits, bounds, fixed flags and auxdata match ``pyhf.Model(spec, poi_name=...)``.
+also be passed into ``jax.jit``-compiled functions and ``jax.vmap``-ed over
+(models built from stacked yields). Parameter names, order, inits, bounds,
+fixed flags and auxdata match ``pyhf.Model(spec, poi_name=...)``; pyhf
+workspaces go through :func:`diffhep.likelihood.from_workspace`.
+
+Evaluation is vectorised: every sample and modifier is handled by a few array
+operations on padded tables (:mod:`diffhep.likelihood.layout`), so the cost of
+compiling and running a model barely grows with the number of samples and
+modifiers. The methods (``logpdf``, ``expected_data``, ...) are compiled once
+per model structure when called eagerly, and inlined under ``jax.jit``.
 """
 
 from __future__ import annotations
