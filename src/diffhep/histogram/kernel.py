@@ -139,14 +139,18 @@ def fill(kernel: BinnedKernel, weights: Array) -> Histogram:
         :class:`Histogram` with ``counts[b] = sum_e w_e k_eb`` and
         ``sumw2[b] = sum_e w_e^2 k_eb``, both ``(bins,)``.
 
-    One segment sum per band column (``K`` of them) over ``events`` elements;
-    a single scatter of ``events x K`` elements measured 2.5x slower on CPU.
+    Two segment sums per band column (``K`` of each) over ``events`` elements;
+    a single scatter of ``events x K`` elements measured 2.5x slower on CPU,
+    and stacking ``(w, w^2)`` into one ``(events, 2)`` operand made the
+    backward pass hold ``K`` copies of it (1.1 GB instead of 0.96 GB of
+    temporaries for value and gradient at 10^7 entries).
     """
     n_bins, k = kernel.n_bins, kernel.width
-    both = jnp.stack([weights, weights * weights], axis=-1)  # (events, 2)
-    total = jnp.zeros((n_bins + k, 2), dtype=both.dtype)
+    squared = weights * weights
+    counts = jnp.zeros((n_bins + k,), dtype=weights.dtype)
+    sumw2 = jnp.zeros((n_bins + k,), dtype=weights.dtype)
     for j in range(k):
-        total = total + jax.ops.segment_sum(
-            both * kernel.fractions[:, j, None], kernel.first_bin + j, num_segments=n_bins + k
-        )
-    return Histogram(counts=total[:n_bins, 0], sumw2=total[:n_bins, 1])
+        column, ids = kernel.fractions[:, j], kernel.first_bin + j
+        counts = counts + jax.ops.segment_sum(weights * column, ids, num_segments=n_bins + k)
+        sumw2 = sumw2 + jax.ops.segment_sum(squared * column, ids, num_segments=n_bins + k)
+    return Histogram(counts=counts[:n_bins], sumw2=sumw2[:n_bins])
