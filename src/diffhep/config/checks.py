@@ -1,0 +1,295 @@
+"""Meaning checks of a schema-valid config: names, references, ranges, expressions.
+
+The JSON schema checks shapes; these checks look across sections: names that
+would clash, samples and objects that must exist, parameters that must be used,
+bounds and binnings that must be ordered, and every expression parsed and
+checked against what its level may name (object level: the collection's fields,
+parameters and math functions; event level: branches, parameters, reductions
+over objects and flags, candidate observables). Each problem is one
+:class:`~diffhep.errors.ConfigError` with ``FILE:LINE: field.path: ...``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import keyword
+from collections.abc import Collection
+from typing import Any, Protocol
+
+from diffhep.config.expr import BUILTIN_FUNCTIONS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS, Expr, parse
+from diffhep.config.schema import suggest
+from diffhep.errors import ConfigError
+
+__all__ = ["check_config", "format_path", "FieldPath", "VARIATION_KINDS"]
+
+#: The kinds of a systematic variation; exactly one per variation.
+VARIATION_KINDS = ("scale", "branches", "weight", "files", "smear")
+_ARITY = {"arctan2": (2, 2), "min": (1, 99), "max": (1, 99), "count": (1, 1), "any": (1, 1), "sum": (1, 1)}
+_ARITY |= {"pair_mass": (1, 1), "trijet_mass": (2, 2), "m4l": (2, 2)}
+#: A field path: mapping keys and list indices, ``("objects", "jets", "cuts")``.
+FieldPath = tuple[Any, ...]
+
+
+class Where(Protocol):
+    """Where fields are written: ``line(path)`` and ``error(path, message)``."""
+
+    def line(self, path: FieldPath) -> int | None: ...
+
+    def error(self, path: FieldPath, message: str) -> ConfigError: ...
+
+
+def check_config(data: dict[str, Any], where: Where, functions: Collection[str] | None) -> dict[str, Expr]:
+    """Run every meaning check; return the parsed expressions by field path.
+
+    Args:
+        data: a schema-valid config with defaults filled in.
+        where: turns a field path and a message into a located error.
+        functions: names of plugin functions, or None when plugins were not
+            loaded (calls of unknown functions are then not checked).
+    """
+    checker = _Checker(data, where, functions)
+    checker.run()
+    return checker.expressions
+
+
+@dataclasses.dataclass
+class _Checker:
+    data: dict[str, Any]
+    where: Where
+    plugins: Collection[str] | None
+    expressions: dict[str, Expr] = dataclasses.field(default_factory=dict)
+    used: set[str] = dataclasses.field(default_factory=set)
+
+    def fail(self, path: FieldPath, message: str) -> ConfigError:
+        return self.where.error(path, message)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.data["parameters"]
+
+    @property
+    def objects(self) -> dict[str, Any]:
+        return self.data["objects"]
+
+    def run(self) -> None:
+        self.names()
+        if not any(s["role"] == "signal" for s in self.data["samples"].values()):
+            raise self.fail(("samples",), "no sample has role 'signal'; expected at least one (the POI scales them)")
+        for name, sample in self.data["samples"].items():
+            self.event(("samples", name, "weight"), sample["weight"])
+        for name, p in self.params.items():
+            low, high = p["bounds"]
+            if not low < high:
+                raise self.fail(("parameters", name, "bounds"), f"[{low}, {high}]: expected low < high")
+            if not low < p["init"] < high:
+                message = f"{p['init']} is outside bounds [{low}, {high}]; expected low < init < high"
+                raise self.fail(("parameters", name, "init"), message)
+        for name, obj in self.objects.items():
+            self.object(name, obj)
+        for name, region in self.data["regions"].items():
+            self.region(name, region)
+        for name, syst in self.data["systematics"].items():
+            self.systematic(name, syst)
+        self.measurement()
+        self.unused_parameters()
+
+    def names(self) -> None:
+        functions = BUILTIN_FUNCTIONS | set(self.plugins or ())
+        named = [(("parameters", n), n) for n in self.params] + [(("objects", n), n) for n in self.objects]
+        named += [(("objects", o, "flags", f), f) for o, spec in self.objects.items() for f in spec.get("flags", {})]
+        for path, name in named:
+            if keyword.iskeyword(name):
+                raise self.fail(path, f"{name!r} is a Python keyword; choose another name")
+            if name in functions and len(path) == 2:
+                raise self.fail(path, f"{name!r} is the name of a function; choose another name")
+        for name in set(self.params) & set(self.objects):
+            line = self.where.line(("parameters", name))
+            message = f"{name!r} is also a parameter (line {line}); parameter and object names must differ"
+            raise self.fail(("objects", name), message)
+        poi = self.data["measurement"]["poi"]
+        if poi in self.data["systematics"]:
+            line = self.where.line(("systematics", poi))
+            message = f"{poi!r} is also a systematic (line {line}); the POI needs a name of its own"
+            raise self.fail(("measurement", "poi"), message)
+
+    def parse(self, path: FieldPath, text: Any) -> Expr:
+        try:
+            expr = parse(str(text))
+        except ConfigError as exc:
+            raise self.fail(path, str(exc)) from None
+        expr = dataclasses.replace(expr, where=format_path(path))
+        self.expressions[format_path(path)] = expr
+        return expr
+
+    def call(self, path: FieldPath, node: ast.Call, allowed: Collection[str], level: str) -> str:
+        """Check the function name and arity of a call; return the name."""
+        name: str = node.func.id  # type: ignore[attr-defined]
+        known = name in allowed or (self.plugins is not None and name in self.plugins)
+        if not known and (self.plugins is not None or name in BUILTIN_FUNCTIONS):
+            hint = suggest(name, [*sorted(allowed), *sorted(self.plugins or ())])
+            raise self.fail(path, f"unknown {level}-level function {name!r}{hint}")
+        low, high = _ARITY.get(name, (1, 1)) if name in BUILTIN_FUNCTIONS else (0, 999)
+        if not low <= len(node.args) <= high:
+            count = f"{low}" if low == high else f"{low} or more"
+            raise self.fail(path, f"{name}() takes {count} argument(s), got {len(node.args)}")
+        return name
+
+    def object_level(self, path: FieldPath, text: str, *, parameters: bool) -> None:
+        expr = self.parse(path, text)
+        for node in ast.walk(expr.tree):
+            if isinstance(node, ast.Call):
+                self.call(path, node, OBJECT_FUNCTIONS, "object")
+            elif isinstance(node, ast.Attribute):
+                piece = ast.unparse(node)
+                message = f"{piece!r}: object-level expressions name fields of their own collection directly (pt)"
+                raise self.fail(path, message)
+        used = set(expr.names()) & set(self.params)
+        if used and not parameters:
+            name = sorted(used)[0]
+            message = f"parameter {name!r} is not allowed in require (hard and fixed); move the cut to cuts"
+            raise self.fail(path, message)
+        self.used |= used
+
+    def object(self, name: str, obj: dict[str, Any]) -> None:
+        if "union" in obj:
+            for i, member in enumerate(obj["union"]):
+                path = ("objects", name, "union", i)
+                if member not in self.objects or member == name:
+                    others = [o for o in self.objects if o != name]
+                    raise self.fail(path, f"unknown object {member!r}{suggest(member, others)}")
+                if "union" in self.objects[member]:
+                    raise self.fail(path, f"{member!r} is itself a union; expected objects with a collection")
+            return
+        for key in ("require", "cuts"):
+            if key in obj:
+                self.object_level(("objects", name, key), obj[key], parameters=key == "cuts")
+        for flag, text in obj.get("flags", {}).items():
+            self.object_level(("objects", name, "flags", flag), text, parameters=True)
+
+    def region(self, name: str, region: dict[str, Any]) -> None:
+        for key in ("select", "observable"):
+            if key in region:
+                self.event(("regions", name, key), region[key])
+        path, binning = ("regions", name, "binning"), region["binning"]
+        if "edges" in binning:
+            edges = binning["edges"]
+            bad = next((i for i in range(1, len(edges)) if not edges[i] > edges[i - 1]), None)
+            if bad is not None:
+                message = f"{edges[bad]} follows {edges[bad - 1]}; expected strictly increasing edges"
+                raise self.fail((*path, "edges", bad), message)
+        elif not binning["range"][0] < binning["range"][1]:
+            low, high = binning["range"]
+            raise self.fail((*path, "range"), f"[{low}, {high}]: expected low < high")
+
+    def event(self, path: FieldPath, text: Any) -> None:
+        expr = self.parse(path, text)
+        self.event_node(path, expr.tree.body)
+        self.used |= set(expr.names()) & set(self.params)
+
+    def event_node(self, path: FieldPath, node: ast.AST) -> None:
+        """Check an event-level subtree; object references only as call arguments."""
+        if isinstance(node, ast.Call):
+            name = self.call(path, node, EVENT_FUNCTIONS | OBJECT_FUNCTIONS, "event")
+            reduction = (name in ("min", "max") and len(node.args) == 1) or name in EVENT_FUNCTIONS - {"min", "max"}
+            plugin = name not in BUILTIN_FUNCTIONS
+            for i, arg in enumerate(node.args):
+                if reduction or (plugin and self.is_object(arg)):
+                    self.reference(path, name, i, arg)
+                else:
+                    self.event_node(path, arg)
+            return
+        if isinstance(node, ast.Name) and node.id in self.objects:
+            message = f"object {node.id!r} used as a value; reduce it, e.g. count({node.id}) or any({node.id})"
+            raise self.fail(path, message)
+        if isinstance(node, ast.Attribute):
+            self.reference(path, "", 0, node)
+            piece = ast.unparse(node)
+            raise self.fail(path, f"{piece!r} is a value per object; reduce it, e.g. sum({piece}) or max({piece})")
+        for child in ast.iter_child_nodes(node):
+            self.event_node(path, child)
+
+    def is_object(self, node: ast.AST) -> bool:
+        """Whether ``node`` is an object name or ``object.attribute``."""
+        base = node.value if isinstance(node, ast.Attribute) else node
+        return isinstance(base, ast.Name) and base.id in self.objects
+
+    def reference(self, path: FieldPath, function: str, index: int, node: ast.AST) -> None:
+        """An argument naming an object (``jets``), a flag (``jets.btag``) or a field (``jets.pt``)."""
+        base = node.value if isinstance(node, ast.Attribute) else node
+        if not isinstance(base, ast.Name):
+            got = ast.unparse(node)
+            raise self.fail(path, f"{function}() expects an object (jets), a flag (jets.btag) or a field, got {got!r}")
+        if base.id not in self.objects:
+            raise self.fail(path, f"unknown object {base.id!r}{suggest(base.id, self.objects)}")
+        fields = function in ("sum", "min", "max") or function not in BUILTIN_FUNCTIONS
+        if isinstance(node, ast.Name):
+            if function in ("sum", "min", "max"):
+                raise self.fail(path, f"{function}() needs a field of {node.id!r}, e.g. {function}({node.id}.pt)")
+            if function == "trijet_mass" and index == 1:
+                raise self.fail(path, f"trijet_mass() needs a flag second, e.g. trijet_mass({node.id}, {node.id}.btag)")
+            return
+        flags = self.objects[base.id].get("flags", {})
+        if not fields and node.attr not in flags:  # type: ignore[attr-defined]
+            attr = node.attr  # type: ignore[attr-defined]
+            hint = suggest(attr, flags) if flags else f"; object {base.id!r} has no flags"
+            raise self.fail(path, f"unknown flag {base.id}.{attr}{hint}")
+
+    def systematic(self, name: str, syst: dict[str, Any]) -> None:
+        for i, sample in enumerate(syst.get("samples", [])):
+            if sample not in self.data["samples"]:
+                hint = suggest(sample, self.data["samples"])
+                raise self.fail(("systematics", name, "samples", i), f"unknown sample {sample!r}{hint}")
+        for side in ("up", "down"):
+            if side not in syst:
+                continue
+            path, variation = ("systematics", name, side), syst[side]
+            kinds = [k for k in variation if k != "seed"]
+            if len(kinds) != 1:
+                got = ", ".join(kinds) or "only seed"
+                raise self.fail(path, f"got {got}; expected exactly one of {', '.join(VARIATION_KINDS)}")
+            if "seed" in variation and kinds != ["smear"]:
+                raise self.fail((*path, "seed"), f"seed only applies to smear, not to {kinds[0]}")
+            if isinstance(variation[kinds[0]], dict) and not variation[kinds[0]]:
+                raise self.fail((*path, kinds[0]), "is empty; expected at least one branch")
+            if kinds == ["weight"]:
+                self.event((*path, "weight"), variation["weight"])
+
+    def measurement(self) -> None:
+        measurement = self.data["measurement"]
+        valid = [measurement["poi"], *self.data["systematics"]]
+        for i, name in enumerate(measurement["fixed"]):
+            if name not in valid:
+                raise self.fail(("measurement", "fixed", i), f"unknown parameter {name!r}{suggest(name, valid)}")
+        for name, settings in measurement["parameters"].items():
+            path = ("measurement", "parameters", name)
+            if name not in valid:
+                raise self.fail(path, f"unknown parameter {name!r}{suggest(name, valid)}")
+            bounds = settings.get("bounds", [])
+            pairs = [bounds] if bounds and not isinstance(bounds[0], list) else bounds
+            for low, high in pairs:
+                if not low < high:
+                    raise self.fail((*path, "bounds"), f"[{low}, {high}]: expected low < high")
+
+    def unused_parameters(self) -> None:
+        for name in self.params:
+            if name in self.used:
+                continue
+            hint = ""
+            for field_path, expr in self.expressions.items():
+                others = [n for n in expr.names() if n not in self.params]
+                close = difflib.get_close_matches(name, others, n=1, cutoff=0.8)
+                if close:
+                    hint = f" ({field_path} names {close[0]!r}: a typo?)"
+                    break
+            message = f"defined but not used by any expression{hint}; use it in cuts, flags or a region, or remove it"
+            raise self.fail(("parameters", name), message)
+
+
+def format_path(path: FieldPath) -> str:
+    """``("samples", "ttbar", "files", 0)`` -> ``samples.ttbar.files[0]``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

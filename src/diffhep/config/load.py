@@ -1,0 +1,343 @@
+"""Read a config: YAML with line numbers -> JSON schema -> meaning checks -> :class:`Config`.
+
+Every problem is one :class:`~diffhep.errors.ConfigError` line of the form
+``FILE:LINE: field.path: what is wrong; expected ...``. Line numbers come from
+the composed YAML node tree (safe loader only), so every field path, including
+list items, maps to the line where it is written.
+
+Plugins: a module named in ``plugins`` calls ``@register("name")`` to add a
+function to :data:`FUNCTIONS`; :func:`load_plugins` imports such modules by path,
+each file once per process.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from diffhep.config import expr as _expr
+from diffhep.config.checks import FieldPath, check_config, format_path
+from diffhep.config.schema import fill_defaults, schema_errors
+from diffhep.errors import ConfigError
+
+__all__ = ["Config", "FUNCTIONS", "load_config", "load_config_dict", "load_plugins", "register"]
+
+#: Functions registered by plugins with :func:`register`: name -> callable.
+FUNCTIONS: dict[str, Callable[..., Any]] = {}
+_PLUGINS: dict[str, ModuleType] = {}
+
+
+def _parse_path(text: str | Iterable[str | int]) -> FieldPath:
+    if not isinstance(text, str):
+        return tuple(text)
+    parts: list[str | int] = []
+    for piece in text.replace("[", ".[").split("."):
+        if piece.startswith("[") and piece.endswith("]") and piece[1:-1].isdigit():
+            parts.append(int(piece[1:-1]))
+        elif piece:
+            parts.append(piece)
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Display name of the input and the line of every field path."""
+
+    name: str
+    lines: Mapping[FieldPath, int] = field(default_factory=dict)
+
+    def line(self, path: FieldPath) -> int | None:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def error(self, path: FieldPath, message: str) -> ConfigError:
+        line = self.line(path)
+        where = f"{self.name}:{line}" if line is not None else self.name
+        return ConfigError(f"{where}: {format_path(path)}: {message}" if path else f"{where}: {message}")
+
+
+@dataclass(frozen=True, eq=False)
+class Config:
+    """A validated analysis config.
+
+    Attributes:
+        data: the config with schema defaults filled in (paths as written); do not mutate.
+        raw: the config exactly as written.
+        resolved: ``data`` with ``files`` and ``plugins`` entries made absolute.
+        source: display name in messages (the path as given, or ``"<dict>"``).
+        path: the config file, or None for :func:`load_config_dict`.
+        base_dir: folder that relative paths are relative to.
+        config_hash: sha256 (hex) of the canonical JSON of ``data``.
+        expressions: field path (``objects.jets.cuts``) -> parsed :class:`~diffhep.config.Expr`.
+    """
+
+    data: dict[str, Any]
+    raw: dict[str, Any]
+    resolved: dict[str, Any]
+    source: str
+    path: Path | None
+    base_dir: Path
+    config_hash: str
+    expressions: Mapping[str, _expr.Expr]
+    _where: _Source = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Config({self.source!r}, name={self.data['name']!r}, config_hash={self.config_hash[:12]!r}...)"
+
+    def resolve(self, relative: str) -> Path:
+        """A path written in the config, made absolute from :attr:`base_dir`."""
+        return _resolve(self.base_dir, relative)
+
+    def line(self, field_path: str | FieldPath) -> int | None:
+        """Line where a field (``"regions.4j1b.select"``) is written, if known."""
+        return self._where.line(_parse_path(field_path))
+
+    def error(self, field_path: str | FieldPath, message: str) -> ConfigError:
+        """A :class:`ConfigError` ``FILE:LINE: field.path: message`` for later stages."""
+        return self._where.error(_parse_path(field_path), message)
+
+
+def load_config(path: str | Path, *, plugins: bool = True) -> Config:
+    """Read, validate and check a YAML config file.
+
+    Args:
+        path: the YAML file.
+        plugins: import the ``plugins`` modules (their functions become known to
+            the checks); if False, calls of unknown functions are not checked
+            when the config names plugins.
+    """
+    name = str(path)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{name}: config file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}: cannot read the config ({exc})") from None
+    data, lines = _read_yaml(text, name)
+    return _build(data, _Source(name, lines), path.resolve(), path.resolve().parent, plugins)
+
+
+def load_config_dict(
+    data: Mapping[str, Any], source: str = "<dict>", *, base_dir: str | Path | None = None, plugins: bool = True
+) -> Config:
+    """Validate and check a config given as a dict (tests, programmatic use).
+
+    Relative paths are relative to ``base_dir`` (default: the working directory).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    folder = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
+    return _build(copy.deepcopy(dict(data)), _Source(source), None, folder, plugins)
+
+
+def _build(data: Any, where: _Source, path: Path | None, base_dir: Path, plugins: bool) -> Config:
+    if not isinstance(data, dict):
+        kind = "an empty file" if data is None else type(data).__name__
+        raise where.error((), f"expected a mapping of config keys at the top level, got {kind}")
+    _check_json(data, (), where)
+    raw = copy.deepcopy(data)
+    errors = schema_errors(data)
+    if errors:
+        first = min(errors, key=lambda error: (where.line(error[0]) or 0, len(error[0])))
+        raise where.error(*first)
+    fill_defaults(data)
+    resolved = _resolved(data, base_dir)
+    known: set[str] | None = set(FUNCTIONS)
+    if data["plugins"]:
+        if plugins:
+            for i, plugin in enumerate(resolved["plugins"]):
+                try:
+                    _load_plugin(Path(plugin))
+                except ConfigError as exc:
+                    raise where.error(("plugins", i), str(exc)) from None
+            known = set(FUNCTIONS)
+        else:
+            known = None
+    expressions = check_config(data, where, known)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return Config(data, raw, resolved, where.name, path, base_dir, digest, expressions, where)
+
+
+def _read_yaml(text: str, name: str) -> tuple[Any, dict[FieldPath, int]]:
+    """Parse YAML (safe loader) into data plus the line of every field path."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        _check_duplicates(node, (), _Source(name), set())
+        data = loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line = f"{mark.line + 1}:" if mark is not None else ""
+        column = f" (column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"{name}:{line} invalid YAML: {problem}{column}") from None
+    finally:
+        loader.dispose()
+    lines: dict[FieldPath, int] = {}
+    _record_lines(node, (), lines, set())
+    return data, lines
+
+
+def _pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    return [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+
+
+def _check_duplicates(node: yaml.Node, path: FieldPath, where: _Source, seen: set[int]) -> None:
+    """Refuse a key written twice in one mapping (YAML would keep the last silently)."""
+    if id(node) in seen:  # each node once: aliases can neither loop nor blow up
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: dict[str, int] = {}
+        for key, value in _pairs(node):
+            name = str(key.value)
+            if name in keys:
+                line = key.start_mark.line + 1
+                raise ConfigError(
+                    f"{where.name}:{line}: {format_path((*path, name))}: duplicate key (first on line {keys[name]})"
+                )
+            keys[name] = key.start_mark.line + 1
+            _check_duplicates(value, (*path, name), where, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, (*path, i), where, seen)
+
+
+def _record_lines(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int], seen: set[int]) -> None:
+    """Key line for mapping entries, start line for list items; aliased nodes once."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            lines[child] = key.start_mark.line + 1
+            _record_lines(value, child, lines, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_lines(item, (*path, i), lines, seen)
+
+
+def _check_json(value: Any, path: FieldPath, where: _Source) -> None:
+    """Only JSON values: text keys, finite numbers, no dates or binary."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise where.error((*path, str(key)), f"a key must be text, got {key!r}; write it in quotes: '{key}'")
+            _check_json(item, (*path, key), where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, (*path, i), where)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise where.error(path, f"got {value}; expected a finite number")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise where.error(path, f"got {value!r} ({type(value).__name__}); write it in quotes to make it text")
+
+
+def _resolve(base_dir: Path, relative: str) -> Path:
+    path = Path(relative).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _resolved(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """A copy of ``data`` with every ``files`` and ``plugins`` entry absolute."""
+    out = copy.deepcopy(data)
+
+    def absolute(items: list[str]) -> list[str]:
+        return [str(_resolve(base_dir, item)) for item in items]
+
+    out["plugins"] = absolute(out["plugins"])
+    for sample in out["samples"].values():
+        sample["files"] = absolute(sample["files"])
+    for systematic in out["systematics"].values():
+        for side in ("up", "down"):
+            if isinstance(systematic.get(side), dict) and "files" in systematic[side]:
+                systematic[side]["files"] = absolute(systematic[side]["files"])
+    return out
+
+
+def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator adding a function to :data:`FUNCTIONS` under ``name``.
+
+    A plugin module (named in the config's ``plugins``) uses it to make a new
+    function callable from expressions. Built-in names and names registered
+    twice are refused.
+
+    Example:
+        >>> @register("doc_example_double")
+        ... def double(x):
+        ...     return 2 * x
+        >>> FUNCTIONS["doc_example_double"](21)
+        42
+        >>> del FUNCTIONS["doc_example_double"]
+    """
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
+        raise ConfigError(f"register: {name!r} is not a valid function name; expected letters, digits and _")
+    if name in _expr.BUILTIN_FUNCTIONS:
+        raise ConfigError(f"register: {name!r} is a built-in function; choose another name")
+
+    def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+        if name in FUNCTIONS:
+            first = _origin(FUNCTIONS[name])
+            raise ConfigError(f"register: function {name!r} is registered twice (first by {first})")
+        FUNCTIONS[name] = function
+        return function
+
+    return decorator
+
+
+def _origin(function: Callable[..., Any]) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
+
+
+def _load_plugin(path: Path) -> ModuleType:
+    key = str(path.resolve())
+    if key in _PLUGINS:
+        return _PLUGINS[key]
+    if not path.is_file():
+        raise ConfigError(f"plugin file not found: {path}")
+    module_name = f"diffhep_plugin_{hashlib.sha256(key.encode()).hexdigest()[:12]}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot import plugin {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    before = set(FUNCTIONS)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one line
+        del sys.modules[module_name]
+        for name in set(FUNCTIONS) - before:
+            del FUNCTIONS[name]
+        first = (str(exc).splitlines() or [""])[0]
+        raise ConfigError(f"cannot import plugin {path}: {type(exc).__name__}: {first}") from None
+    _PLUGINS[key] = module
+    return module
+
+
+def load_plugins(paths: Iterable[str | Path]) -> list[ModuleType]:
+    """Import plugin modules by file path (each once); their ``@register`` functions join FUNCTIONS.
+
+    A missing file or any error while importing becomes a one-line :class:`ConfigError`
+    naming the file; functions registered by a failed plugin are removed again.
+    """
+    return [_load_plugin(Path(p)) for p in paths]
+
