@@ -22,3 +22,10 @@ __all__ = [
     "normalisation",
     "load_sample",
 ]
+
+# Template generators: AGC ttbar (NanoAOD ``Events``) and H->ZZ*->4l (tutorial ``events``).
+from diffhep.io.generate_agc import AGC_PROCESSES, generate_agc_dataset, generate_agc_sample  # noqa: E402
+from diffhep.io.generate_hzz import HZZ_PROCESSES, generate_hzz_dataset, generate_hzz_sample  # noqa: E402
+
+__all__ += ["AGC_PROCESSES", "generate_agc_sample", "generate_agc_dataset"]
+__all__ += ["HZZ_PROCESSES", "generate_hzz_sample", "generate_hzz_dataset"]
