@@ -1,8 +1,9 @@
 """Atomic output writing: a file appears whole or not at all.
 
-Each writer writes to a temporary file in the destination folder and then
-``os.replace``-s it into place, so an interrupted job never leaves a truncated
-``results.json`` or plot behind, and files already finished stay intact.
+Each writer writes to a temporary file in the destination folder, flushes it to
+disk and then ``os.replace``-s it into place, so an interrupted job never leaves
+a truncated ``results.json``, ROOT file or plot behind, and a file written
+before stays intact until its replacement is complete.
 """
 
 from __future__ import annotations
@@ -10,21 +11,40 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_json", "save_figure"]
+__all__ = ["atomic_write", "write_bytes", "write_text", "write_json", "write_root", "save_figure"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of new files: what ``open`` would give (``0o666`` less the umask), not mkstemp's ``0o600``.
+_FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp_path)`` and move the result to ``path`` atomically."""
+    """Call ``writer(tmp_path)`` and move the result to ``path`` atomically.
+
+    The temporary file lies in ``path``'s folder (so the rename never crosses
+    file systems), starts with a dot and keeps ``path``'s suffix (for writers
+    that choose a format from it). If ``writer`` raises (or the process is
+    interrupted), the temporary file is removed and ``path`` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         writer(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -32,16 +52,39 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
     return path
 
 
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path``, atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path``, atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented JSON, atomically (serialised before the file is created)."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_root(path: str | Path, objects: Mapping[str, Any]) -> Path:
+    """Write a ROOT file with uproot, atomically: ``{"dir/name": object}``.
+
+    Objects are anything ``uproot`` can write (``hist.Hist``, ``(counts, edges)``
+    tuples, ...); a ``/`` in a key makes a directory.
+    """
 
     def writer(tmp: Path) -> None:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        import uproot
+
+        with uproot.recreate(tmp) as f:
+            for key, obj in objects.items():
+                f[key] = obj
 
     return atomic_write(path, writer)
 
 
 def save_figure(path: str | Path, fig: Any, **kwargs: Any) -> Path:
-    """Save a Matplotlib figure atomically (format from ``path``'s suffix)."""
+    """Save a Matplotlib figure atomically (format from ``path``'s suffix, e.g. PNG)."""
     fmt = Path(path).suffix.lstrip(".") or "png"
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))

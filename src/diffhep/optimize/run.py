@@ -1,0 +1,216 @@
+"""The optimisation job's loop: checkpointed, resumable, with annealed slopes and early stopping.
+
+``run_optimization`` minimises ``-analysis.objective(cuts, data, slope_scale)``
+over the unconstrained cut variables (:func:`diffhep.analysis.params.from_unconstrained`)
+with one jitted value-and-gradient step. The event data are an argument of the
+step (never a constant baked into the compiled code), and so is the slope
+multiplier, so annealing never recompiles. Steps are cached per analysis and
+optimiser, so runs of the same analysis (a resume, a rerun) compile once.
+
+Determinism: the step is a pure function of ``(u, opt_state, data, slope)``, the
+slope is a function of the step number, and checkpoints store ``u`` and the
+Optax state exactly, so a resumed run repeats the uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from diffhep.analysis.params import from_unconstrained, to_unconstrained
+from diffhep.analysis.protocol import Analysis
+from diffhep.optimize.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from diffhep.optimize.settings import OptimizerSettings
+
+__all__ = ["OptimizationResult", "run_optimization", "compiled_step"]
+
+
+class OptimizationResult(NamedTuple):
+    """Outcome of :func:`run_optimization`.
+
+    Attributes:
+        initial: cut name -> starting value (physical units).
+        values: cut name -> final value: after the last update, or the last
+            values with a finite objective when the run stopped on a non-finite one.
+        history: per step, ``{"step", "objective", <cut>: value, ..., "slope_scale",
+            "grad_norm"}`` with the cut values at which the step was evaluated
+            (before its update); a non-finite step is the last entry.
+        stopped: ``None`` when every step ran, else one line saying why the run
+            stopped early (early stopping, non-finite objective or gradient,
+            ``max_steps`` reached).
+        steps: steps completed (updates applied).
+        resumed_from: the step the run was resumed from, or ``None``.
+        checkpoint: the last checkpoint written (``None`` if none was).
+    """
+
+    initial: dict[str, float]
+    values: dict[str, float]
+    history: list[dict[str, float]]
+    stopped: str | None
+    steps: int
+    resumed_from: int | None
+    checkpoint: Path | None
+
+
+#: (id(analysis), settings.step_key()) -> (analysis, optimiser, jitted step); the analysis is
+#: kept so that its id cannot be reused while the entry exists.
+_STEPS: OrderedDict[tuple[int, str], tuple[Analysis, optax.GradientTransformation, Callable]] = OrderedDict()
+_MAX_CACHED = 8
+
+
+def compiled_step(analysis: Analysis, settings: OptimizerSettings) -> tuple[optax.GradientTransformation, Callable]:
+    """The optimiser and its jitted ``(u, opt_state, data, slope) -> (u', opt_state', objective, grad_norm, cuts)``.
+
+    ``objective`` and ``cuts`` are those at ``u`` (before the update); ``grad_norm``
+    is the global norm of the gradient of ``-objective`` in the unconstrained
+    variables. Cached per analysis object and :meth:`OptimizerSettings.step_key`,
+    so that a rerun or a resume of the same analysis does not compile again.
+    """
+    key = (id(analysis), settings.step_key())
+    if key in _STEPS:
+        _STEPS.move_to_end(key)
+        return _STEPS[key][1:]
+    params = tuple(analysis.parameters)
+    optimizer = settings.build()
+
+    def loss(u, data, slope):
+        return -analysis.objective(from_unconstrained(params, u), data, slope)
+
+    @jax.jit
+    def step(u, opt_state, data, slope):
+        value, grad = jax.value_and_grad(loss)(u, data, slope)
+        updates, new_state = optimizer.update(grad, opt_state, u)
+        cuts = from_unconstrained(params, u)
+        return optax.apply_updates(u, updates), new_state, -value, optax.tree.norm(grad), cuts
+
+    _STEPS[key] = (analysis, optimizer, step)
+    if len(_STEPS) > _MAX_CACHED:
+        _STEPS.popitem(last=False)
+    return optimizer, step
+
+
+class _Patience:
+    """Early-stopping bookkeeping, rebuilt from the history on resume."""
+
+    def __init__(self, settings: OptimizerSettings, history: list[dict[str, float]]) -> None:
+        self.rule = settings.early_stopping
+        self.best, self.since = -math.inf, 0
+        for entry in history:
+            self.update(entry["objective"])
+
+    def update(self, objective: float) -> None:
+        if self.rule is None:
+            return
+        if objective > self.best + self.rule.min_delta:
+            self.best, self.since = objective, 0
+        else:
+            self.since += 1
+
+    def message(self) -> str | None:
+        if self.rule is None or self.since < self.rule.patience:
+            return None
+        return (f"early stopping: the objective has not improved by {self.rule.min_delta:g} "
+                f"for {self.rule.patience} steps (best {self.best:.6g})")
+
+
+def run_optimization(
+    analysis: Analysis,
+    data: Any,
+    settings: OptimizerSettings,
+    *,
+    output: Path,
+    resume: bool = False,
+    progress: bool = True,
+    max_steps: int | None = None,
+) -> OptimizationResult:
+    """Maximise ``analysis.objective`` over its cut parameters, checkpointing into ``output/checkpoints``.
+
+    Args:
+        analysis: the analysis (its ``parameters`` are optimised).
+        data: ``analysis.load()``, passed to every step as an argument.
+        settings: optimiser, learning rate, steps, slope schedule, checkpoints,
+            early stopping and seed.
+        output: the job's output folder; checkpoints go to ``output/checkpoints``.
+        resume: continue from the latest checkpoint there (from the start if none).
+        progress: show a progress bar with the objective and the cut values.
+        max_steps: stop after this many steps in total, as if interrupted (a
+            time-limited batch slot); the schedules still span ``settings.steps``.
+
+    Returns:
+        :class:`OptimizationResult`. A non-finite objective or gradient stops the
+        run with a message in ``stopped``; the last good state is checkpointed.
+    """
+    params = tuple(analysis.parameters)
+    names = [p.name for p in params]
+    folder = Path(output) / "checkpoints"
+    optimizer, step = compiled_step(analysis, settings)
+    slope_at = settings.slope_schedule()
+    dtype = jnp.result_type(float)
+    initial = {p.name: float(p.init) for p in params}
+
+    u = to_unconstrained(params, initial)
+    opt_state = optimizer.init(u)
+    start, history, resumed_from = 0, [], None
+    found = latest_checkpoint(folder) if resume else None
+    if found is not None:
+        ckpt = load_checkpoint(found, names, opt_state, settings.name)
+        u, opt_state, start, history = ckpt.u, ckpt.opt_state, ckpt.step, list(ckpt.history)
+        resumed_from = start
+
+    def save(at: int, u_at: Any, state_at: Any, hist: list[dict[str, float]]) -> Path:
+        return save_checkpoint(folder, Checkpoint(at, u_at, state_at, hist, settings.seed, settings.name))
+
+    patience = _Patience(settings, history)
+    stopped, done = patience.message(), start
+    last_ckpt, saved_at = found, (start if found is not None else None)
+    end = settings.steps if max_steps is None else min(settings.steps, max_steps)
+    slopes = np.asarray(slope_at(jnp.arange(settings.steps)), dtype=dtype)  # one evaluation, not one per step
+    bar = tqdm(total=settings.steps, initial=start, desc="optimising", disable=not progress, dynamic_ncols=True)
+    prev = (u, opt_state)  # the state of the last step with a finite objective and gradient
+    try:
+        for i in range(start, end if stopped is None else start):
+            new_u, new_state, objective, gnorm, cuts = step(u, opt_state, data, slopes[i])
+            objective, gnorm, cuts = jax.device_get((objective, gnorm, cuts))
+            entry = {"step": i, "objective": float(objective), **{k: float(cuts[k]) for k in names},
+                     "slope_scale": float(slopes[i]), "grad_norm": float(gnorm)}
+            history.append(entry)
+            if not (math.isfinite(entry["objective"]) and math.isfinite(entry["grad_norm"])):
+                what = "objective" if not math.isfinite(entry["objective"]) else "gradient"
+                (u, opt_state), done = prev, (i - 1 if i > start else i)
+                last_ckpt, saved_at = save(done, u, opt_state, history[:done]), done
+                cut_text = ", ".join(f"{k}={entry[k]:.6g}" for k in names)
+                stopped = (f"stopped at step {i}: non-finite {what} at cuts {cut_text}; "
+                           f"kept the last good state (step {done}, checkpoint {last_ckpt.name})")
+                break
+            prev = (u, opt_state)
+            u, opt_state, done = new_u, new_state, i + 1
+            patience.update(entry["objective"])
+            if settings.checkpoint_every and done % settings.checkpoint_every == 0:
+                last_ckpt, saved_at = save(done, u, opt_state, history), done
+            bar.update(1)
+            if progress:
+                bar.set_postfix({"objective": f"{entry['objective']:.4g}",
+                                 **{k: f"{entry[k]:.4g}" for k in names}}, refresh=False)
+            stopped = patience.message()
+            if stopped is not None:
+                break
+    finally:
+        bar.close()
+    if stopped is None and done < settings.steps:
+        stopped = f"stopped after {done} of {settings.steps} steps (max_steps); resume to continue"
+    if saved_at != done:
+        last_ckpt = save(done, u, opt_state, history)
+    values = {k: float(v) for k, v in jax.device_get(from_unconstrained(params, u)).items()}
+    return OptimizationResult(
+        initial=initial, values=values, history=history, stopped=stopped,
+        steps=done, resumed_from=resumed_from, checkpoint=last_ckpt,
+    )

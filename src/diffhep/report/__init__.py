@@ -1,0 +1,25 @@
+"""Reports of an optimisation job: figures (mplhep style), ``report.md`` and ``histograms.root``.
+
+- :mod:`diffhep.report.plots` — ``history.png``, ``region_<name>.png``,
+  ``cutflow.png``, ``landscape.png``;
+- :func:`render_report` — the Markdown summary linking them;
+- :func:`write_histograms` — hard-cut histograms as ``TH1D`` with uproot.
+
+Every writer goes through :mod:`diffhep.outputs`, so each file appears whole or
+not at all. Inputs are plain numbers and dicts (this package does not import
+the optimiser).
+"""
+
+from diffhep.report.markdown import render_report
+from diffhep.report.plots import plot_cutflow, plot_history, plot_landscape, plot_region
+from diffhep.report.root import to_weighted_hist, write_histograms
+
+__all__ = [
+    "plot_history",
+    "plot_region",
+    "plot_cutflow",
+    "plot_landscape",
+    "render_report",
+    "to_weighted_hist",
+    "write_histograms",
+]

@@ -1,0 +1,147 @@
+"""Atomic writers, the ROOT histogram file, the figures and the Markdown report."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import uproot
+
+from diffhep.errors import ConfigError
+from diffhep.histogram import Histogram
+from diffhep.optimize.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from diffhep.outputs import atomic_write, save_figure, write_bytes, write_json, write_root, write_text
+from diffhep.report import plot_landscape, render_report, write_histograms
+
+
+def _leftovers(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_atomic_writers_write_whole_files_with_normal_permissions(tmp_path):
+    write_text(tmp_path / "a.txt", "hello\n")
+    write_bytes(tmp_path / "b.bin", b"\x00\x01")
+    write_json(tmp_path / "sub" / "c.json", {"x": [1, 2]})
+    assert (tmp_path / "a.txt").read_text() == "hello\n"
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    assert (tmp_path / "sub" / "c.json").read_text() == '{\n  "x": [\n    1,\n    2\n  ]\n}\n'
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_a_failing_write_leaves_no_partial_file_and_keeps_the_previous_one(tmp_path):
+    path = tmp_path / "results.json"
+    write_json(path, {"good": True})
+    before = path.read_bytes()
+
+    def half_then_fail(tmp):
+        tmp.write_text('{"good": fal')
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, half_then_fail)
+    with pytest.raises(TypeError):
+        write_json(path, {"not json": object()})
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, lambda tmp: (tmp.write_text("{"), (_ for _ in ()).throw(KeyboardInterrupt()))[1])
+    assert path.read_bytes() == before
+    with pytest.raises(TypeError):
+        write_root(tmp_path / "h.root", {"bad": object()})
+    assert not (tmp_path / "h.root").exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_failing_figure_keeps_the_previous_png(tmp_path):
+    import matplotlib.artist
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = save_figure(tmp_path / "f.png", fig)
+    before = path.read_bytes()
+    assert before[:4] == b"\x89PNG"
+
+    class Boom(matplotlib.artist.Artist):
+        def draw(self, renderer):
+            raise RuntimeError("drawing failed")
+
+    ax.add_artist(Boom())
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        save_figure(path, fig)
+    plt.close(fig)
+    assert path.read_bytes() == before and _leftovers(tmp_path) == []
+
+
+def test_histograms_root_reads_back(tmp_path):
+    edges = np.array([0.0, 1.0, 2.0, 4.0])
+    h = {"sr": {"sig": Histogram(np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.0, 1.5])),
+                "bkg": Histogram(np.array([10.0, 5.0, 0.0]), np.array([2.0, 1.0, 0.0]))}}
+    path = write_histograms(tmp_path / "histograms.root", {"initial": h, "optimised": h},
+                            {"sr": edges}, {"sr": "x [GeV]"})
+    with uproot.open(path) as f:
+        th1 = f["optimised/sr/bkg"]
+        assert th1.classname == "TH1D"
+        np.testing.assert_array_equal(th1.values(), [10.0, 5.0, 0.0])
+        np.testing.assert_array_equal(th1.variances(), [2.0, 1.0, 0.0])
+        np.testing.assert_array_equal(th1.axis().edges(), edges)
+        assert th1.axis().member("fTitle") == "x [GeV]"
+        np.testing.assert_array_equal(f["initial/sr/sig"].values(), [1.0, 2.0, 3.0])
+
+
+def test_landscape_in_one_dimension_and_none_for_a_random_search(tmp_path):
+    scan = {"kind": "grid", "parameters": ["cut"], "axes": {"cut": [1.0, 2.0, 3.0]},
+            "significance": [1.0, 2.0, None], "optimum": {"cut": 2.0}, "best": {"cut": 2.0}}
+    path = plot_landscape(tmp_path / "landscape.png", scan, {"cut": "GeV"})
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert plot_landscape(tmp_path / "none.png", {**scan, "kind": "random"}, {"cut": "GeV"}) is None
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_report_links_every_file_and_tabulates_cuts():
+    results = {
+        "analysis": "demo", "stop_reason": "completed all 5 steps", "steps": 5, "seed": 1,
+        "settings": {"name": "adam"}, "config_hash": "abc", "resumed_from": 2,
+        "parameters": {"pt_min": {"unit": "GeV", "low": 10.0, "high": 80.0}},
+        "initial": {"pt_min": 30.0}, "final": {"pt_min": 41.5},
+        "significance": {"soft": {"before": 1.0, "after": 2.0, "slope_scale": 4.0},
+                         "hard_pyhf": {"before": 1.1, "after": None}},
+        "scan": None, "versions": {"diffhep": "0.1.0"},
+    }
+    files = {"history": "history.png", "numbers": "results.json"}
+    text = render_report(results, files)
+    assert "| `pt_min` | GeV | [10, 80] | 30 | 41.5 |" in text
+    assert "![history](history.png)" in text and "[results.json](results.json)" in text
+    assert "resumed from step 2" in text and "n/a" in text
+
+
+def test_checkpoint_round_trip_restores_the_optax_state(tmp_path):
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(0.1, 10)))
+    u = {"a": jnp.asarray(0.3), "b": jnp.asarray(-1.0)}
+    state = opt.init(u)
+    for _ in range(3):
+        updates, state = opt.update({"a": jnp.asarray(0.2), "b": jnp.asarray(-0.7)}, state, u)
+        u = optax.apply_updates(u, updates)
+    save_checkpoint(tmp_path, Checkpoint(3, u, state, [{"step": 0, "objective": 1.5}], 7, "adam"))
+    path = latest_checkpoint(tmp_path)
+    assert path.name == "step_000003.npz" and (tmp_path / "latest").read_text() == "step_000003.npz\n"
+    back = load_checkpoint(path, ["a", "b"], opt.init(u), "adam")
+    assert back.step == 3 and back.seed == 7 and back.history == [{"step": 0, "objective": 1.5}]
+    assert jax_tree_equal(state, back.opt_state) and jax_tree_equal(u, back.u)
+    with pytest.raises(ConfigError, match="written by optimiser 'adam', not 'sgd'"):
+        load_checkpoint(path, ["a", "b"], opt.init(u), "sgd")
+    with pytest.raises(ConfigError, match="does not match"):
+        load_checkpoint(path, ["a", "b"], optax.sgd(0.1).init(u), "adam")
+
+
+def jax_tree_equal(a, b) -> bool:
+    return jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) and all(
+        np.array_equal(x, y) and np.asarray(x).dtype == np.asarray(y).dtype
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+    )
