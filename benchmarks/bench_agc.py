@@ -184,6 +184,10 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     log("diffhep (first call compiles) ...")
     timings["diffhep"] = measure(lambda: diff(cuts, data), args.repeats)
     value, grad = diff(cuts, data)
+    # XLA's buffer assignment of the compiled step: temporaries beside the inputs.
+    memory = diff.lower(cuts, data).compile().memory_analysis()
+    input_bytes = sum(x.nbytes for x in jax.tree.leaves(data))
+    log(f"step temporaries {memory.temp_size_in_bytes / 1e6:.0f} MB for {input_bytes / 1e6:.0f} MB of inputs")
 
     def hard():
         out = {}
@@ -219,6 +223,7 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
         "awkward_to_jax_backend_s": to_backend_s,
         "timings": {k: t.as_dict() for k, t in timings.items()},
         "awkward_jax_error": awk_error,
+        "memory": {"input_bytes": int(input_bytes), "step_temp_bytes": int(memory.temp_size_in_bytes)},
         "ratios": {
             "awkward_jax_over_diffhep": med["awkward_jax"] / med["diffhep"] if "awkward_jax" in med else None,
             "diffhep_over_hard": med["diffhep"] / med["hard"],
@@ -255,6 +260,9 @@ def report(info: dict, results: list[dict], args: argparse.Namespace) -> str:
             (f"  ratio Awkward-JAX / diffhep:        {r['ratios']['awkward_jax_over_diffhep']:>10.1f} x"
              if "awkward_jax" in t else "  ratio Awkward-JAX / diffhep:        n/a (baseline failed)"),
             f"  ratio diffhep / hard forward:       {r['ratios']['diffhep_over_hard']:>10.2f} x",
+            f"  memory: step temporaries {r['memory']['step_temp_bytes'] / 1e6:.0f} MB for "
+            f"{r['memory']['input_bytes'] / 1e6:.0f} MB of inputs "
+            f"({r['memory']['step_temp_bytes'] / r['memory']['input_bytes']:.1f} x; XLA buffer assignment)",
             f"  agreement: objective rel diff {a['objective_rel_diff']:.1e}, gradient max rel diff {worst:.1e}"
             + ("" if a["objective_rel_diff"] < 1e-6 and worst < 1e-6 else "  <-- DISAGREE"),
         ]
