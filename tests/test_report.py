@@ -134,6 +134,10 @@ def test_checkpoint_round_trip_restores_the_optax_state(tmp_path):
     back = load_checkpoint(path, ["a", "b"], opt.init(u), "adam")
     assert back.step == 3 and back.seed == 7 and back.history == [{"step": 0, "objective": 1.5}]
     assert jax_tree_equal(state, back.opt_state) and jax_tree_equal(u, back.u)
+    # an analysis lists its cuts in its own order; the step returns them sorted
+    assert jax_tree_equal(u, load_checkpoint(path, ["b", "a"], opt.init(u), "adam").u)
+    with pytest.raises(ConfigError, match="is for cuts"):
+        load_checkpoint(path, ["a", "c"], opt.init(u), "adam")
     with pytest.raises(ConfigError, match="written by optimiser 'adam', not 'sgd'"):
         load_checkpoint(path, ["a", "b"], opt.init(u), "sgd")
     with pytest.raises(ConfigError, match="does not match"):

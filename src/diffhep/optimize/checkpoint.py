@@ -104,7 +104,8 @@ def load_checkpoint(path: str | Path, parameters: Sequence[str], opt_template: A
         record = json.loads(f["record"].tobytes().decode())
         u = {k: jnp.asarray(f[f"u/{k}"]) for k in record["parameters"]}
         leaves = [f[f"opt/{i}"] for i in range(sum(1 for k in f.files if k.startswith("opt/")))]
-    if record["parameters"] != list(parameters):
+    # The step returns its dict of cuts with sorted keys, so compare names, not order.
+    if sorted(record["parameters"]) != sorted(parameters):
         raise ConfigError(
             f"checkpoint {path} is for cuts {record['parameters']}, this analysis has {list(parameters)}; "
             "use another output folder or run without --resume"
