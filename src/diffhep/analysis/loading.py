@@ -1,0 +1,234 @@
+"""Reading the samples of a config into the static structure the step reads (:class:`SampleData`).
+
+For every sample (and every variation of it), once:
+
+1. resolve the planned fields and event names to branches of the sample's
+   files (:mod:`diffhep.analysis.branches`; one-line errors for anything missing);
+2. read them with :func:`diffhep.io.read_events`, apply the variation
+   (:class:`~diffhep.analysis.systematics.Variation`), build the objects
+   (:func:`~diffhep.analysis.objects.build_host`), the candidates
+   (:func:`~diffhep.analysis.builtins.prepare`) and the kernels of static
+   observables;
+3. normalise: ``xsec_pb * lumi_pb / sum(sample weight)`` over all events read.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import awkward as ak
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import vector
+
+from diffhep.analysis import branches, builtins, objects, regions
+from diffhep.analysis.builtins import CandidateSpec
+from diffhep.analysis.combine import SampleData
+from diffhep.analysis.expressions import HARD, names
+from diffhep.analysis.objects import ObjectDef, ObjectEvaluator
+from diffhep.analysis.regions import RegionDef
+from diffhep.analysis.systematics import Variation
+from diffhep.errors import InputError, closest
+from diffhep.io.read import expand_files, read_events
+
+vector.register_awkward()
+
+__all__ = ["NOMINAL", "SampleDef", "required_branches", "load_sample", "with_kernels"]
+
+NOMINAL = Variation()
+
+
+@dataclass(frozen=True)
+class SampleDef:
+    """One entry of ``samples:``.
+
+    Attributes:
+        name: sample name.
+        role: ``"signal"`` or ``"background"``.
+        files: paths or glob patterns (absolute).
+        tree: TTree or RNTuple name.
+        xsec_pb: cross-section, pb.
+        weight: parsed event weight expression, or ``None`` (1).
+        weight_text: its source.
+    """
+
+    name: str
+    role: str
+    files: tuple[str, ...]
+    tree: str
+    xsec_pb: float
+    weight: ast.expr | None = None
+    weight_text: str = "1"
+
+
+class _Columns:
+    """Branch values of one read, with a variation applied."""
+
+    def __init__(self, events: ak.Array, variation: Variation):
+        self.events, self.variation = events, variation
+
+    def raw(self, branch: str) -> ak.Array:
+        if branch in ak.fields(self.events):
+            return self.events[branch]
+        prefix, _, rest = branch.partition("_")
+        return self.events[prefix][rest]
+
+    def __call__(self, branch: str) -> ak.Array:
+        return self.variation.column(branch, self.raw)
+
+
+def _derived(records: dict[str, ak.Array], name: str, cart: Mapping[str, str]) -> ak.Array:
+    p4 = ak.zip(
+        {k: ak.values_astype(records[cart[k]], np.float64) for k in ("px", "py", "pz", "E")},
+        with_name="Momentum4D",
+    )
+    return getattr(p4, name)
+
+
+def _event_names(plan_: branches.Plan, variation: Variation, sample: SampleDef) -> dict[str, str]:
+    out = dict(plan_.events)
+    for n in variation.weight_names():
+        out.setdefault(n, f"variation weight {variation.weight_text!r}")
+    if sample.weight is not None:
+        for n in names(sample.weight):
+            out.setdefault(n, f"sample {sample.name!r} weight {sample.weight_text!r}")
+    return out
+
+
+def required_branches(
+    plan_: branches.Plan, defs: Mapping[str, ObjectDef], sample: SampleDef, variation: Variation
+) -> tuple[list[str], str]:
+    """Branches to read for ``sample`` with ``variation`` and its files' description."""
+    files = expand_files(list(variation.files or sample.files))
+    where = f"{files[0]}:{sample.tree}"
+    available = branches.available_branches(files[0], sample.tree)
+    read, _ = branches.branches_for(plan_, defs, available, where, variation)
+    wanted = {variation.read_branches(b) for fields in read.values() for b in fields.values() if b}
+    for n, used in _event_names(plan_, variation, sample).items():
+        if variation.read_branches(n) not in available:
+            raise InputError(f"{used}: branch {variation.read_branches(n)!r} not in {where}{closest(n, available)}")
+        wanted.add(variation.read_branches(n))
+    return sorted(wanted), where
+
+
+def _weight(
+    expr: ast.expr | None, columns: Mapping[str, Any], n: int, where: str, functions: Mapping[str, Callable[..., Any]]
+) -> np.ndarray:
+    if expr is None:
+        return np.ones(n)
+    ev = ObjectEvaluator(
+        columns, parameters={}, cuts=None, slopes={}, mode=HARD, xp=np, functions=functions, where=where
+    )
+    return np.broadcast_to(np.asarray(ev(expr), dtype=np.float64), (n,))
+
+
+def load_sample(
+    sample: SampleDef,
+    variation: Variation,
+    *,
+    plan_: branches.Plan,
+    defs: Mapping[str, ObjectDef],
+    region_defs: Mapping[str, RegionDef],
+    specs: Mapping[str, CandidateSpec],
+    parameters: Mapping[str, Any],
+    functions: Mapping[str, Callable[..., Any]],
+    lumi_pb: float,
+    read: Callable[[tuple[str, ...], str, list[str]], ak.Array] | None = None,
+) -> SampleData:
+    """Read one sample with one variation and build its :class:`SampleData` (host, once).
+
+    ``read(files, tree, branches)`` may be given to share reads between variations.
+    """
+    files = tuple(expand_files(list(variation.files or sample.files)))
+    wanted, where = required_branches(plan_, defs, sample, variation)
+    events = (read or (lambda f, t, b: read_events(list(f), tree=t, branches=b)))(files, sample.tree, wanted)
+    columns = _Columns(events, variation)
+    resolved, kin = branches.branches_for(
+        plan_, defs, branches.available_branches(files[0], sample.tree), where, variation
+    )
+    raw = {}
+    for obj, fields in resolved.items():
+        records = {f: columns(b) for f, b in fields.items() if b}
+        cart = {
+            k: next(f for f in fields if f in v) for k, v in branches.CARTESIAN.items() if any(f in v for f in fields)
+        }
+        for f, b in fields.items():
+            if not b:
+                records[f] = _derived(records, f, cart)
+        raw[obj] = ak.zip(records, depth_limit=2)
+    n = len(events)
+    event_cols = {name: ak.to_numpy(columns(name)) for name in _event_names(plan_, variation, sample)}
+    nominal = _weight(sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions)
+    total = float(np.sum(nominal))
+    if n == 0 or total == 0.0:
+        raise InputError(
+            f"sample {sample.name!r} has {'no events' if n == 0 else 'a zero sum of weights'} "
+            f"in {', '.join(files)}; cannot normalise"
+        )
+    weight = nominal * sample.xsec_pb * lumi_pb / total
+    weight = weight * _weight(variation.weight, event_cols, n, f"variation weight {variation.weight_text!r}", functions)
+    built = objects.build_host(defs, raw, parameters=parameters, functions=functions)
+    jagged, union_index = {}, {}
+    for name, array in built.items():
+        jagged[name], index = objects.to_jagged(array)
+        if index is not None:
+            union_index[name] = index
+
+    def p4(name: str) -> ak.Array:
+        styles = {kin[b] for b in branches.base_objects(defs, name)}
+        if len(styles) != 1:
+            raise InputError(
+                f"object {name!r}: its members store four-momenta differently ({sorted(styles)}); use one convention"
+            )
+        style = styles.pop()
+        keys = ("pt", "eta", "phi", "mass") if style[0] == "pt" else ("px", "py", "pz", "E")
+        array = built[name]
+        comps = {
+            k: ak.values_astype(array[f], np.float64)
+            if f in ak.fields(array)
+            else ak.zeros_like(array[style[0]], dtype=np.float64)
+            for k, f in zip(keys, style, strict=True)
+        }
+        charge = next((f for f in ("charge", "Charge") if f in ak.fields(array)), None)
+        if charge is not None:
+            comps["charge"] = array[charge]
+        return ak.zip(comps, with_name="Momentum4D")
+
+    candidates = {key: builtins.prepare(spec, built, p4) for key, spec in specs.items()}
+    dtype = jnp.result_type(float)
+    return SampleData(
+        objects=jagged,
+        union_index=union_index,
+        events={k: jnp.asarray(np.asarray(event_cols[k], dtype=np.float64), dtype=dtype) for k in plan_.events},
+        weight=jnp.asarray(weight, dtype=dtype),
+        sample=jnp.zeros((n,), dtype=jnp.int32),
+        candidates=candidates,
+        kernels={},
+        hard_kernels={},
+        keys=(sample.name,),
+    )
+
+
+def with_kernels(
+    data: SampleData,
+    *,
+    defs: Mapping[str, ObjectDef],
+    region_defs: Mapping[str, RegionDef],
+    specs: Mapping[str, CandidateSpec],
+    parameters: Mapping[str, Any],
+    functions: Mapping[str, Callable[..., Any]],
+) -> SampleData:
+    """``data`` with the kernels of every static or candidate observable (soft and bandwidth 0)."""
+    options = dict(parameters=parameters, cuts={}, slopes={}, mode=HARD, xp=np, functions=functions)
+    step = regions.Step(
+        data, defs, specs, objects.ObjectWeights(defs, data.objects, data.union_index, **options), options
+    )
+    kernels, hard = {}, {}
+    for name, region in region_defs.items():
+        if region.candidate is not None or region.static:
+            kernels[name], hard[name] = regions.static_kernels(region, step)
+    return eqx.tree_at(lambda d: (d.kernels, d.hard_kernels), data, (kernels, hard))

@@ -1,0 +1,137 @@
+"""Helpers shared by the commands: the one-line-error parser, config loading, tables."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from diffhep.errors import ConfigError, DiffhepError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from diffhep.analysis.configured import ConfiguredAnalysis
+    from diffhep.config import Config
+
+__all__ = [
+    "Parser", "add_command", "load", "build_analysis", "default_output", "parse_sets", "table", "number", "say",
+    "files_listing", "check_output_is_folder",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line ``error: ...`` (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def add_command(
+    sub: argparse._SubParsersAction, name: str, *, help: str, description: str, examples: str,
+    func: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """A subcommand with ``description``, an ``examples:`` epilog and ``func`` as its action."""
+    parser = sub.add_parser(
+        name, help=help, description=textwrap.fill(" ".join(description.split()), 88), epilog="examples:\n" + examples.strip("\n") + "\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=func)
+    return parser
+
+
+def load(path: str | Path, *, plugins: bool = True) -> Config:
+    """The validated config at ``path`` (schema and meaning checks); a ConfigError names FILE:LINE."""
+    from diffhep.config import load_config
+
+    return load_config(path, plugins=plugins)
+
+
+def build_analysis(config: Config) -> ConfiguredAnalysis:
+    """The :class:`~diffhep.analysis.configured.ConfiguredAnalysis` of a loaded config."""
+    from diffhep.analysis.configured import ConfiguredAnalysis
+
+    return ConfiguredAnalysis.from_config(config.data, base=config.base_dir)
+
+
+def default_output(config: Config, command: str) -> Path:
+    """``work/<analysis name>/<command>`` under the current folder."""
+    return Path("work") / str(config.data.get("name", "analysis")) / command
+
+
+def parse_sets(items: Sequence[str] | None, parameters: Sequence[Any]) -> dict[str, float]:
+    """``["name=value", ...]`` -> cut values: every parameter's init, overridden; checked against bounds."""
+    from diffhep.errors import closest
+
+    known = {p.name: p for p in parameters}
+    values = {p.name: float(p.init) for p in parameters}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError(f"--set {item!r}: expected name=value, for example --set {next(iter(known), 'cut')}=30")
+        if name not in known:
+            valid = ", ".join(known) or "none"
+            raise ConfigError(f"--set {item!r}: unknown parameter {name!r}{closest(name, known)}; valid: {valid}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"--set {item!r}: {text.strip()!r} is not a number") from None
+        p = known[name]
+        if not (math.isfinite(value) and p.low < value < p.high):
+            unit = f" {p.unit}" if p.unit else ""
+            raise ConfigError(f"--set {item!r}: {value:g}{unit} is outside the bounds of {name!r}, ({p.low:g}, {p.high:g})")
+        values[name] = value
+    return values
+
+
+def number(x: Any, digits: int = 4) -> str:
+    """A number for a table: ``g`` format, ``nan`` and ``-`` for missing."""
+    if x is None:
+        return "-"
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isfinite(value) and 1e4 <= abs(value) < 1e15:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+_NUMBER = re.compile(r"^(-|nan|inf|[-+]?[\d,]*\.?\d+(e[-+]?\d+)?)( / .*)?$")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> str:
+    """Columns aligned: numbers to the right, text to the left."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    right = [i > 0 and bool(rows) and all(_NUMBER.match(r[i]) for r in cells[1:]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        text = "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right))
+        return indent + text.rstrip()
+
+    return "\n".join([line(cells[0]), indent + "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
+
+
+def say(message: str, *, quiet: bool = False) -> None:
+    """A progress line on stderr (stdout stays for results)."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def files_listing(output: Path, files: Mapping[str, str]) -> str:
+    """``outputs in DIR/:`` and one line per file."""
+    width = max((len(f) for f in files.values()), default=0)
+    return "\n".join([f"outputs in {output}/:"] + [f"  {f.ljust(width)}  {label}" for label, f in files.items()])
+
+
+def check_output_is_folder(output: Path) -> Path:
+    """``output`` as a folder that may be created; a file there is an error."""
+    if output.exists() and not output.is_dir():
+        raise DiffhepError(f"--output {output}: exists and is not a folder")
+    return output

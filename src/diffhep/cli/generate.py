@@ -1,0 +1,179 @@
+"""``diffhep generate``: synthetic NanoAOD samples, by process or for every sample of a config.
+
+With ``--config``, every sample with a ``generate: {process, events, seed}``
+block is written to its first ``files`` entry. A manifest
+(``diffhep-generated.json`` next to the files) records the settings of each
+file written, so a second call skips files that are up to date and never
+overwrites a file it did not write (unless ``--force``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from diffhep.cli.common import add_command, load, table
+from diffhep.errors import ConfigError, DiffhepError, closest
+
+EXAMPLES = """
+  diffhep generate --output work/data                 # dimuon processes, default sizes
+  diffhep generate --output data --events 100000 --process signal --seed 7
+  diffhep generate --generator agc --output data/agc --events 20000
+  diffhep generate --config analyses/ttbar/config.yaml          # every sample with a generate: block
+  diffhep generate --config myana/config.yaml --events 2000     # smaller, for a quick test
+"""
+
+#: generator -> (module, processes dict, sample writer, tree written).
+GENERATORS = {
+    "dimuon": ("diffhep.io.generate", "PROCESSES", "generate_sample", "Events"),
+    "agc": ("diffhep.io.generate_agc", "AGC_PROCESSES", "generate_agc_sample", "Events"),
+    "hzz": ("diffhep.io.generate_hzz", "HZZ_PROCESSES", "generate_hzz_sample", "events"),
+}
+DEFAULT_EVENTS = 10_000  # per process, for the agc and hzz generators
+MANIFEST = "diffhep-generated.json"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    g = add_command(
+        sub, "generate", help="write synthetic NanoAOD ROOT files",
+        description="Write synthetic NanoAOD-style ROOT files: the processes of one generator "
+        "(dimuon, agc, hzz) into --output, or, with --config, every sample that has a generate: block "
+        "into the path its config names (skipped when already written with the same settings).",
+        examples=EXAMPLES, func=run,
+    )
+    g.add_argument("--config", help="analysis config: generate the samples with a generate: block")
+    g.add_argument("--output", default=None,
+                   help="folder for the ROOT files (default work/data, or work/data/<generator>); not with --config")
+    g.add_argument("--generator", choices=list(GENERATORS), default=None,
+                   help="which generator (default dimuon; with --config: from each sample's process)")
+    g.add_argument("--events", type=int, default=None,
+                   help="events per process (default: demo sizes); with --config it overrides every sample")
+    g.add_argument("--process", action="append",
+                   help="process to generate (repeatable; default all); with --config a process or sample name")
+    g.add_argument("--seed", type=int, default=None, help="random seed (default 1; a sample's own seed wins)")
+    g.add_argument("--force", action="store_true", help="with --config: regenerate files even when up to date")
+
+
+def _generator(name: str) -> tuple[Mapping[str, dict], Any, str]:
+    module, processes, writer, tree = GENERATORS[name]
+    mod = importlib.import_module(module)
+    return getattr(mod, processes), getattr(mod, writer), tree
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.events is not None and args.events < 1:
+        raise DiffhepError(f"--events must be >= 1, got {args.events}")
+    if args.seed is not None and args.seed < 0:
+        raise DiffhepError(f"--seed must be >= 0, got {args.seed}")
+    return _for_config(args) if args.config else _by_process(args)
+
+
+def _by_process(args: argparse.Namespace) -> int:
+    name = args.generator or "dimuon"
+    processes, write, _ = _generator(name)
+    if name == "dimuon":
+        from diffhep.analysis.job import DEFAULT_EVENTS as defaults
+    else:
+        defaults = dict.fromkeys(processes, DEFAULT_EVENTS)
+    chosen = args.process or list(defaults)
+    for p in chosen:
+        if p not in processes:
+            raise DiffhepError(f"unknown process {p!r} of the {name} generator{closest(p, processes)}; "
+                               f"choose from {', '.join(processes)}")
+    n = {p: (args.events if args.events is not None else defaults[p]) for p in chosen}
+    output = Path(args.output or ("work/data" if name == "dimuon" else f"work/data/{name}"))
+    for p in chosen:
+        path = write(output / f"{p}.root", p, n[p], seed=1 if args.seed is None else args.seed)
+        print(f"{p:<8} {n[p]:>10,} events -> {path}")
+    return 0
+
+
+def pick_generator(process: str, sample: str, config: Any) -> str:
+    """The generator of a sample's ``generate`` block: the one that has ``process``.
+
+    ``ttbar`` exists in both the dimuon and the AGC generator: the generator that
+    has every process of the config decides; if both do, dimuon (its original one).
+    """
+    block = config.data["samples"][sample]["generate"]
+    if block.get("generator"):
+        if block["generator"] not in GENERATORS:
+            raise config.error(f"samples.{sample}.generate.generator",
+                               f"unknown generator {block['generator']!r}; expected one of {', '.join(GENERATORS)}")
+        return str(block["generator"])
+    having = [g for g in GENERATORS if process in _generator(g)[0]]
+    if not having:
+        every = sorted({p for g in GENERATORS for p in _generator(g)[0]})
+        raise config.error(f"samples.{sample}.generate.process",
+                           f"no generator has process {process!r}{closest(process, every)}")
+    if len(having) > 1:
+        wanted = {s["generate"]["process"] for s in config.data["samples"].values() if s.get("generate")}
+        covering = [g for g in having if wanted <= set(_generator(g)[0])]
+        having = covering or having
+    return having[0]
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _for_config(args: argparse.Namespace) -> int:
+    from diffhep.outputs import atomic_write, write_json
+
+    if args.output is not None:
+        raise DiffhepError("--output cannot be used with --config: each sample is written to the path in its `files`")
+    config = load(args.config, plugins=False)
+    samples = {k: s for k, s in config.data["samples"].items() if s.get("generate")}
+    if not samples:
+        raise ConfigError(f"{config.source}: no sample has a generate: block; nothing to generate")
+    if args.process:
+        known = set(samples) | {s["generate"]["process"] for s in samples.values()}
+        for p in args.process:
+            if p not in known:
+                raise DiffhepError(f"--process {p!r}: no sample or generated process of that name{closest(p, known)}")
+        samples = {k: s for k, s in samples.items() if k in args.process or s["generate"]["process"] in args.process}
+    rows = []
+    for name, sample in samples.items():
+        block = sample["generate"]
+        target = sample["files"][0]
+        if glob.has_magic(target):
+            raise config.error(f"samples.{name}.files[0]", f"{target!r} is a glob pattern; "
+                               "generate: needs a file name as the first entry of files")
+        path = config.resolve(target)
+        generator = pick_generator(block["process"], name, config)
+        processes, write, _ = _generator(generator)
+        module = importlib.import_module(GENERATORS[generator][0])
+        settings = {
+            "generator": generator, "process": block["process"],
+            "events": args.events if args.events is not None else int(block["events"]),
+            "seed": int(block["seed"]) if "seed" in block else (1 if args.seed is None else args.seed),
+            "schema_version": getattr(module, "SCHEMA_VERSION", 1),
+        }
+        manifest = _read_manifest(path.parent)
+        if path.exists() and not args.force:
+            if manifest.get(path.name) == settings:
+                rows.append((name, generator, block["process"], f"{settings['events']:,}", "up to date", path))
+                continue
+            if path.name not in manifest:
+                rows.append((name, generator, block["process"], "-", "kept: not written by diffhep (--force)", path))
+                continue
+
+        def writer(tmp: Path, process: str = block["process"], s: dict = settings, w: Any = write) -> None:
+            w(tmp, process, s["events"], seed=s["seed"])
+
+        atomic_write(path, writer)
+        manifest = _read_manifest(path.parent)  # re-read: another sample may share the folder
+        manifest[path.name] = settings
+        write_json(path.parent / MANIFEST, manifest)
+        rows.append((name, generator, block["process"], f"{settings['events']:,}", "written", path))
+    print(table(("sample", "generator", "process", "events", "status", "file"),
+                [(*r[:5], str(r[5])) for r in rows], indent=""))
+    return 0

@@ -1,0 +1,185 @@
+"""``diffhep run CONFIG [--set name=value ...]``: the analysis at fixed cut values.
+
+Soft and hard cutflow, hard-cut histograms, the pyhf workspace and its
+significance by standard pyhf (:func:`diffhep.optimize.job.evaluate`); writes
+``workspace.json``, ``histograms.root``, ``region_<name>.png``, ``cutflow.png``
+and ``results.json`` (last, each atomically) and prints the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from diffhep.cli.common import (
+    add_command, build_analysis, check_output_is_folder, default_output, files_listing, load, number,
+    parse_sets, say, table,
+)
+from diffhep.cli.validate import check_files
+
+EXAMPLES = """
+  diffhep run analyses/dimuon/config.yaml                       # at the parameters' init values
+  diffhep run analyses/dimuon/config.yaml --set muon_pt_min=25 --set met_max=80
+  diffhep run myana/config.yaml --set jet_pt_min=40 --output work/myana/jet40
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    r = add_command(
+        sub, "run", help="evaluate the analysis at given cut values (cutflow, histograms, pyhf)",
+        description="Evaluate CONFIG at given cut values (default: every parameter's init): soft and hard "
+        "cutflow, hard-cut histograms, the pyhf workspace and its expected discovery significance by "
+        "standard pyhf, next to the soft (differentiable) objective.",
+        examples=EXAMPLES, func=run,
+    )
+    r.add_argument("config", metavar="CONFIG", help="the analysis config (YAML)")
+    r.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                   help="a cut value (repeatable); values must lie inside the parameter's bounds")
+    r.add_argument("--output", default=None, help="output folder (default work/<analysis>/run)")
+    r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    from diffhep.optimize.job import evaluate
+    from diffhep.optimize.settings import OptimizerSettings
+
+    config = load(args.config)
+    analysis = build_analysis(config)
+    check_files(config)
+    cuts = parse_sets(args.set, analysis.parameters)
+    settings = OptimizerSettings.from_config(config.data["optimizer"])
+    output = check_output_is_folder(Path(args.output) if args.output else default_output(config, "run"))
+    say(f"{analysis.name}: loading samples ...", quiet=args.quiet)
+    data = analysis.load()
+    say("evaluating (soft and hard cuts, pyhf) ...", quiet=args.quiet)
+    ev = evaluate(analysis, data, cuts, slope_scale=settings.slope_end)
+    samples = _nominal(analysis, ev.hard)
+    results = {
+        "analysis": analysis.name, "config": str(config.path), "config_hash": config.config_hash,
+        "versions": _versions(), "objective": config.data["objective"]["name"], "cuts": ev.cuts, "slope_scale": ev.slope_scale,
+        "significance": {"soft": _finite(ev.soft_significance), "hard_pyhf": _finite(ev.hard_significance)},
+        "yields": {r: {s: float(ev.hard[r][s].counts.sum()) for s in samples} for r in ev.hard},
+        "cutflow": ev.cutflow,
+    }
+    files = write_outputs(output, analysis, ev, samples, results)
+    print(report(analysis, ev, samples, results))
+    print(files_listing(output, files))
+    return 0
+
+
+def _nominal(analysis: Any, hard: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The nominal samples of the histograms (not the ``sample/systematic/up`` variations)."""
+    first = next(iter(hard.values()), {})
+    known = getattr(analysis, "samples", None)
+    return [k for k in first if (k in known if known is not None else "/" not in k)]
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for package in ("diffhep", "jax", "pyhf", "optax", "awkward"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], results: dict) -> dict[str, str]:
+    """Every file (atomically; ``results.json`` last) -> label; sets ``results["files"]``."""
+    from diffhep.outputs import write_json
+    from diffhep.report import write_histograms
+
+    files: dict[str, str] = {}
+    output.mkdir(parents=True, exist_ok=True)
+    _check_workspace(ev.workspace)
+    write_json(output / "workspace.json", ev.workspace)
+    files["pyhf workspace at these cuts"] = "workspace.json"
+    write_histograms(output / "histograms.root", {"cuts": ev.hard}, analysis.edges, analysis.observables)
+    files["hard-cut histograms (TH1D per region/sample)"] = "histograms.root"
+    for region in ev.hard:
+        _plot_region(output / f"region_{region}.png", analysis, region, ev, samples)
+        files[f"region {region}"] = f"region_{region}.png"
+    _plot_cutflow(output / "cutflow.png", ev.cutflow)
+    files["cutflow"] = "cutflow.png"
+    files["all numbers"] = "results.json"
+    results["files"] = files
+    write_json(output / "results.json", results)
+    return {label: name for label, name in files.items()}
+
+
+def _check_workspace(ws: dict) -> None:
+    """pyhf's own schema validation of the workspace written."""
+    import warnings
+
+    import pyhf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="jsonschema.RefResolver", category=DeprecationWarning)
+        pyhf.Workspace(ws)
+
+
+def _plot_region(path: Path, analysis: Any, region: str, ev: Any, samples: list[str]) -> None:
+    """One stacked panel of the hard-cut histograms, in the report's style."""
+    import numpy as np
+
+    from diffhep.report.plots import _figure, _stack
+
+    counts = {s: np.asarray(ev.hard[region][s].counts) for s in samples}
+    signal = [s for s in analysis.signal if s in counts]
+    with _figure(path) as (_, axes):
+        ax = axes[0, 0]
+        _stack(ax, np.asarray(analysis.edges[region], dtype=float), counts, signal,
+               f"{region}: hard cuts (total Z0 = {ev.hard_significance:.2f})")
+        ax.set_xlabel(analysis.observables[region])
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
+
+
+def _plot_cutflow(path: Path, cutflow: Mapping[str, list[dict[str, Any]]]) -> None:
+    """Yield of every sample after each step: hard (lines) and soft (crosses)."""
+    import numpy as np
+
+    from diffhep.report.plots import _figure
+
+    with _figure(path) as (_, axes):
+        ax, labels = axes[0, 0], []
+        for i, (sample, rows) in enumerate(cutflow.items()):
+            x, labels = np.arange(len(rows)), [r["step"] for r in rows]
+            ax.plot(x, [max(r["hard"], 1e-3) for r in rows], "o-", color=f"C{i}", label=sample)
+            ax.plot(x, [max(r["soft"], 1e-3) for r in rows], "x", color=f"C{i}", ms=10)
+        ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right", fontsize=14)
+        ax.set_yscale("log")
+        ax.set_ylabel("yield (events); x: soft")
+        ax.legend(fontsize=12)
+
+
+def report(analysis: Any, ev: Any, samples: list[str], results: dict) -> str:
+    """The printed summary: cuts, significances, cutflow and yields."""
+    params = [(p.name, number(ev.cuts[p.name]), number(p.init), f"[{number(p.low)}, {number(p.high)}]",
+               p.unit or "-") for p in analysis.parameters]
+    flow_samples = list(ev.cutflow)
+    steps = [row["step"] for row in ev.cutflow[flow_samples[0]]] if flow_samples else []
+    flow = [(step, *(f"{number(ev.cutflow[s][i]['soft'])} / {number(ev.cutflow[s][i]['hard'])}"
+                     for s in flow_samples)) for i, step in enumerate(steps)]
+    yields = [(r, *(number(results["yields"][r][s]) for s in samples)) for r in results["yields"]]
+    z = results["significance"]
+    return "\n".join([
+        f"{analysis.name} at these cuts:",
+        table(("parameter", "value", "init", "bounds", "unit"), params),
+        f"soft objective ({results['objective']}; sigmoid cuts, slopes x{number(ev.slope_scale)}): "
+        f"{number(z['soft'])}",
+        f"hard expected discovery significance Z0 (step cuts, standard pyhf, Asimov mu = 1): "
+        f"{number(z['hard_pyhf'])}",
+        "cutflow (events, soft / hard):",
+        table(("step", *flow_samples), flow),
+        "yields per region (events, hard cuts):",
+        table(("region", *samples), yields),
+    ])
