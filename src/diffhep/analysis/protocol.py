@@ -18,7 +18,9 @@ from diffhep.histogram import Histogram
 
 __all__ = ["Analysis", "Histograms"]
 
-#: region -> sample -> histogram (JAX arrays in the soft path, NumPy in the hard one).
+#: region -> sample -> histogram (JAX arrays in the soft path, NumPy in the hard
+#: one). Systematic variations sit beside the samples under the key
+#: ``"<sample>/<systematic>/up"`` (or ``/down``); stacks and yields skip them.
 Histograms = Mapping[str, Mapping[str, Histogram]]
 
 

@@ -102,8 +102,13 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def _nominal(samples: Mapping[str, Any]) -> dict[str, Any]:
+    """The samples of a region without systematic variations (keys ``sample/systematic/up``)."""
+    return {s: h for s, h in samples.items() if "/" not in s}
+
+
 def _yields(hists: Histograms) -> dict[str, dict[str, float]]:
-    return {r: {s: float(np.sum(h.counts)) for s, h in samples.items()} for r, samples in hists.items()}
+    return {r: {s: float(np.sum(h.counts)) for s, h in _nominal(samples).items()} for r, samples in hists.items()}
 
 
 def build_results(
@@ -173,8 +178,8 @@ def write_outputs(
         signal = [s for s in analysis.signal if s in after.hard[region]]
         plot_region(
             output / f"region_{region}.png", region, analysis.observables[region], analysis.edges[region],
-            {s: h.counts for s, h in before.hard[region].items()},
-            {s: h.counts for s, h in after.hard[region].items()},
+            {s: h.counts for s, h in _nominal(before.hard[region]).items()},
+            {s: h.counts for s, h in _nominal(after.hard[region]).items()},
             signal=signal, z_before=before.hard_significance, z_after=after.hard_significance,
         )
         files[f"region {region}"] = f"region_{region}.png"
