@@ -1,0 +1,47 @@
+"""Executing an analysis step over data that do not fit in memory: streaming and Dask.
+
+Pipeline of one optimisation step over chunked data:
+
+* :mod:`diffhep.execute.chunks`: :func:`plan_chunks` splits files into
+  ``(file, start, stop)`` ranges (200k events by default, as in the AGC);
+  :class:`ReadAndPrepare` reads a chunk with uproot and computes its static
+  structure;
+* :mod:`diffhep.execute.cache`: :class:`ChunkCache` keeps prepared chunks on
+  disk (``.npz``) so that later passes read no ROOT file;
+* :mod:`diffhep.execute.buckets`: :func:`pad_to_buckets` pads chunks to a few
+  shapes so that they share compiled programs;
+* :mod:`diffhep.execute.streaming`: :class:`ChunkedStep` /
+  :func:`streaming_value_and_grad`: per chunk ``(H_c, dH_c/dtheta)`` in forward
+  mode, summed, then the chain rule with the objective; one chunk in memory;
+* :mod:`diffhep.execute.dask`: :class:`DaskStep`, the same map-reduce on
+  ``dask.distributed`` with prepared chunks kept in worker memory.
+"""
+
+from diffhep.execute.buckets import bucket, pad_to_buckets
+from diffhep.execute.cache import ChunkCache
+from diffhep.execute.chunks import AGC_CHUNK_SIZE, Chunk, ReadAndPrepare, plan_chunks, read_chunk
+from diffhep.execute.dask import DaskStep
+from diffhep.execute.streaming import (
+    ChunkedStep,
+    ChunkSums,
+    StepResult,
+    chain_rule,
+    streaming_value_and_grad,
+)
+
+__all__ = [
+    "AGC_CHUNK_SIZE",
+    "Chunk",
+    "ChunkCache",
+    "ChunkSums",
+    "ChunkedStep",
+    "DaskStep",
+    "ReadAndPrepare",
+    "StepResult",
+    "bucket",
+    "chain_rule",
+    "pad_to_buckets",
+    "plan_chunks",
+    "read_chunk",
+    "streaming_value_and_grad",
+]
