@@ -76,7 +76,7 @@ def level_sizes(n_objects: int, n_events: int, max_count: int) -> tuple[int, ...
 
     Example:
         >>> level_sizes(5_000, 1_000, 16)
-        (3333, 2000, 1111, 588)
+        (3333, 2000, 1111, 555)
     """
     sizes = []
     level = 1
