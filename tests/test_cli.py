@@ -301,6 +301,7 @@ def templates(tiny, tmp_path) -> Path:
     (folder / "config.yaml").write_text(text)
     (folder / "extra.py").write_text("# a plugin module\n")
     (folder / "README.md").write_text("# mini\n")
+    (folder / "variant.yaml").write_text(text.replace("name: mini", "name: mini_variant"))  # e.g. on real data
     (tmp_path / "templates" / "not_a_template").mkdir()
     return tmp_path / "templates"
 
@@ -311,7 +312,7 @@ def test_new_copies_a_template(templates, tmp_path, capsys):
     out = tmp_path / "work" / "studies"
     assert main(["new", "myana", "--from", "mini", "--templates", str(templates), "--output", str(out)]) == 0
     made = out / "myana"
-    assert {p.name for p in made.iterdir()} == {"config.yaml", "extra.py", "README.md"}
+    assert {p.name for p in made.iterdir()} == {"config.yaml", "variant.yaml", "extra.py", "README.md"}
     text = (made / "config.yaml").read_text()
     assert "# a tiny dimuon analysis" in text and "# generated" in text and "name: myana" in text
     new, old = load_config(made / "config.yaml", plugins=False), load_config(templates / "mini" / "config.yaml",
@@ -320,6 +321,11 @@ def test_new_copies_a_template(templates, tmp_path, capsys):
         assert Path(new.resolved["samples"][sample]["files"][0]).resolve() == Path(
             old.resolved["samples"][sample]["files"][0]).resolve()
     assert new.data["plugins"] == ["extra.py"]
+    variant = load_config(made / "variant.yaml", plugins=False)
+    assert variant.data["name"] == "mini_variant"  # only config.yaml takes the new name
+    for sample in ("signal", "dy"):
+        assert Path(variant.resolved["samples"][sample]["files"][0]).resolve() == Path(
+            old.resolved["samples"][sample]["files"][0]).resolve()
     assert "diffhep validate" in capsys.readouterr().out
 
     assert main(["new", "myana", "--from", "mini", "--templates", str(templates), "--output", str(out)]) == 1

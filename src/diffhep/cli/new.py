@@ -4,7 +4,8 @@ The template is a folder ``analyses/<TEMPLATE>/`` of the source checkout
 (``config.yaml``, ``README.md``, optional plugin modules). Data files
 (``*.root``) are not copied: every relative ``files`` path of the config (and
 of a plugin that is not copied) is rewritten, on its own line so comments stay,
-to point from the new folder to the same data. The folder appears whole or not
+to point from the new folder to the same data; so are those of every other
+config (``*.yaml``, e.g. a variant on real data) in the template folder. The folder appears whole or not
 at all, and an existing folder is never overwritten.
 """
 
@@ -88,6 +89,14 @@ def run(args: argparse.Namespace) -> int:
         _remove_empty_folders(tmp)
         changed, kept = rewrite(tmp / "config.yaml", config, source.resolve(), tmp.resolve(), name)
         load(tmp / "config.yaml", plugins=False)
+        for other in sorted(source.glob("*.yaml")):
+            if other.name == "config.yaml" or other.is_symlink():
+                continue
+            variant = load(other, plugins=False)  # every config of a template must load
+            more, left = rewrite(tmp / other.name, variant, source.resolve(), tmp.resolve(), None)
+            changed += [(f"{other.name}: {old}", new) for old, new in more]
+            kept += [f"{other.name}: {v}" for v in left]
+            load(tmp / other.name, plugins=False)
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     for f in copied:
         print(f"  {f}")
     if changed:
-        print(f"{len(changed)} relative path(s) in config.yaml now point to the template's data: "
+        print(f"{len(changed)} relative path(s) in the configs now point to the template's data: "
               + ", ".join(f"{old} -> {new}" for old, new in changed))
     if kept:
         print("left as written (not found on their line; check them): " + ", ".join(kept))
@@ -128,8 +137,10 @@ def _path_fields(data: dict) -> list[tuple[str, str]]:
     return out
 
 
-def rewrite(path: Path, config: object, source: Path, dest: Path, name: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """Rewrite relative paths (that were not copied) and ``name:`` in ``path``, line by line.
+def rewrite(
+    path: Path, config: object, source: Path, dest: Path, name: str | None
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Rewrite relative paths (that were not copied) and ``name:`` (unless ``name`` is None) in ``path``, line by line.
 
     Returns ``([(old, new), ...], [paths left as written])``.
     """
@@ -147,7 +158,7 @@ def rewrite(path: Path, config: object, source: Path, dest: Path, name: str) -> 
             continue
         lines[line - 1] = pattern.sub(lambda _: new, lines[line - 1], count=1)
         changed.append((value, new))
-    line = config.line("name")  # type: ignore[attr-defined]
+    line = config.line("name") if name is not None else None  # type: ignore[attr-defined]
     if line is not None:
         old = config.data["name"]  # type: ignore[attr-defined]
         lines[line - 1] = re.sub(r"^(\s*name\s*:\s*)([\"']?)" + re.escape(old) + r"\2", lambda m: m.group(1) + name,
