@@ -411,3 +411,16 @@ def test_load_plugins_once(folder: Path) -> None:
     first = load_plugins(["plugin_ok.py"])
     second = load_plugins([folder / "plugin_ok.py"])
     assert first[0] is second[0] and FUNCTIONS["ht_ratio"] is first[0].ht_ratio
+
+
+def test_an_edited_plugin_is_imported_again(folder: Path) -> None:
+    """Editing a plugin and loading the config again (in a notebook) uses the new code, and drops old names."""
+    path = folder / "plugin_edit.py"
+    path.write_text("from diffhep.config import register\n\n@register('edited_a')\ndef f(x):\n    return x + 1\n")
+    first = load_plugins([path])[0]
+    assert FUNCTIONS["edited_a"](1) == 2
+    assert load_plugins([path])[0] is first  # unchanged: not imported again
+    path.write_text("from diffhep.config import register\n\n@register('edited_b')\ndef f(x):\n    return x + 2\n")
+    second = load_plugins([path])[0]
+    assert second is not first and FUNCTIONS["edited_b"](1) == 3 and "edited_a" not in FUNCTIONS
+    del FUNCTIONS["edited_b"]

@@ -223,6 +223,12 @@ def test_register() -> None:
     assert evaluate("twice_value(x) + 1", {"x": 4}, FUNCTIONS) == 9
     with pytest.raises(ConfigError, match=r"'twice_value' is registered twice \(first by .*twice\)"):
         register("twice_value")(lambda x: x)
+
+    @register("twice_value")  # the same function defined again (a re-run notebook cell) replaces it
+    def twice(x):  # noqa: F811
+        return 2.0 * x
+
+    assert FUNCTIONS["twice_value"] is twice
     with pytest.raises(ConfigError, match="'count' is a built-in function"):
         register("count")
     with pytest.raises(ConfigError, match="not a valid function name"):

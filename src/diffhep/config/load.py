@@ -36,6 +36,8 @@ __all__ = ["Config", "FUNCTIONS", "load_config", "load_config_dict", "load_plugi
 #: Functions registered by plugins with :func:`register`: name -> callable.
 FUNCTIONS: dict[str, Callable[..., Any]] = {}
 _PLUGINS: dict[str, ModuleType] = {}
+#: plugin path -> (sha256 of its source, names it registered): a changed file is imported again.
+_PLUGIN_STATE: dict[str, tuple[str, frozenset[str]]] = {}
 
 
 def _parse_path(text: str | Iterable[str | int]) -> FieldPath:
@@ -279,7 +281,9 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
     A plugin module (named in the config's ``plugins``) uses it to make a new
     function callable from expressions. Built-in names and names registered
-    twice are refused.
+    twice by different functions are refused; the same function defined again
+    (a re-executed notebook cell, an edited plugin imported again) replaces the
+    old one.
 
     Example:
         >>> @register("doc_example_double")
@@ -295,7 +299,7 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         raise ConfigError(f"register: {name!r} is a built-in function; choose another name")
 
     def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
-        if name in FUNCTIONS:
+        if name in FUNCTIONS and _origin(FUNCTIONS[name]) != _origin(function):
             first = _origin(FUNCTIONS[name])
             raise ConfigError(f"register: function {name!r} is registered twice (first by {first})")
         FUNCTIONS[name] = function
@@ -310,10 +314,14 @@ def _origin(function: Callable[..., Any]) -> str:
 
 def _load_plugin(path: Path) -> ModuleType:
     key = str(path.resolve())
-    if key in _PLUGINS:
-        return _PLUGINS[key]
     if not path.is_file():
         raise ConfigError(f"plugin file not found: {path}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if key in _PLUGINS:
+        if _PLUGIN_STATE[key][0] == digest:
+            return _PLUGINS[key]
+        for name in _PLUGIN_STATE[key][1]:  # edited since it was imported: import it again
+            FUNCTIONS.pop(name, None)
     module_name = f"diffhep_plugin_{hashlib.sha256(key.encode()).hexdigest()[:12]}_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -330,11 +338,13 @@ def _load_plugin(path: Path) -> ModuleType:
         first = (str(exc).splitlines() or [""])[0]
         raise ConfigError(f"cannot import plugin {path}: {type(exc).__name__}: {first}") from None
     _PLUGINS[key] = module
+    _PLUGIN_STATE[key] = (digest, frozenset(set(FUNCTIONS) - before))
     return module
 
 
 def load_plugins(paths: Iterable[str | Path]) -> list[ModuleType]:
-    """Import plugin modules by file path (each once); their ``@register`` functions join FUNCTIONS.
+    """Import plugin modules by file path (each once, again when the file changed); their ``@register``
+    functions join FUNCTIONS.
 
     A missing file or any error while importing becomes a one-line :class:`ConfigError`
     naming the file; functions registered by a failed plugin are removed again.
