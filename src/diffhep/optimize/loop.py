@@ -15,9 +15,9 @@ import jax
 import numpy as np
 import optax
 from jax import Array
-from tqdm.auto import tqdm
 
 from diffhep.analysis.params import CutParameter, from_unconstrained, to_unconstrained
+from diffhep.optimize.progress import progress_bar
 
 __all__ = ["OptimizeResult", "optimize", "make_step"]
 
@@ -86,7 +86,7 @@ def optimize(
     step = make_step(loss_fn, params, optimizer)
     history: list[dict[str, float]] = []
     stopped = None
-    bar = tqdm(range(steps), desc="optimising", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(range(steps), desc="optimising", disable=not progress, dynamic_ncols=True)
     for i in bar:
         values = {k: float(v) for k, v in from_unconstrained(params, u).items()}
         new_u, new_state, loss, grad = step(u, opt_state, data)
