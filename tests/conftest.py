@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# One JAX persistent compilation cache per test session, shared by the xdist workers and
+# by the processes tests start (CLI subprocesses, notebook kernels, Dask workers) through
+# the environment: many tests compile the same programs (`run` then `optimize` of one
+# config, a resumed job, the same model in several tests), and XLA compiles of fits take
+# seconds each on CPU. Programs that compile in under a second are not stored. It only
+# saves time: a cached executable is the one XLA would have compiled.
+_OWN_CACHE = "DIFFHEP_TEST_JAX_CACHE" not in os.environ
+if _OWN_CACHE:
+    os.environ["DIFFHEP_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="diffhep-test-jax-cache-")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["DIFFHEP_TEST_JAX_CACHE"])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_CACHE and not hasattr(config, "workerinput"):  # the controller made it: remove it
+        shutil.rmtree(os.environ["DIFFHEP_TEST_JAX_CACHE"], ignore_errors=True)
+
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
