@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from diffhep.analysis.builtins import BUILTINS, CandidateSpec, candidate_spec
-from diffhep.analysis.expressions import ELEMENTWISE, names, parameters_in, parse, split_compare, text
-from diffhep.analysis.loading import SampleDef
+from diffhep.analysis.expressions import ELEMENTWISE, LEADING, names, parameters_in, parse, split_compare, text
+from diffhep.analysis.loading import SampleDef, weight_refs
 from diffhep.analysis.objects import ObjectDef
 from diffhep.analysis.params import CutParameter
 from diffhep.analysis.regions import RegionDef
@@ -120,21 +120,24 @@ def check_expressions(
                 spec = candidate_spec(n, defs, where)
                 if spec is not None:
                     specs[spec.key] = spec
-    weights = [(f"sample {s.name!r} weight", s.weight) for s in samples.values()]
+    weights = [(f"sample {s.name!r} weight", s.weight, False) for s in samples.values()]
     weights += [
-        (f"systematic {syst.name!r} {direction} weight", variation.weight)
+        (f"systematic {syst.name!r} {direction} weight", variation.weight, True)
         for syst in systematic_defs
         for direction, variation in (("up", syst.up), ("down", syst.down))
         if variation is not None
     ]
-    for where, node in weights:
+    for where, node, variation in weights:
         if node is None:
             continue
-        _check_calls(node, object_level, where, parameters)
-        wrong = [n for n in names(node) if n in parameters or n in defs]
+        _check_calls(node, object_level | ({LEADING} if variation else set()), where, parameters)
+        if variation:
+            weight_refs(node, defs, where)  # objects only as leading(obj.field, i)
+        wrong = [n for n in names(node) if n in parameters or (n in defs and not variation)]
         if wrong:
             raise ConfigError(
                 f"{where} {text(node)!r} uses {', '.join(map(repr, wrong))}: event weights are fixed, "
                 "written with event branches and numbers only"
+                + (f" (and {LEADING}(object.field, i) in variation weights)" if variation else "")
             )
     return specs

@@ -36,6 +36,7 @@ __all__ = [
     "SOFT",
     "HARD",
     "ELEMENTWISE",
+    "LEADING",
     "COMPARE",
     "split_compare",
     "host_mask",
@@ -65,6 +66,11 @@ ELEMENTWISE = {
     "min": ("minimum", 2),
     "max": ("maximum", 2),
 }
+
+#: Function of variation weights only (host, static): ``leading(jets.pt, i)`` is field ``pt`` of the
+#: ``i``-th object of ``jets`` after its ``require`` and ``order``, 0 if the event has fewer
+#: (:func:`diffhep.analysis.loading.weight_refs`).
+LEADING = "leading"
 
 _ARITHMETIC = {
     ast.Add: operator.add,

@@ -10,6 +10,16 @@ For every sample (and every variation of it), once:
    (:func:`~diffhep.analysis.builtins.prepare`) and the kernels of static
    observables;
 3. normalise: ``xsec_pb * lumi_pb / sum(sample weight)`` over all events read.
+
+A variation's ``weight`` is evaluated here, on the host, once: event branches,
+numbers and :data:`~diffhep.analysis.expressions.LEADING` calls
+``leading(jets.pt, i)``, the field of the ``i``-th object of ``jets`` after its
+static ``require`` and ``order`` (0 where the event has fewer); see
+:func:`weight_refs`. The soft ``cuts`` are not applied: the weight is static.
+For an object ordered by ``pt`` whose cut is a ``pt`` threshold, the objects
+passing the cut are the first ones of that order, so ``leading(jets.pt, i)`` is
+the pT of the ``i``-th selected jet in every event with more than ``i``
+selected jets (the AGC's b-tag weight variations of the four leading jets).
 """
 
 from __future__ import annotations
@@ -28,16 +38,16 @@ import vector
 from diffhep.analysis import branches, builtins, objects, regions
 from diffhep.analysis.builtins import CandidateSpec
 from diffhep.analysis.combine import SampleData
-from diffhep.analysis.expressions import HARD, names
+from diffhep.analysis.expressions import HARD, LEADING, names, text
 from diffhep.analysis.objects import ObjectDef, ObjectEvaluator
 from diffhep.analysis.regions import RegionDef
 from diffhep.analysis.systematics import Variation
-from diffhep.errors import InputError, closest
+from diffhep.errors import ConfigError, InputError, closest
 from diffhep.io.read import expand_files, read_events
 
 vector.register_awkward()
 
-__all__ = ["NOMINAL", "SampleDef", "required_branches", "load_sample", "with_kernels"]
+__all__ = ["NOMINAL", "SampleDef", "Leading", "weight_refs", "required_branches", "load_sample", "with_kernels"]
 
 NOMINAL = Variation()
 
@@ -81,6 +91,119 @@ class _Columns:
         return self.variation.column(branch, self.raw)
 
 
+@dataclass(frozen=True)
+class Leading:
+    """``leading(obj.field, index)`` in a variation weight.
+
+    Attributes:
+        obj: object name (after its ``require`` and ``order``).
+        field: field name (``pt`` reads ``Jet_pt`` for ``collection: Jet``).
+        index: 0 for the first object.
+    """
+
+    obj: str
+    field: str
+    index: int
+
+
+def _leading_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == LEADING
+
+
+def weight_refs(node: ast.expr | None, defs: Mapping[str, ObjectDef], where: str) -> list[Leading]:
+    """The ``leading(obj.field, i)`` calls of a variation weight, checked; objects appear nowhere else.
+
+    Raises a one-line :class:`ConfigError` starting with ``where`` (which names
+    the systematic) for a wrong number of arguments, an unknown object, a flag
+    instead of a field, an index that is not a non-negative integer, or an
+    object used outside ``leading``.
+
+    Example:
+        >>> from diffhep.analysis.expressions import parse
+        >>> defs = {"jets": ObjectDef("jets", "Jet")}
+        >>> weight_refs(parse("1 + 0.075 * leading(jets.pt, 0) / 50", "example"), defs, "example")
+        [Leading(obj='jets', field='pt', index=0)]
+    """
+    if node is None:
+        return []
+    out: list[Leading] = []
+    inside: set[int] = set()
+    for call in ast.walk(node):
+        if not _leading_call(call):
+            continue
+        assert isinstance(call, ast.Call)
+        src = text(call)
+        if len(call.args) != 2 or call.keywords:
+            raise ConfigError(
+                f"{where}: {LEADING}() takes a field of an object and an index, e.g. {LEADING}(jets.pt, 0); got {src!r}"
+            )
+        ref, index = call.args
+        if not (isinstance(ref, ast.Attribute) and isinstance(ref.value, ast.Name)):
+            raise ConfigError(
+                f"{where}: {LEADING}() needs a field of an object first, e.g. {LEADING}(jets.pt, 0); "
+                f"got {text(ref)!r} in {src!r}"
+            )
+        obj, field_ = ref.value.id, ref.attr
+        if obj not in defs:
+            raise ConfigError(f"{where}: unknown object {obj!r} in {src!r}{closest(obj, defs)}")
+        if field_ in defs[obj].flags:
+            raise ConfigError(
+                f"{where}: {obj}.{field_} is a flag (its weight depends on the cuts); {LEADING}() reads a field "
+                f"of the objects after require and order, e.g. {LEADING}({obj}.pt, 0) (in {src!r})"
+            )
+        if not (isinstance(index, ast.Constant) and type(index.value) is int and index.value >= 0):
+            raise ConfigError(
+                f"{where}: the index of {LEADING}() is a non-negative integer (0: the first object), "
+                f"got {text(index)!r} in {src!r}"
+            )
+        inside.update(id(n) for n in ast.walk(call))
+        found = Leading(obj, field_, index.value)
+        if found not in out:
+            out.append(found)
+    for n in ast.walk(node):
+        if id(n) not in inside and isinstance(n, ast.Name) and n.id in defs:
+            raise ConfigError(
+                f"{where}: object {n.id!r} in a weight: use one object's field, e.g. {LEADING}({n.id}.pt, 0) "
+                f"(in {text(node)!r})"
+            )
+    return out
+
+
+def _with_refs(plan_: branches.Plan, defs: Mapping[str, ObjectDef], refs: list[Leading], where: str) -> branches.Plan:
+    """``plan_`` with the fields that ``refs`` read (a copy; ``plan_`` itself if nothing is missing)."""
+    missing = [
+        (b, r.field) for r in refs for b in branches.base_objects(defs, r.obj) if r.field not in plan_.fields.get(b, {})
+    ]
+    if not missing:
+        return plan_
+    fields = {b: dict(f) for b, f in plan_.fields.items()}
+    for b, f in missing:
+        fields.setdefault(b, {}).setdefault(f, where)
+    return branches.Plan(fields=fields, kinematics=plan_.kinematics, charge=plan_.charge, events=plan_.events)
+
+
+def _leading_values(built: Mapping[str, ak.Array], ref: Leading) -> np.ndarray:
+    """``(events,)`` float64: the field of the ``index``-th built object, 0 where there are fewer."""
+    values = ak.pad_none(built[ref.obj][ref.field], ref.index + 1, axis=1)[:, ref.index]
+    return ak.to_numpy(ak.fill_none(values, 0)).astype(np.float64)
+
+
+class _WeightEvaluator(ObjectEvaluator):
+    """Variation weights: event columns and the values of ``leading(...)`` calls."""
+
+    def __init__(self, fields: Mapping[str, Any], leading: Mapping[Leading, np.ndarray], **kwargs: Any):
+        super().__init__(fields, **kwargs)
+        self.leading = leading
+
+    def call(self, name: str, node: ast.Call) -> Any:
+        if name == LEADING:
+            ref, index = node.args  # checked by weight_refs
+            assert isinstance(ref, ast.Attribute) and isinstance(ref.value, ast.Name)
+            assert isinstance(index, ast.Constant)
+            return self.leading[Leading(ref.value.id, ref.attr, index.value)]
+        return super().call(name, node)
+
+
 def _derived(records: dict[str, ak.Array], name: str, cart: Mapping[str, str]) -> ak.Array:
     p4 = ak.zip(
         {k: ak.values_astype(records[cart[k]], np.float64) for k in ("px", "py", "pz", "E")},
@@ -89,10 +212,13 @@ def _derived(records: dict[str, ak.Array], name: str, cart: Mapping[str, str]) -
     return getattr(p4, name)
 
 
-def _event_names(plan_: branches.Plan, variation: Variation, sample: SampleDef) -> dict[str, str]:
+def _event_names(
+    plan_: branches.Plan, variation: Variation, sample: SampleDef, defs: Mapping[str, ObjectDef]
+) -> dict[str, str]:
     out = dict(plan_.events)
     for n in variation.weight_names():
-        out.setdefault(n, f"variation weight {variation.weight_text!r}")
+        if n not in defs:
+            out.setdefault(n, f"variation weight {variation.weight_text!r}")
     if sample.weight is not None:
         for n in names(sample.weight):
             out.setdefault(n, f"sample {sample.name!r} weight {sample.weight_text!r}")
@@ -106,9 +232,11 @@ def required_branches(
     files = expand_files(list(variation.files or sample.files))
     where = f"{files[0]}:{sample.tree}"
     available = branches.available_branches(files[0], sample.tree)
+    weight_where = f"variation weight {variation.weight_text!r}"
+    plan_ = _with_refs(plan_, defs, weight_refs(variation.weight, defs, weight_where), weight_where)
     read, _ = branches.branches_for(plan_, defs, available, where, variation)
     wanted = {variation.read_branches(b) for fields in read.values() for b in fields.values() if b}
-    for n, used in _event_names(plan_, variation, sample).items():
+    for n, used in _event_names(plan_, variation, sample, defs).items():
         if variation.read_branches(n) not in available:
             raise InputError(f"{used}: branch {variation.read_branches(n)!r} not in {where}{closest(n, available)}")
         wanted.add(variation.read_branches(n))
@@ -147,21 +275,27 @@ def load_sample(
     wanted, where = required_branches(plan_, defs, sample, variation)
     events = (read or (lambda f, t, b: read_events(list(f), tree=t, branches=b)))(files, sample.tree, wanted)
     columns = _Columns(events, variation)
-    resolved, kin = branches.branches_for(
-        plan_, defs, branches.available_branches(files[0], sample.tree), where, variation
-    )
-    raw = {}
-    for obj, fields in resolved.items():
-        records = {f: columns(b) for f, b in fields.items() if b}
-        cart = {
-            k: next(f for f in fields if f in v) for k, v in branches.CARTESIAN.items() if any(f in v for f in fields)
-        }
-        for f, b in fields.items():
-            if not b:
-                records[f] = _derived(records, f, cart)
-        raw[obj] = ak.zip(records, depth_limit=2)
+    available = branches.available_branches(files[0], sample.tree)
+
+    def raw_objects(plan: branches.Plan) -> tuple[dict[str, ak.Array], dict[str, tuple[str, ...]]]:
+        resolved, kin = branches.branches_for(plan, defs, available, where, variation)
+        raw = {}
+        for obj, fields in resolved.items():
+            records = {f: columns(b) for f, b in fields.items() if b}
+            cart = {
+                k: next(f for f in fields if f in v)
+                for k, v in branches.CARTESIAN.items()
+                if any(f in v for f in fields)
+            }
+            for f, b in fields.items():
+                if not b:
+                    records[f] = _derived(records, f, cart)
+            raw[obj] = ak.zip(records, depth_limit=2)
+        return raw, kin
+
+    raw, kin = raw_objects(plan_)
     n = len(events)
-    event_cols = {name: ak.to_numpy(columns(name)) for name in _event_names(plan_, variation, sample)}
+    event_cols = {name: ak.to_numpy(columns(name)) for name in _event_names(plan_, variation, sample, defs)}
     nominal = _weight(sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions)
     total = float(np.sum(nominal))
     if n == 0 or total == 0.0:
@@ -170,8 +304,22 @@ def load_sample(
             f"in {', '.join(files)}; cannot normalise"
         )
     weight = nominal * sample.xsec_pb * lumi_pb / total
-    weight = weight * _weight(variation.weight, event_cols, n, f"variation weight {variation.weight_text!r}", functions)
     built = objects.build_host(defs, raw, parameters=parameters, functions=functions)
+    weight_where = f"variation weight {variation.weight_text!r}"
+    refs = weight_refs(variation.weight, defs, weight_where)
+    if refs:
+        extended = _with_refs(plan_, defs, refs, weight_where)
+        source = built
+        if extended is not plan_:  # fields only the weight reads: built again with them, for the weight only
+            source = objects.build_host(defs, raw_objects(extended)[0], parameters=parameters, functions=functions)
+        leading = {r: _leading_values(source, r) for r in refs}
+        evaluator = _WeightEvaluator(
+            event_cols, leading, parameters={}, cuts=None, slopes={}, mode=HARD, xp=np, functions=functions,
+            where=weight_where,
+        )
+        weight = weight * np.broadcast_to(np.asarray(evaluator(variation.weight), dtype=np.float64), (n,))
+    else:
+        weight = weight * _weight(variation.weight, event_cols, n, weight_where, functions)
     jagged, union_index = {}, {}
     for name, array in built.items():
         jagged[name], index = objects.to_jagged(array)

@@ -28,6 +28,8 @@ __all__ = ["check_config", "format_path", "FieldPath", "VARIATION_KINDS"]
 VARIATION_KINDS = ("scale", "branches", "weight", "files", "smear")
 _ARITY = {"arctan2": (2, 2), "min": (1, 99), "max": (1, 99), "count": (1, 1), "any": (1, 1), "sum": (1, 1)}
 _ARITY |= {"pair_mass": (1, 1), "trijet_mass": (2, 2), "m4l": (2, 2)}
+#: Functions of variation weights only: leading(jets.pt, i) (checked further by the engine).
+WEIGHT_FUNCTIONS = frozenset({"leading"})
 #: A field path: mapping keys and list indices, ``("objects", "jets", "cuts")``.
 FieldPath = tuple[Any, ...]
 
@@ -183,22 +185,22 @@ class _Checker:
             low, high = binning["range"]
             raise self.fail((*path, "range"), f"[{low}, {high}]: expected low < high")
 
-    def event(self, path: FieldPath, text: Any) -> None:
+    def event(self, path: FieldPath, text: Any, extra: frozenset[str] = frozenset()) -> None:
         expr = self.parse(path, text)
-        self.event_node(path, expr.tree.body)
+        self.event_node(path, expr.tree.body, extra)
         self.used |= set(expr.names()) & set(self.params)
 
-    def event_node(self, path: FieldPath, node: ast.AST) -> None:
-        """Check an event-level subtree; object references only as call arguments."""
+    def event_node(self, path: FieldPath, node: ast.AST, extra: frozenset[str] = frozenset()) -> None:
+        """Check an event-level subtree; object references only as call arguments (``extra``: more functions)."""
         if isinstance(node, ast.Call):
-            name = self.call(path, node, EVENT_FUNCTIONS | OBJECT_FUNCTIONS, "event")
+            name = self.call(path, node, EVENT_FUNCTIONS | OBJECT_FUNCTIONS | extra, "event")
             reduction = (name in ("min", "max") and len(node.args) == 1) or name in EVENT_FUNCTIONS - {"min", "max"}
             plugin = name not in BUILTIN_FUNCTIONS
             for i, arg in enumerate(node.args):
                 if reduction or (plugin and self.is_object(arg)):
                     self.reference(path, name, i, arg)
                 else:
-                    self.event_node(path, arg)
+                    self.event_node(path, arg, extra)
             return
         if isinstance(node, ast.Name) and node.id in self.objects:
             message = f"object {node.id!r} used as a value; reduce it, e.g. count({node.id}) or any({node.id})"
@@ -208,7 +210,7 @@ class _Checker:
             piece = ast.unparse(node)
             raise self.fail(path, f"{piece!r} is a value per object; reduce it, e.g. sum({piece}) or max({piece})")
         for child in ast.iter_child_nodes(node):
-            self.event_node(path, child)
+            self.event_node(path, child, extra)
 
     def is_object(self, node: ast.AST) -> bool:
         """Whether ``node`` is an object name or ``object.attribute``."""
@@ -254,7 +256,7 @@ class _Checker:
             if isinstance(variation[kinds[0]], dict) and not variation[kinds[0]]:
                 raise self.fail((*path, kinds[0]), "is empty; expected at least one branch")
             if kinds == ["weight"]:
-                self.event((*path, "weight"), variation["weight"])
+                self.event((*path, "weight"), variation["weight"], WEIGHT_FUNCTIONS)
 
     def measurement(self) -> None:
         measurement = self.data["measurement"]

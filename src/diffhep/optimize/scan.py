@@ -77,9 +77,17 @@ def workspace_significance(workspace: Mapping[str, Any]) -> float:
     """Expected discovery significance ``Z0 = sqrt(q0)`` of a pyhf workspace on Asimov data (POI = 1).
 
     Uses the workspace's first measurement (POI, bounds, fixed parameters) and
-    ``pyhf.infer.test_statistics.q0`` on the NumPy backend in float64: the same
-    number as ``norm.isf(pyhf.infer.hypotest(0, asimov, model, test_stat="q0"))``
-    with two fits instead of five. pyhf's global backend is restored afterwards.
+    pyhf's likelihood on the NumPy backend in float64. ``q0`` is twice pyhf's
+    negative log-likelihood at the best background-only point (POI = 0) minus
+    that at the Asimov point (POI = 1, nominal nuisance parameters: the exact
+    unconditional minimum of Asimov data). The background-only point is the best,
+    by pyhf's likelihood, of pyhf's own fit (``pyhf.infer.mle.fixed_poi_fit``)
+    and of a fit started from diffhep's fit of the same workspace: where signal
+    dwarfs the background (the AGC's ttbar) every nuisance parameter runs to its
+    bound in that fit and scipy's SLSQP often stops at the start or fails; the
+    second start makes the number reliable. Where pyhf's fit converges this is
+    ``norm.isf(pyhf.infer.hypotest(0, asimov, model, test_stat="q0"))``.
+    NaN if no fit gives a finite likelihood. pyhf's global backend is restored afterwards.
     """
     import pyhf
 
@@ -91,16 +99,55 @@ def workspace_significance(workspace: Mapping[str, Any]) -> float:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="jsonschema.RefResolver", category=DeprecationWarning)
             model = pyhf.Workspace(dict(workspace)).model()
-        init = model.config.suggested_init()
-        init[model.config.poi_index] = 1.0
-        q0 = pyhf.infer.test_statistics.q0(
-            0.0, model.expected_data(init), model, model.config.suggested_init(),
-            model.config.suggested_bounds(), model.config.suggested_fixed(),
-        )
+        poi = model.config.poi_index
+        asimov = np.asarray(model.config.suggested_init(), dtype=np.float64)
+        asimov[poi] = 1.0
+        data = model.expected_data(asimov)
+
+        def twice_nll(pars: Any) -> float:
+            value = -2.0 * float(np.asarray(model.logpdf(np.asarray(pars, dtype=np.float64), data)).reshape(()))
+            return value if np.isfinite(value) else np.inf
+
+        starts = [None, _diffhep_background_fit(workspace, model)]
+        best = np.inf
+        for start in starts:
+            if start is not None:
+                best = min(best, twice_nll(start))
+            try:
+                pars = pyhf.infer.mle.fixed_poi_fit(
+                    0.0, data, model, init_pars=None if start is None else list(start),
+                    par_bounds=model.config.suggested_bounds(), fixed_params=model.config.suggested_fixed(),
+                )
+                best = min(best, twice_nll(pars))
+            except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError):
+                pass
+        q0 = best - twice_nll(asimov)
     finally:
         if switch:
             pyhf.set_backend(*previous)
-    return float(np.sqrt(max(float(q0), 0.0)))
+    return float(np.sqrt(max(q0, 0.0))) if np.isfinite(q0) else float("nan")
+
+
+def _diffhep_background_fit(workspace: Mapping[str, Any], model: Any) -> np.ndarray | None:
+    """diffhep's best background-only fit (POI = 0) of ``workspace`` on its Asimov data, in pyhf's parameter
+    order, or ``None`` if it cannot be built."""
+    import jax
+
+    from diffhep.infer import fixed_poi_fit
+    from diffhep.infer.significance import asimov_data
+    from diffhep.likelihood import from_workspace
+
+    try:
+        with jax.enable_x64(True):
+            ours = from_workspace(dict(workspace), validate=False)
+            bestfit = np.asarray(fixed_poi_fit(ours, asimov_data(ours, 1.0), 0.0).bestfit, dtype=np.float64)
+    except Exception:  # a model diffhep cannot build: pyhf's own fit alone
+        return None
+    out = np.asarray(model.config.suggested_init(), dtype=np.float64)
+    for name in model.config.par_order:
+        out[model.config.par_slice(name)] = bestfit[ours.config.par_slice(name)]
+    bounds = np.asarray(model.config.suggested_bounds(), dtype=np.float64)
+    return np.clip(out, bounds[:, 0], bounds[:, 1])
 
 
 def hard_significance(analysis: Analysis, cuts: Mapping[str, float]) -> float:

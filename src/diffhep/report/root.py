@@ -2,7 +2,10 @@
 
 Layout: one ``TH1D`` per ``<stage>/<region>/<sample>`` (stage ``initial`` or
 ``optimised``), with the bin contents as values and the sum of squared weights
-as ``fSumw2``; the x axis carries the observable's label. Read back with
+as ``fSumw2``; the x axis carries the observable's label. A systematic
+variation ``<sample>/<systematic>/<up|down>`` is written as
+``<stage>/<region>/<sample>_<systematic>_<up|down>`` (a ``TH1D`` and a directory
+cannot share the name ``<sample>``). Read back with
 ``uproot.open(path)["optimised/sr/signal"].values()``.
 """
 
@@ -48,7 +51,7 @@ def write_histograms(
     for stage, regions in stages.items():
         for region, samples in regions.items():
             for sample, h in samples.items():
-                objects[f"{stage}/{region}/{sample}"] = to_weighted_hist(
+                objects[f"{stage}/{region}/{sample.replace('/', '_')}"] = to_weighted_hist(
                     h.counts, h.sumw2, edges[region], name=region, label=observables.get(region, region)
                 )
     return write_root(path, objects)
