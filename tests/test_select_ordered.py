@@ -63,3 +63,26 @@ def test_gradients_finite_also_at_hard_weights():
     assert np.all(np.isfinite(np.asarray(jax.grad(f)(hard))))
     # The gradient at hard weights is the analytic one: d/dw_i of w_i * prod_{j<i}(1 - w_j).
     check_grads(f, (hard,), order=1, modes=["rev"], eps=1e-6)
+
+
+@pytest.mark.parametrize("block, small", [(8, 16), (128, 4096)])
+def test_blocked_recurrence_equals_the_sequential_one(monkeypatch, block, small):
+    """The blocked scan (with padding and recursion over blocks) against a plain loop, values and gradients."""
+    from diffhep.select import ordered
+
+    monkeypatch.setattr(ordered, "BLOCK", block)
+    monkeypatch.setattr(ordered, "SMALL", small)
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(3.0, 3000)
+    counts[:3] = [0, 1, 40]
+    j = from_awkward(ak.unflatten(rng.uniform(size=int(counts.sum())), counts))
+    assert j.n_objects > small  # the blocked path runs (for (8, 16) it recurses twice)
+    v = jnp.asarray(np.where(rng.uniform(size=j.n_objects) < 0.05, 0.0, rng.uniform(size=j.n_objects)))
+    ref, offsets = np.ones(j.n_objects), np.concatenate([[0], np.cumsum(counts)])
+    for start, stop in zip(offsets[:-1], offsets[1:], strict=True):  # the definition, event by event
+        if stop - start > 1:
+            ref[start + 1 : stop] = np.cumprod(np.asarray(v)[start : stop - 1])
+    np.testing.assert_allclose(exclusive_product(j, v), ref, rtol=1e-12, atol=1e-300)
+    weights = jnp.asarray(rng.uniform(size=j.n_objects))
+    f = jax.jit(lambda v: jnp.sum(weights * exclusive_product(j, v)))
+    check_grads(f, (v,), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
