@@ -22,6 +22,21 @@ if _OWN_CACHE:
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["DIFFHEP_TEST_JAX_CACHE"])
 
 
+@pytest.fixture
+def no_persistent_cache():
+    """No persistent compilation cache while Dask worker *threads* compile: with JAX 0.10.2,
+    reading a cached executable of a step in a worker thread aborted the whole process."""
+    import jax
+    from jax._src import compilation_cache
+
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_enable_compilation_cache", enabled)
+    compilation_cache.reset_cache()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _OWN_CACHE and not hasattr(config, "workerinput"):  # the controller made it: remove it
         shutil.rmtree(os.environ["DIFFHEP_TEST_JAX_CACHE"], ignore_errors=True)

@@ -58,7 +58,7 @@ optimizer:
   scan: {points: 2, width: 0.1}
 """
 
-COMMANDS = ["new", "generate", "validate", "run", "optimize", "demo"]
+COMMANDS = ["new", "generate", "validate", "run", "optimize", "demo", "bench"]
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +217,13 @@ def test_run_writes_a_valid_workspace(tiny, tmp_path, capsys):
     for name in ("histograms.root", "region_sr.png", "cutflow.png"):
         assert (out / name).stat().st_size > 0
     assert not list(out.glob(".*"))
+
+
+def test_run_needs_no_optimizer_section(tiny, tmp_path):
+    config = variant(tiny, "no_optimizer.yaml", TINY[TINY.index("optimizer:"):], "")
+    out = tmp_path / "run"
+    assert main(["run", config, "--output", str(out), "--quiet"]) == 0
+    assert json.loads((out / "results.json").read_text())["significance"]["hard_pyhf"] > 0
 
 
 @pytest.mark.parametrize(

@@ -127,6 +127,7 @@ def test_optimisation_at_small_size_improves_the_hard_significance(tmp_path, cap
     assert results["significance"]["soft"]["after"] > results["significance"]["soft"]["before"]
     # The fakes of Z+jets and ttbar are not isolated: the optimiser tightens the isolation.
     assert results["final"]["iso_max"] < results["initial"]["iso_max"]
+    assert list(results["final"]) == list(results["initial"]) == list(results["parameters"])  # the config's order
     after = results["yields"]["after"]["sr"]
     before = results["yields"]["before"]["sr"]
     assert after["zjets"] + after["ttbar_4l"] < 0.5 * (before["zjets"] + before["ttbar_4l"])

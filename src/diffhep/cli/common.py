@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Parser", "add_command", "load", "build_analysis", "default_output", "parse_sets", "table", "number", "say",
-    "files_listing", "check_output_is_folder",
+    "files_listing", "check_output_is_folder", "add_execution_options", "execution_settings", "executed_analysis",
 ]
 
 
@@ -56,6 +56,38 @@ def build_analysis(config: Config) -> ConfiguredAnalysis:
     from diffhep.analysis.configured import ConfiguredAnalysis
 
     return ConfiguredAnalysis.from_config(config.data, base=config.base_dir)
+
+
+def add_execution_options(parser: argparse.ArgumentParser) -> None:
+    """``--execution``, ``--chunk-size``, ``--scheduler``, ``--workers``: override the config's ``execution:``."""
+    g = parser.add_argument_group("execution (override the config's execution: section)")
+    g.add_argument("--execution", choices=("memory", "streaming", "dask"), default=None,
+                   help="all events in memory, one chunk at a time, or chunks kept on Dask workers")
+    g.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                   help="events per chunk (default 200000, as the AGC)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address such as tcp://10.0.0.1:8786 (implies --execution dask); "
+                   "default: a local cluster")
+    g.add_argument("--workers", type=int, default=None, metavar="N", help="local Dask cluster workers (default 2)")
+
+
+def execution_settings(config: Config, args: argparse.Namespace) -> Any:
+    """The config's :class:`~diffhep.execute.ExecutionSettings` with the command line's overrides."""
+    from diffhep.execute.settings import ExecutionSettings
+
+    settings = ExecutionSettings.from_config(config.data.get("execution"), base=config.base_dir)
+    return settings.override(mode=getattr(args, "execution", None), chunk_size=getattr(args, "chunk_size", None),
+                             scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None))
+
+
+def executed_analysis(config: Config, settings: Any) -> Any:
+    """The config's analysis: in memory, or a :class:`~diffhep.analysis.chunked.ChunkedAnalysis` (close it)."""
+    analysis = build_analysis(config)
+    if settings.mode == "memory":
+        return analysis
+    from diffhep.analysis.chunked import ChunkedAnalysis
+
+    return ChunkedAnalysis(analysis, config.data, settings=settings)
 
 
 def default_output(config: Config, command: str) -> Path:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from diffhep.cli.common import (
-    add_command, build_analysis, check_output_is_folder, default_output, files_listing, load, number, say, table,
+    add_command, add_execution_options, check_output_is_folder, default_output, executed_analysis,
+    execution_settings, files_listing, load, number, say, table,
 )
 from diffhep.cli.validate import check_files
 from diffhep.errors import DiffhepError
@@ -24,6 +25,8 @@ EXAMPLES = """
   diffhep optimize analyses/dimuon/config.yaml                    # outputs in work/dimuon/optimize
   diffhep optimize myana/config.yaml --output work/myana --steps 50
   diffhep optimize myana/config.yaml --output work/myana --resume # continue from the last checkpoint
+  diffhep optimize myana/config.yaml --execution streaming --chunk-size 100000   # one chunk in memory at a time
+  diffhep optimize myana/config.yaml --scheduler tcp://10.0.0.1:8786             # on a Dask cluster
 """
 
 
@@ -41,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="continue from the last checkpoint in OUTPUT/checkpoints (same result as uninterrupted)")
     o.add_argument("--steps", type=int, default=None, help="optimiser steps (default: optimizer.steps of the config)")
     o.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    add_execution_options(o)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise DiffhepError(f"--steps must be >= 1, got {args.steps}")
     config = load(args.config)
-    analysis = build_analysis(config)
+    execution = execution_settings(config, args)
+    analysis = executed_analysis(config, execution)
     check_files(config)
-    settings = OptimizerSettings.from_config(config.data["optimizer"])
+    settings = OptimizerSettings.from_config(config.data.get("optimizer"))
     if args.steps is not None:
         settings = replace(settings, steps=args.steps)
     output = check_output_is_folder(Path(args.output) if args.output else default_output(config, "optimize"))
@@ -60,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
         _check_resume(output, config.config_hash, quiet=args.quiet)
     args.on_interrupt = (f"checkpoints are in {output / 'checkpoints'}; continue with: "
                          f"diffhep optimize {args.config} --output {output} --resume")
-    results = run_job(analysis, settings, output, config_hash=config.config_hash, resume=args.resume,
-                      progress=not args.quiet)
+    try:
+        results = run_job(analysis, settings, output, config_hash=config.config_hash, resume=args.resume,
+                          progress=not args.quiet)
+    finally:
+        if hasattr(analysis, "close"):
+            analysis.close()
     print(summary(results, analysis, settings))
     print(files_listing(output, results.get("files", {})))
     return 0

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from diffhep.cli.common import (
-    add_command, build_analysis, check_output_is_folder, default_output, files_listing, load, number,
-    parse_sets, say, table,
+    add_command, add_execution_options, check_output_is_folder, default_output, executed_analysis,
+    execution_settings, files_listing, load, number, parse_sets, say, table,
 )
 from diffhep.cli.validate import check_files
 
@@ -24,6 +24,7 @@ EXAMPLES = """
   diffhep run analyses/dimuon/config.yaml                       # at the parameters' init values
   diffhep run analyses/dimuon/config.yaml --set muon_pt_min=25 --set met_max=80
   diffhep run myana/config.yaml --set jet_pt_min=40 --output work/myana/jet40
+  diffhep run myana/config.yaml --execution streaming --chunk-size 100000   # bounded memory
 """
 
 
@@ -40,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a cut value (repeatable); values must lie inside the parameter's bounds")
     r.add_argument("--output", default=None, help="output folder (default work/<analysis>/run)")
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_execution_options(r)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,15 +49,20 @@ def run(args: argparse.Namespace) -> int:
     from diffhep.optimize.settings import OptimizerSettings
 
     config = load(args.config)
-    analysis = build_analysis(config)
+    execution = execution_settings(config, args)
+    analysis = executed_analysis(config, execution)
     check_files(config)
     cuts = parse_sets(args.set, analysis.parameters)
-    settings = OptimizerSettings.from_config(config.data["optimizer"])
+    settings = OptimizerSettings.from_config(config.data.get("optimizer"))
     output = check_output_is_folder(Path(args.output) if args.output else default_output(config, "run"))
-    say(f"{analysis.name}: loading samples ...", quiet=args.quiet)
-    data = analysis.load()
-    say("evaluating (soft and hard cuts, pyhf) ...", quiet=args.quiet)
-    ev = evaluate(analysis, data, cuts, slope_scale=settings.slope_end)
+    try:
+        say(f"{analysis.name}: loading samples ({execution.describe()}) ...", quiet=args.quiet)
+        data = analysis.load()
+        say("evaluating (soft and hard cuts, pyhf) ...", quiet=args.quiet)
+        ev = evaluate(analysis, data, cuts, slope_scale=settings.slope_end)
+    finally:
+        if hasattr(analysis, "close"):
+            analysis.close()
     samples = _nominal(analysis, ev.hard)
     results = {
         "analysis": analysis.name, "config": str(config.path), "config_hash": config.config_hash,

@@ -96,6 +96,7 @@ class _Checker:
             self.systematic(name, syst)
         self.measurement()
         self.unused_parameters()
+        self.execution()
 
     def names(self) -> None:
         functions = BUILTIN_FUNCTIONS | set(self.plugins or ())
@@ -287,6 +288,23 @@ class _Checker:
                     break
             message = f"defined but not used by any expression{hint}; use it in cuts, flags or a region, or remove it"
             raise self.fail(("parameters", name), message)
+
+    def execution(self) -> None:
+        """``execution.scheduler``: a Dask address, and only with ``mode: dask``."""
+        section = self.data.get("execution") or {}
+        if section.get("scheduler") is None:
+            return
+        from diffhep.errors import DiffhepError
+        from diffhep.execute.settings import check_scheduler
+
+        try:
+            check_scheduler(section["scheduler"], "")
+        except DiffhepError as err:
+            raise self.fail(("execution", "scheduler"), str(err)) from None
+        mode = section.get("mode", "memory")
+        if mode != "dask":
+            raise self.fail(("execution", "scheduler"), f"is set but execution.mode is {mode!r}; "
+                            "set mode: dask, or remove scheduler")
 
 
 def format_path(path: FieldPath) -> str:

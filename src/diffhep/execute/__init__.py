@@ -14,13 +14,19 @@ Pipeline of one optimisation step over chunked data:
   :func:`streaming_value_and_grad`: per chunk ``(H_c, dH_c/dtheta)`` in forward
   mode, summed, then the chain rule with the objective; one chunk in memory;
 * :mod:`diffhep.execute.dask`: :class:`DaskStep`, the same map-reduce on
-  ``dask.distributed`` with prepared chunks kept in worker memory.
+  ``dask.distributed`` with prepared chunks kept in worker memory;
+* :mod:`diffhep.execute.settings`: :class:`ExecutionSettings`, the config's
+  ``execution:`` section (mode, chunk size, scheduler, workers, cache).
+
+Configured analyses run through these with
+:class:`diffhep.analysis.chunked.ChunkedAnalysis`.
 """
 
 from diffhep.execute.buckets import bucket, pad_to_buckets
 from diffhep.execute.cache import ChunkCache
 from diffhep.execute.chunks import AGC_CHUNK_SIZE, Chunk, ReadAndPrepare, plan_chunks, read_chunk
 from diffhep.execute.dask import DaskStep
+from diffhep.execute.settings import MODES, ExecutionSettings
 from diffhep.execute.streaming import (
     ChunkedStep,
     ChunkSums,
@@ -36,6 +42,8 @@ __all__ = [
     "ChunkSums",
     "ChunkedStep",
     "DaskStep",
+    "ExecutionSettings",
+    "MODES",
     "ReadAndPrepare",
     "StepResult",
     "bucket",

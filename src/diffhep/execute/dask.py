@@ -28,6 +28,7 @@ is imported only when a step is created from an address.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,10 +36,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from diffhep.execute.buckets import pad_to_buckets
+from diffhep.execute.buckets import pad_to_buckets, padded_shapes
 from diffhep.execute.cache import ChunkCache
 from diffhep.execute.chunks import Chunk
 from diffhep.execute.streaming import (
+    _JACOBIANS,
     ChunkSums,
     HistogramsFn,
     ObjectiveFn,
@@ -47,6 +49,8 @@ from diffhep.execute.streaming import (
     chain_rule,
     check_chunks,
     chunk_jacobian,
+    fill_datasets,
+    fixed_vector,
     prepare_chunk,
     theta_vector,
     to_sums,
@@ -60,6 +64,28 @@ __all__ = ["DaskStep"]
 _WORKER_PROGRAMS: dict[tuple[str, tuple[str, ...]], Callable] = {}
 
 
+#: First calls (compilations) of a program for a data shape run one at a time: JAX's
+#: compilation cache is not safe for concurrent compilations of one program in
+#: threads of one process (a LocalCluster with ``processes=False`` crashed).
+_COMPILING = threading.Lock()
+_COMPILED: set[tuple] = set()
+
+
+def _call(key: Any, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``, serialised with other first calls of ``key`` for the shapes of ``args``."""
+    try:
+        signature = (key, padded_shapes(args))
+        hash(signature)
+    except TypeError:
+        return function(*args)
+    if signature in _COMPILED:
+        return function(*args)
+    with _COMPILING:
+        result = jax.block_until_ready(function(*args))
+        _COMPILED.add(signature)
+    return result
+
+
 def _prepare_task(
     prepare: Callable[[Chunk], Any], chunk: Chunk, cache: ChunkCache | None, pad: Callable | None, x64: bool
 ) -> Any:
@@ -70,14 +96,29 @@ def _prepare_task(
 
 def _jacobian_task(
     token: str, histograms_fn: HistogramsFn, names: tuple[str, ...], theta: np.ndarray, data: Any,
-    dataset: str, x64: bool,
+    dataset: str, x64: bool, fixed_names: tuple[str, ...] = (), fixed: np.ndarray | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    key = (token, names)
-    if key not in _WORKER_PROGRAMS:
-        _WORKER_PROGRAMS[key] = chunk_jacobian(histograms_fn, names)
+    try:  # a hashable function (equal after unpickling) shares the programs of streaming steps
+        hash(histograms_fn)
+        table, key = _JACOBIANS, (histograms_fn, names, fixed_names)
+    except TypeError:
+        table, key = _WORKER_PROGRAMS, (token, names, fixed_names)
+    if key not in table:
+        table[key] = chunk_jacobian(histograms_fn, names, fixed_names)
     with jax.enable_x64(x64):
-        result = _WORKER_PROGRAMS[key](jax.numpy.asarray(theta), data)
+        fixed_arg = jax.numpy.asarray(fixed) if fixed_names else None
+        result = _call(key, table[key], jax.numpy.asarray(theta), data, fixed_arg)
         return {dataset: jax.tree.map(np.asarray, result)}
+
+
+def _map_task(function: Callable[[Any], Any], data: Any, x64: bool) -> Any:
+    with jax.enable_x64(x64):
+        return jax.tree.map(np.asarray, function(data))
+
+
+def _reduce_task(function: Callable[..., Any], args: tuple, data: Any, dataset: str, x64: bool) -> dict[str, Any]:
+    with jax.enable_x64(x64):
+        return {dataset: jax.tree.map(np.asarray, _call(function, function, *args, data))}
 
 
 def _digest(fn: Callable) -> str:
@@ -166,17 +207,8 @@ class DaskStep:
             if future.status == "error":
                 future.result()
 
-    def sums(self, theta: Mapping[str, Any]) -> ChunkSums:
-        """Histograms and Jacobians summed over all chunks on the workers, per dataset."""
-        names, vec = theta_vector(theta)
-        vec = vec.astype(np.float64 if self.x64 else np.float32)
-        self._steps += 1
-        tag = f"{self.token}-{self._steps}"
-        parts = [
-            self.client.submit(_jacobian_task, self._program, self.histograms_fn, names, vec, data,
-                               chunk.dataset, self.x64, key=f"diffhep-chunk-{tag}-{i}")  # fmt: skip
-            for i, (chunk, data) in enumerate(self._data)
-        ]
+    def _tree_sum(self, parts: list[Any], tag: str) -> dict[str, Any]:
+        """Add the per-chunk futures on the workers in a fixed tree; the total."""
         level = 0
         while len(parts) > 1:
             level += 1
@@ -185,12 +217,62 @@ class DaskStep:
                 self.client.submit(_add_task, *group, key=f"diffhep-add-{tag}-{level}-{i}")
                 for i, group in enumerate(groups)
             ]
-        total = parts[0].result()
-        return to_sums(total, self._datasets, names)
+        return parts[0].result()
 
-    def value_and_grad(self, objective_fn: ObjectiveFn, theta: Mapping[str, Any]) -> StepResult:
+    def sums(self, theta: Mapping[str, Any], *, fixed: Mapping[str, Any] | None = None) -> ChunkSums:
+        """Histograms and Jacobians summed over all chunks on the workers, per dataset.
+
+        ``fixed``: scalars passed with ``theta`` but not differentiated (see :class:`ChunkedStep`).
+        """
+        names, vec = theta_vector(theta)
+        fixed_names, fixed_vec = fixed_vector(fixed)
+        dtype = np.float64 if self.x64 else np.float32
+        vec, fixed_vec = vec.astype(dtype), fixed_vec.astype(dtype)
+        self._steps += 1
+        tag = f"{self.token}-{self._steps}"
+        parts = [
+            self.client.submit(_jacobian_task, self._program, self.histograms_fn, names, vec, data,
+                               chunk.dataset, self.x64, fixed_names, fixed_vec,
+                               key=f"diffhep-chunk-{tag}-{i}")  # fmt: skip
+            for i, (chunk, data) in enumerate(self._data)
+        ]
+        return to_sums(self._tree_sum(parts, tag), self._datasets, names)
+
+    def value_and_grad(
+        self, objective_fn: ObjectiveFn, theta: Mapping[str, Any], *, fixed: Mapping[str, Any] | None = None
+    ) -> StepResult:
         """``objective_fn({dataset: histograms})`` and its gradient w.r.t. ``theta``."""
-        return chain_rule(objective_fn, self.sums(theta))
+        return chain_rule(objective_fn, self.sums(theta, fixed=fixed))
+
+    def reduce(self, function: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        """``{dataset: sum over its chunks of function(*args, data)}``, computed where the data live.
+
+        ``function`` and ``args`` must be picklable; datasets with only empty chunks get zeros.
+        """
+        self._steps += 1
+        tag = f"{self.token}-{self._steps}"
+        parts = [
+            self.client.submit(_reduce_task, function, args, data, chunk.dataset, self.x64,
+                               key=f"diffhep-reduce-{tag}-{i}")  # fmt: skip
+            for i, (chunk, data) in enumerate(self._data)
+        ]
+        return fill_datasets(self._tree_sum(parts, tag), self._datasets)
+
+    def gather(self, function: Callable[[Any], Any]) -> list[Any]:
+        """``[function(data) for each held chunk]``, computed on the workers (small results: shapes, sizes)."""
+        return self.client.gather([self.client.submit(function, data) for _, data in self._data])
+
+    def transform(self, function: Callable[[Any], Any]) -> None:
+        """Replace each held chunk's data by ``function(data)``, computed where it lives (e.g. padding).
+
+        The new data keep their lineage: a lost worker's chunks are prepared and transformed again.
+        """
+        self._steps += 1
+        self._data = [
+            (chunk, self.client.submit(_map_task, function, data, self.x64,
+                                       key=f"diffhep-transform-{self.token}-{self._steps}-{i}"))  # fmt: skip
+            for i, (chunk, data) in enumerate(self._data)
+        ]
 
     def close(self) -> None:
         """Release the prepared data on the workers; close the client if this step opened it."""

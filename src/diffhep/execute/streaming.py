@@ -96,19 +96,31 @@ def theta_vector(theta: Mapping[str, Any]) -> tuple[tuple[str, ...], np.ndarray]
     return tuple(theta), np.asarray(values, dtype=jnp.result_type(float))
 
 
+def fixed_vector(fixed: Mapping[str, Any] | None) -> tuple[tuple[str, ...], np.ndarray]:
+    """Names and values of the non-differentiated scalars (possibly none)."""
+    if not fixed:
+        return (), np.zeros((0,), dtype=jnp.result_type(float))
+    return theta_vector(fixed)
+
+
 def chunk_jacobian(
-    histograms_fn: HistogramsFn, names: Sequence[str]
-) -> Callable[[Array, Any], tuple[Any, Any]]:
-    """Jitted ``(theta_vec, data) -> (H, J)``, ``J`` leaves ``H.shape + (parameters,)``.
+    histograms_fn: HistogramsFn, names: Sequence[str], fixed: Sequence[str] = ()
+) -> Callable[..., tuple[Any, Any]]:
+    """Jitted ``(theta_vec, data, fixed_vec=None) -> (H, J)``, ``J`` leaves ``H.shape + (parameters,)``.
 
     Forward mode: the ``P`` unit tangents are pushed through ``histograms_fn``
     in one ``vmap`` of ``jax.jvp`` (as ``jax.jacfwd`` does), so ``H`` is computed once.
+    ``fixed`` names scalars passed to ``histograms_fn`` in the same dict as the
+    parameters (e.g. a slope multiplier) but not differentiated: their values
+    are arguments of the compiled program, so changing them never recompiles.
     """
-    names = tuple(names)
+    names, fixed = tuple(names), tuple(fixed)
 
-    def run(theta_vec: Array, data: Any) -> tuple[Any, Any]:
+    def run(theta_vec: Array, data: Any, fixed_vec: Array | None = None) -> tuple[Any, Any]:
+        extra = {} if fixed_vec is None else {n: fixed_vec[i] for i, n in enumerate(fixed)}
+
         def f(t: Array) -> Any:
-            return histograms_fn({n: t[i] for i, n in enumerate(names)}, data)
+            return histograms_fn({**{n: t[i] for i, n in enumerate(names)}, **extra}, data)
 
         basis = jnp.eye(len(names), dtype=theta_vec.dtype)
         push = jax.vmap(lambda v: jax.jvp(f, (theta_vec,), (v,)), out_axes=(None, -1))
@@ -173,6 +185,12 @@ def to_sums(parts: dict[str, Any], datasets: Sequence[str], names: tuple[str, ..
     return ChunkSums({d: v[0] for d, v in as_jax.items()}, {d: v[1] for d, v in as_jax.items()}, names)
 
 
+def fill_datasets(parts: dict[str, Any], datasets: Sequence[str]) -> dict[str, Any]:
+    """``parts`` with zeros (shaped as any part) for the datasets missing from it, in ``datasets`` order."""
+    zeros = jax.tree.map(np.zeros_like, next(iter(parts.values())))
+    return {d: parts.get(d, zeros) for d in datasets}
+
+
 def check_chunks(chunks: Sequence[Chunk]) -> list[Chunk]:
     """``chunks`` as a list, with at least one non-empty chunk, or a one-line InputError."""
     chunks = list(chunks)
@@ -228,28 +246,57 @@ class ChunkedStep:
         self.pad = pad
         self.signatures: set[tuple] = set()
 
-    def sums(self, theta: Mapping[str, Any]) -> ChunkSums:
-        """Histograms and Jacobians summed over all chunks, per dataset."""
-        names, vec = theta_vector(theta)
-        fn = self.histograms_fn
-        run = _memo(_JACOBIANS, (fn, names), lambda: chunk_jacobian(fn, names))
-        theta_vec = jnp.asarray(vec)
-        parts: dict[str, Any] | None = None
+    @property
+    def datasets(self) -> list[str]:
+        """Dataset names, in chunk order."""
+        return list(dict.fromkeys(c.dataset for c in self.chunks))
+
+    def _prepared(self) -> Any:
+        """Yields ``(chunk, padded data)`` of every non-empty chunk, one at a time."""
         for chunk in self.chunks:
             if chunk.n_events == 0:
                 continue
-            data = prepare_chunk(chunk, self.prepare, self.cache, self.pad)  # overlaps the previous chunk
+            data = prepare_chunk(chunk, self.prepare, self.cache, self.pad)
+            self.signatures.add(padded_shapes(data))
+            yield chunk, data
+
+    def sums(self, theta: Mapping[str, Any], *, fixed: Mapping[str, Any] | None = None) -> ChunkSums:
+        """Histograms and Jacobians summed over all chunks, per dataset.
+
+        ``fixed``: scalars passed to ``histograms_fn`` with ``theta`` but not
+        differentiated (e.g. a slope multiplier).
+        """
+        names, vec = theta_vector(theta)
+        fixed_names, fixed_vec = fixed_vector(fixed)
+        fn = self.histograms_fn
+        run = _memo(_JACOBIANS, (fn, names, fixed_names), lambda: chunk_jacobian(fn, names, fixed_names))
+        theta_vec, fixed_arg = jnp.asarray(vec), (jnp.asarray(fixed_vec) if fixed_names else None)
+        parts: dict[str, Any] | None = None
+        for chunk, data in self._prepared():  # reading overlaps the previous chunk's computation
             if parts is not None:
                 jax.block_until_ready(parts)  # at most two chunks alive
-            self.signatures.add(padded_shapes(data))
-            parts = add_parts(parts, {chunk.dataset: run(theta_vec, data)})
+            parts = add_parts(parts, {chunk.dataset: run(theta_vec, data, fixed_arg)})
             del data
         assert parts is not None  # check_chunks guarantees a non-empty chunk
-        return to_sums(parts, list(dict.fromkeys(c.dataset for c in self.chunks)), names)
+        return to_sums(parts, self.datasets, names)
 
-    def value_and_grad(self, objective_fn: ObjectiveFn, theta: Mapping[str, Any]) -> StepResult:
+    def value_and_grad(
+        self, objective_fn: ObjectiveFn, theta: Mapping[str, Any], *, fixed: Mapping[str, Any] | None = None
+    ) -> StepResult:
         """``objective_fn({dataset: histograms})`` and its gradient w.r.t. ``theta``."""
-        return chain_rule(objective_fn, self.sums(theta))
+        return chain_rule(objective_fn, self.sums(theta, fixed=fixed))
+
+    def reduce(self, function: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        """``{dataset: sum over its chunks of function(*args, data)}`` (a pytree of arrays per chunk).
+
+        For passes without derivatives (hard-cut histograms, cutflows);
+        datasets with only empty chunks get zeros.
+        """
+        parts: dict[str, Any] | None = None
+        for chunk, data in self._prepared():
+            parts = add_parts(parts, {chunk.dataset: jax.tree.map(np.asarray, function(*args, data))})
+        assert parts is not None
+        return fill_datasets(parts, self.datasets)
 
 
 def streaming_value_and_grad(

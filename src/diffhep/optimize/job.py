@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from diffhep.analysis.protocol import Analysis, Histograms
-from diffhep.optimize.run import OptimizationResult, run_optimization
+from diffhep.optimize.run import OptimizationResult, is_chunked, run_optimization
 from diffhep.optimize.scan import ScanResult, compare_with_scan, workspace_significance
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import write_json, write_text
@@ -68,9 +68,12 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
     hard = analysis.hard_histograms(cuts)
     ws = analysis.workspace(hard)
     dtype = jnp.result_type(float)
-    soft = _jitted_objective(analysis)(
-        {k: jnp.asarray(v, dtype=dtype) for k, v in cuts.items()}, data, jnp.asarray(slope_scale, dtype=dtype)
-    )
+    if is_chunked(analysis):  # chunk by chunk: a number, not a traceable function
+        soft = analysis.objective(cuts, data, slope_scale)
+    else:
+        soft = _jitted_objective(analysis)(
+            {k: jnp.asarray(v, dtype=dtype) for k, v in cuts.items()}, data, jnp.asarray(slope_scale, dtype=dtype)
+        )
     return Evaluation(
         cuts=cuts, hard=hard, workspace=ws, hard_significance=workspace_significance(ws),
         soft_significance=float(soft), slope_scale=float(slope_scale), cutflow=analysis.cutflow(cuts, data),
@@ -130,8 +133,9 @@ def build_results(
         "settings": settings.to_dict(),
         "parameters": {p.name: {"unit": p.unit, "low": p.low, "high": p.high, "slope": p.slope,
                                 "init": p.init, "description": p.description} for p in analysis.parameters},
-        "initial": opt.initial,
-        "final": opt.values,
+        # In the config's order (JAX returns dicts sorted by key).
+        "initial": {p.name: opt.initial[p.name] for p in analysis.parameters},
+        "final": {p.name: opt.values[p.name] for p in analysis.parameters},
         "steps": opt.steps,
         "resumed_from": opt.resumed_from,
         "stopped": opt.stopped,
@@ -217,6 +221,11 @@ def run_job(
 ) -> dict[str, Any]:
     """Load, optimise, evaluate, scan and write; return the ``results.json`` dictionary.
 
+    An analysis evaluated chunk by chunk (a :class:`~diffhep.analysis.chunked.ChunkedAnalysis`,
+    ``execution.mode`` streaming or dask) runs every stage chunk by chunk: the
+    optimisation steps, the hard-cut histograms and cutflows before and after,
+    and the scan around the optimum (one pass over the chunks per point).
+
     Args:
         analysis: the analysis to optimise.
         settings: the optimiser settings (``OptimizerSettings.from_config(config["optimizer"])``).
@@ -231,7 +240,10 @@ def run_job(
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    log(f"{analysis.name}: loading samples ...")
+    if is_chunked(analysis):
+        log(f"{analysis.name}: planning chunks and normalisations ({analysis.settings.describe()}) ...")
+    else:
+        log(f"{analysis.name}: loading samples ...")
     data = analysis.load()
     initial = {p.name: float(p.init) for p in analysis.parameters}
     log("evaluating the initial cuts (hard cuts, pyhf) ...")

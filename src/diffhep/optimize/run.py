@@ -24,14 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from diffhep.analysis.params import from_unconstrained, to_unconstrained
 from diffhep.analysis.protocol import Analysis
 from diffhep.optimize.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from diffhep.optimize.progress import progress_bar
 from diffhep.optimize.settings import OptimizerSettings
 
-__all__ = ["OptimizationResult", "run_optimization", "compiled_step"]
+__all__ = ["OptimizationResult", "run_optimization", "compiled_step", "chunked_step"]
 
 
 class OptimizationResult(NamedTuple):
@@ -98,6 +98,50 @@ def compiled_step(analysis: Analysis, settings: OptimizerSettings) -> tuple[opta
     return optimizer, step
 
 
+def chunked_step(analysis: Any, settings: OptimizerSettings) -> tuple[optax.GradientTransformation, Callable]:
+    """As :func:`compiled_step` for an analysis evaluated chunk by chunk (``analysis.value_and_grad``).
+
+    The objective and its gradient w.r.t. the cuts come from
+    ``data.value_and_grad(cuts, slope_scale)`` (``data`` is the analysis's
+    ``load()`` handle, e.g. a :class:`~diffhep.analysis.chunked.ChunkedAnalysis`);
+    the gradient is carried to the unconstrained variables by one ``jax.vjp``
+    of the bounds transform and the Optax update is jitted, so a step is the
+    same function of ``(u, opt_state, slope)`` as the in-memory one.
+    """
+    key = (id(analysis), "chunked:" + settings.step_key())
+    if key in _STEPS:
+        _STEPS.move_to_end(key)
+        return _STEPS[key][1:]
+    params = tuple(analysis.parameters)
+    optimizer = settings.build()
+
+    @jax.jit
+    def update(u, opt_state, grad_cuts):
+        cuts, vjp = jax.vjp(lambda v: from_unconstrained(params, v), u)
+        (grad_u,) = vjp(grad_cuts)
+        grad = jax.tree.map(jnp.negative, grad_u)  # of the loss, -objective
+        updates, new_state = optimizer.update(grad, opt_state, u)
+        return optax.apply_updates(u, updates), new_state, optax.tree.norm(grad), cuts
+
+    def step(u, opt_state, data, slope):
+        cuts = jax.device_get(from_unconstrained(params, u))
+        result = data.value_and_grad(cuts, float(slope))
+        dtype = jnp.result_type(float)
+        grad = {p.name: jnp.asarray(result.grad[p.name], dtype=dtype) for p in params}
+        new_u, new_state, gnorm, cuts = update(u, opt_state, grad)
+        return new_u, new_state, result.value, gnorm, cuts
+
+    _STEPS[key] = (analysis, optimizer, step)
+    if len(_STEPS) > _MAX_CACHED:
+        _STEPS.popitem(last=False)
+    return optimizer, step
+
+
+def is_chunked(analysis: Any) -> bool:
+    """Whether ``analysis`` is evaluated chunk by chunk (it has ``value_and_grad(cuts, slope_scale)``)."""
+    return callable(getattr(analysis, "value_and_grad", None))
+
+
 class _Patience:
     """Early-stopping bookkeeping, rebuilt from the history on resume."""
 
@@ -136,7 +180,9 @@ def run_optimization(
 
     Args:
         analysis: the analysis (its ``parameters`` are optimised).
-        data: ``analysis.load()``, passed to every step as an argument.
+        data: ``analysis.load()``, passed to every step as an argument (for an
+            analysis evaluated chunk by chunk, the handle whose ``value_and_grad``
+            each step calls: see :func:`chunked_step`).
         settings: optimiser, learning rate, steps, slope schedule, checkpoints,
             early stopping and seed.
         output: the job's output folder; checkpoints go to ``output/checkpoints``.
@@ -152,7 +198,7 @@ def run_optimization(
     params = tuple(analysis.parameters)
     names = [p.name for p in params]
     folder = Path(output) / "checkpoints"
-    optimizer, step = compiled_step(analysis, settings)
+    optimizer, step = (chunked_step if is_chunked(analysis) else compiled_step)(analysis, settings)
     slope_at = settings.slope_schedule()
     dtype = jnp.result_type(float)
     initial = {p.name: float(p.init) for p in params}
@@ -174,7 +220,7 @@ def run_optimization(
     last_ckpt, saved_at = found, (start if found is not None else None)
     end = settings.steps if max_steps is None else min(settings.steps, max_steps)
     slopes = np.asarray(slope_at(jnp.arange(settings.steps)), dtype=dtype)  # one evaluation, not one per step
-    bar = tqdm(total=settings.steps, initial=start, desc="optimising", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=settings.steps, initial=start, desc="optimising", disable=not progress, dynamic_ncols=True)
     prev = (u, opt_state)  # the state of the last step with a finite objective and gradient
     try:
         for i in range(start, end if stopped is None else start):

@@ -1,0 +1,139 @@
+"""The ``execution:`` section of a config: in memory, streamed chunk by chunk, or on Dask.
+
+:class:`ExecutionSettings` is the validated section (defaults filled in);
+:meth:`ExecutionSettings.override` applies the command line (``--execution``,
+``--chunk-size``, ``--scheduler``), each error being one line that names the
+config field or the option.
+
+Example:
+    >>> s = ExecutionSettings.from_config({"mode": "streaming", "chunk_size": 1000})
+    >>> (s.mode, s.chunk_size, s.workers)
+    ('streaming', 1000, 2)
+    >>> s.override(scheduler="tcp://10.0.0.1:8786").mode  # a scheduler means Dask
+    'dask'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from diffhep.errors import ConfigError
+from diffhep.execute.chunks import AGC_CHUNK_SIZE
+
+__all__ = ["MODES", "ExecutionSettings", "check_scheduler"]
+
+#: Execution modes: one in-memory pass per step, one chunk at a time, or chunks held by Dask workers.
+MODES = ("memory", "streaming", "dask")
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+]*://)?(?:\[[0-9a-fA-F:]+\]|[^\s/:\[\]]+):\d{1,5}$")
+
+
+def check_scheduler(address: object, where: str) -> str:
+    """``address`` if it looks like a Dask scheduler address (``tcp://host:8786``), else a one-line error."""
+    if not isinstance(address, str) or not _ADDRESS.match(address.strip()):
+        message = (f"{where} {address!r} is not a Dask scheduler address; expected PROTOCOL://HOST:PORT such as "
+                   "tcp://10.0.0.1:8786 (from `dask scheduler`), or leave it out for a local cluster")
+        raise ConfigError(message.lstrip())
+    return address.strip()
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """How a job runs over the events.
+
+    Attributes:
+        mode: ``"memory"`` (all events loaded once), ``"streaming"`` (one chunk
+            at a time in this process) or ``"dask"`` (chunks prepared once and
+            kept on Dask workers).
+        chunk_size: events per chunk (the AGC uses 200,000).
+        scheduler: Dask scheduler address, or ``None`` for a LocalCluster.
+        workers: LocalCluster workers.
+        processes: LocalCluster workers as processes (``True``) or threads of this process.
+        cache: folder keeping prepared chunks on disk (absolute), or ``None``.
+    """
+
+    mode: str = "memory"
+    chunk_size: int = AGC_CHUNK_SIZE
+    scheduler: str | None = None
+    workers: int = 2
+    processes: bool = True
+    cache: Path | None = None
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None, *, base: Path | None = None) -> ExecutionSettings:
+        """The settings of a config's ``execution:`` mapping (absent: in memory); ``cache`` relative to ``base``."""
+        section = dict(section or {})
+        known = {"mode", "chunk_size", "scheduler", "workers", "processes", "cache"}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"execution.{unknown[0]}: unknown key; expected one of: {', '.join(sorted(known))}")
+        cache = section.get("cache")
+        if cache is not None:
+            cache = Path(str(cache)).expanduser()
+            cache = cache if cache.is_absolute() or base is None else Path(base) / cache
+        settings = cls(
+            mode=section.get("mode", "memory"),
+            chunk_size=section.get("chunk_size", AGC_CHUNK_SIZE),
+            scheduler=section.get("scheduler"),
+            workers=section.get("workers", 2),
+            processes=section.get("processes", True),
+            cache=cache,
+        )
+        settings.check("execution.")
+        if settings.scheduler is not None and settings.mode != "dask":
+            raise ConfigError(
+                f"execution.scheduler is set but execution.mode is {settings.mode!r}; "
+                "set mode: dask to use the scheduler, or remove scheduler"
+            )
+        return settings
+
+    def check(self, prefix: str = "") -> None:
+        """One-line errors for values out of range (``prefix`` names where they come from)."""
+        if self.mode not in MODES:
+            raise ConfigError(f"{prefix}mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        for name in ("chunk_size", "workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{prefix}{name} {value!r}: expected a whole number >= 1")
+        if not isinstance(self.processes, bool):
+            raise ConfigError(f"{prefix}processes {self.processes!r}: expected true or false")
+        if self.scheduler is not None:
+            check_scheduler(self.scheduler, f"{prefix}scheduler")
+
+    def override(
+        self, *, mode: str | None = None, chunk_size: int | None = None, scheduler: str | None = None,
+        workers: int | None = None,
+    ) -> ExecutionSettings:  # fmt: skip
+        """These settings with command-line values (``None``: keep); ``--scheduler`` alone means Dask."""
+        if mode is not None and mode not in MODES:
+            raise ConfigError(f"--execution {mode!r}: expected one of {', '.join(MODES)}")
+        if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
+            raise ConfigError(f"--chunk-size {chunk_size!r}: expected a whole number of events >= 1 (AGC: 200000)")
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers {workers!r}: expected a whole number >= 1")
+        if scheduler is not None:
+            scheduler = check_scheduler(scheduler, "--scheduler")
+            if mode not in (None, "dask"):
+                raise ConfigError(f"--scheduler needs --execution dask, got --execution {mode}")
+            mode = "dask"
+        new = replace(
+            self,
+            mode=mode or self.mode,
+            chunk_size=chunk_size or self.chunk_size,
+            scheduler=scheduler if scheduler is not None else (self.scheduler if (mode or self.mode) == "dask" else None),
+            workers=workers or self.workers,
+        )
+        new.check()
+        return new
+
+    def describe(self) -> str:
+        """One line: ``streaming, chunks of 200000 events`` or ``dask on tcp://..., chunks of ...``."""
+        if self.mode == "memory":
+            return "in memory"
+        where = f"dask on {self.scheduler}" if self.scheduler else (
+            f"dask on a local cluster of {self.workers} workers" if self.mode == "dask" else "streaming")
+        cache = f", prepared chunks cached in {self.cache}" if self.cache else ""
+        return f"{where}, chunks of {self.chunk_size} events{cache}"
