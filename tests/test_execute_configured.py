@@ -196,6 +196,21 @@ def test_optimize_streaming_gives_the_in_memory_cuts(dimuon, tmp_path, capsys):
     )
 
 
+def test_auto_streams_when_the_estimate_does_not_fit(dimuon, tmp_path, capsys, monkeypatch):
+    """``auto`` (no execution section) runs in memory here, and streams when memory is short, same numbers."""
+    from diffhep.execute import settings
+
+    memory, streamed = tmp_path / "memory", tmp_path / "auto"
+    assert main(["run", str(dimuon), "--output", str(memory)]) == 0
+    assert "auto: in memory (estimated" in capsys.readouterr().err
+    monkeypatch.setattr(settings, "available_memory", lambda: 1000)  # bytes: nothing fits
+    assert main(["run", str(dimuon), "--output", str(streamed), "--chunk-size", "400"]) == 0
+    assert "auto: streaming (estimated" in capsys.readouterr().err
+    a, b = (json.loads((d / "results.json").read_text()) for d in (memory, streamed))
+    assert b["significance"]["hard_pyhf"] == pytest.approx(a["significance"]["hard_pyhf"], rel=1e-9)
+    assert b["significance"]["soft"] == pytest.approx(a["significance"]["soft"], rel=1e-9)
+
+
 def _error(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err, err

@@ -130,13 +130,30 @@ class ConfiguredAnalysis:
                         out.append((systematics.variation_key(s, syst.name, direction), self._samples[s], variation))
         return out
 
-    def load(self) -> SampleData:
-        """Read every sample and variation once; the static structure, a pytree (also kept for the hard path)."""
+    def _wanted(self) -> dict[tuple[tuple[str, ...], str], set[str]]:
+        """``(files, tree) -> branches`` that :meth:`load` reads."""
         wanted: dict[tuple[tuple[str, ...], str], set[str]] = {}
         for _, sample, variation in self.variants():
             files = tuple(loading.expand_files(list(variation.files or sample.files)))
             needed, _ = loading.required_branches(self._plan, self._defs, sample, variation)
             wanted.setdefault((files, sample.tree), set()).update(needed)
+        return wanted
+
+    def input_bytes(self) -> int:
+        """Uncompressed bytes of the branches :meth:`load` reads (from the files' metadata; nothing is read)."""
+        import uproot
+
+        total = 0
+        for (files, tree), names in self._wanted().items():
+            for path in files:
+                with uproot.open(path) as f:
+                    t = f[tree]
+                    total += sum(int(t[b].uncompressed_bytes) for b in names if b in t)
+        return total
+
+    def load(self) -> SampleData:
+        """Read every sample and variation once; the static structure, a pytree (also kept for the hard path)."""
+        wanted = self._wanted()
         cache: dict[tuple[tuple[str, ...], str], ak.Array] = {}
 
         def read(files: tuple[str, ...], tree: str, _: list[str]) -> ak.Array:

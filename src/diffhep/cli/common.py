@@ -61,8 +61,9 @@ def build_analysis(config: Config) -> ConfiguredAnalysis:
 def add_execution_options(parser: argparse.ArgumentParser) -> None:
     """``--execution``, ``--chunk-size``, ``--scheduler``, ``--workers``: override the config's ``execution:``."""
     g = parser.add_argument_group("execution (override the config's execution: section)")
-    g.add_argument("--execution", choices=("memory", "streaming", "dask"), default=None,
-                   help="all events in memory, one chunk at a time, or chunks kept on Dask workers")
+    g.add_argument("--execution", choices=("auto", "memory", "streaming", "dask"), default=None,
+                   help="all events in memory, one chunk at a time, or chunks kept on Dask workers; auto "
+                   "(the default): in memory unless the estimated footprint exceeds half the available memory")
     g.add_argument("--chunk-size", type=int, default=None, metavar="N",
                    help="events per chunk (default 200000, as the AGC)")
     g.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -76,8 +77,15 @@ def execution_settings(config: Config, args: argparse.Namespace) -> Any:
     from diffhep.execute.settings import ExecutionSettings
 
     settings = ExecutionSettings.from_config(config.data.get("execution"), base=config.base_dir)
-    return settings.override(mode=getattr(args, "execution", None), chunk_size=getattr(args, "chunk_size", None),
-                             scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None))
+    settings = settings.override(mode=getattr(args, "execution", None), chunk_size=getattr(args, "chunk_size", None),
+                                 scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None))
+    if settings.mode != "auto":
+        return settings
+    try:  # memory, unless the estimated footprint exceeds half the available memory
+        size = build_analysis(config).input_bytes()
+    except (DiffhepError, OSError, KeyError):  # a missing file or branch: reported by the file checks that follow
+        size = 0
+    return settings.resolve(size)
 
 
 def executed_analysis(config: Config, settings: Any) -> Any:
