@@ -200,6 +200,15 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     log("diffhep (first call compiles) ...")
     timings["diffhep"] = measure(lambda: diff(cuts, data), args.repeats)
     value, grad = diff(cuts, data)
+    # The same step in float32 (the inputs and cuts cast; what a GPU runs), against the float64 one.
+    to32 = lambda x: x.astype(jnp.float32) if jnp.issubdtype(getattr(x, "dtype", int), jnp.floating) else x  # noqa: E731
+    data32 = jax.tree.map(to32, data)
+    cuts32 = {k: jnp.asarray(v, jnp.float32) for k, v in cuts.items()}
+    log("diffhep float32 (first call compiles) ...")
+    timings["diffhep_f32"] = measure(lambda: diff(cuts32, data32), args.repeats)
+    value32, grad32 = diff(cuts32, data32)
+    f32_diff = {"objective": rel_diff(value32, value), "grad": max(rel_diff(grad32[k], grad[k]) for k in grad)}
+    del data32
     # XLA's buffer assignment of the compiled step: temporaries beside the inputs.
     memory = diff.lower(cuts, data).compile().memory_analysis()
     input_bytes = sum(x.nbytes for x in jax.tree.leaves(data))
@@ -219,7 +228,7 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
         log("Awkward-JAX (eager): skipped (--awkward-max-events)")
         awk_error = f"skipped above {args.awkward_max_events:,} events (--awkward-max-events)"
         return _result(total, n_jets, n_tri, read_s, prepare_s, float("nan"), timings, awk_error, memory,
-                       input_bytes, value, grad, np.nan, {k: np.nan for k in grad})
+                       input_bytes, value, grad, np.nan, {k: np.nan for k in grad}, f32_diff)
     log("Awkward-JAX (eager) ...")
     t0 = time.perf_counter()
     awk = {k: AwkwardSample(ev, data[k]) for k, ev in events.items()}
@@ -235,11 +244,11 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
         a_value, a_grad = np.nan, {k: np.nan for k in grad}
 
     return _result(total, n_jets, n_tri, read_s, prepare_s, to_backend_s, timings, awk_error, memory,
-                   input_bytes, value, grad, a_value, a_grad)
+                   input_bytes, value, grad, a_value, a_grad, f32_diff)
 
 
 def _result(total, n_jets, n_tri, read_s, prepare_s, to_backend_s, timings, awk_error, memory, input_bytes,
-            value, grad, a_value, a_grad) -> dict:
+            value, grad, a_value, a_grad, f32_diff) -> dict:
     med = {k: t.median_s for k, t in timings.items()}
     return {
         "events": total,
@@ -254,7 +263,9 @@ def _result(total, n_jets, n_tri, read_s, prepare_s, to_backend_s, timings, awk_
         "ratios": {
             "awkward_jax_over_diffhep": med["awkward_jax"] / med["diffhep"] if "awkward_jax" in med else None,
             "diffhep_over_hard": med["diffhep"] / med["hard"],
+            "diffhep_f32_over_hard": med["diffhep_f32"] / med["hard"],
         },
+        "float32_rel_diff": f32_diff,
         "agreement": {
             "objective_diffhep": float(value),
             "objective_awkward_jax": float(a_value),
@@ -283,10 +294,14 @@ def report(info: dict, results: list[dict], args: argparse.Namespace) -> str:
             f"  (first call {t['diffhep']['first_call_ms']:.0f} ms)",
             (f"  Awkward-JAX (eager, value+grad)     {t['awkward_jax']['median_ms']:>10.1f} ms"
              if "awkward_jax" in t else f"  Awkward-JAX (eager, value+grad)     FAILED: {r['awkward_jax_error']}"),
+            f"  diffhep float32 (jit, value+grad)   {t['diffhep_f32']['median_ms']:>10.1f} ms"
+            f"  (objective {r['float32_rel_diff']['objective']:.1e}, gradient {r['float32_rel_diff']['grad']:.1e}"
+            " relative to float64)",
             f"  hard cuts + hist fill (forward)     {t['hard']['median_ms']:>10.1f} ms",
             (f"  ratio Awkward-JAX / diffhep:        {r['ratios']['awkward_jax_over_diffhep']:>10.1f} x"
              if "awkward_jax" in t else "  ratio Awkward-JAX / diffhep:        n/a (baseline failed)"),
-            f"  ratio diffhep / hard forward:       {r['ratios']['diffhep_over_hard']:>10.2f} x",
+            f"  ratio diffhep / hard forward:       {r['ratios']['diffhep_over_hard']:>10.2f} x"
+            f"  (float32: {r['ratios']['diffhep_f32_over_hard']:.2f} x)",
             f"  memory: step temporaries {r['memory']['step_temp_bytes'] / 1e6:.0f} MB for "
             f"{r['memory']['input_bytes'] / 1e6:.0f} MB of inputs "
             f"({r['memory']['step_temp_bytes'] / r['memory']['input_bytes']:.1f} x; XLA buffer assignment)",
