@@ -10,26 +10,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from diffhep.cli import main
 
 CONFIG = Path(__file__).resolve().parent / "configs" / "bench_tiny.yaml"
 EVENTS = 3000
-MEASUREMENTS = ["hard_forward", "hard_forward_plain", "step_memory", "step_streaming", "step_dask"]
+MEASUREMENTS = ["hard_forward", "hard_forward_plain", "step_memory", "step_streaming", "step_streaming_cached",
+                "step_dask"]
 
 
-def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, no_persistent_cache):
+def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeypatch, no_persistent_cache):
     pytest.importorskip("distributed")
     out = tmp_path / "out"
-    argv = ["bench", "agc", "--config", str(CONFIG), "--events", "3e3", "--chunk-size", "1000",
+    fits = iter([("memory", "auto: in memory"), ("streaming", "auto: streaming (estimated 9 GB, 1 GB available)")])
+    monkeypatch.setattr("diffhep.execute.settings.choose_mode", lambda *a: next(fits))  # the 2nd size "does not fit"
+    argv = ["bench", "agc", "--config", str(CONFIG), "--events", "3e3", "2e3", "--chunk-size", "1000",
             "--repeat", "1", "--dask-threads", "--workdir", str(tmp_path / "data"), "--output", str(out), "--quiet"]
     assert main(argv) == 0
     report = json.loads((out / "bench.json").read_text())
-    assert report["settings"]["events"] == [EVENTS] and report["repeat"] == 1
+    assert report["settings"]["events"] == [EVENTS, 2000] and report["repeat"] == 1
     assert report["machine"]["cpu_count"] >= 1 and len(report["machine"]["load_average"]) == 3
-    (size,) = report["results"]
-    assert size["events"] == EVENTS
+    size, large = report["results"]
+    assert size["events"] == EVENTS and size["skipped"] == {}
+    # a size that does not fit in memory: the forward pass streams, the in-memory step is skipped with the reason
+    assert [m["measurement"] for m in large["measurements"]] == [m for m in MEASUREMENTS if m != "step_memory"]
+    assert large["measurements"][0]["executor"] == "streaming" and large["measurements"][0]["chunksize"] == 1000
+    assert large["skipped"] == {"step_memory": "does not fit in memory (estimated 9 GB, 1 GB available)"}
     assert [m["measurement"] for m in size["measurements"]] == MEASUREMENTS
     for m in size["measurements"]:
         assert m["entries"] == EVENTS and m["walltime"] > 0 and len(m["walltimes"]) == 1
@@ -47,7 +55,21 @@ def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, no_pers
     table = (out / "bench.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith(f"| {EVENTS} |")]
     assert [r.split("|")[2].strip() for r in rows] == MEASUREMENTS
+    assert "- 2000 events: step_memory not measured: does not fit in memory" in table
     assert table in capsys.readouterr().out
+
+
+def test_plain_baseline_does_not_depend_on_the_chunk_size(tmp_path):
+    from diffhep.analysis import bench_agc
+    from diffhep.config import load_config
+
+    config = load_config(bench_agc.prepare_config(CONFIG, 2500, tmp_path)).data
+    cuts = {k: float(p["init"]) for k, p in config["parameters"].items()}
+    whole = bench_agc._plain(config, cuts, 10**9)[0]()
+    chunked = bench_agc._plain(config, cuts, 700)[0]()
+    assert whole.keys() == chunked.keys() and sum(h.sum() for h in whole.values()) > 0
+    for key, h in whole.items():
+        np.testing.assert_allclose(chunked[key], h, rtol=1e-12, atol=0)
 
 
 def test_bench_agc_bad_options_are_one_line(tmp_path, capsys):

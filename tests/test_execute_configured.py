@@ -121,7 +121,7 @@ def assert_same(chunked_analysis: ChunkedAnalysis, reference: dict) -> None:
 
 def test_streaming_equals_in_memory(agc):
     config, memory, reference = agc
-    with ChunkedAnalysis(memory, config.data, settings=_settings()) as streamed:
+    with ChunkedAnalysis(memory, config.data, settings=_settings(reuse=False)) as streamed:  # read every pass
         streamed.load()
         sizes = {}
         for c in streamed.chunks:
@@ -145,6 +145,21 @@ def test_streaming_with_a_cache_reads_no_root_file_the_second_time(agc, tmp_path
         assert float(second.value_and_grad(CUTS, SLOPE).value) == value
         assert second.executor.cache.misses == 0
     assert value == pytest.approx(reference["value"], rel=1e-10)
+
+
+def test_streaming_keeps_prepared_chunks_in_a_temporary_folder_by_default(agc, monkeypatch):
+    config, memory, reference = agc
+    with ChunkedAnalysis(memory, config.data, settings=_settings(chunk_size=100_000)) as streamed:
+        streamed.load()
+        scratch, cache = Path(streamed.scratch), streamed.executor.cache
+        n_chunks = sum(c.n_events > 0 for c in streamed.chunks)
+        assert float(streamed.value_and_grad(CUTS, SLOPE).value) == pytest.approx(reference["value"], rel=1e-10)
+        assert len(list(scratch.glob("*.npz"))) == n_chunks == cache.misses  # each chunk read once, kept prepared
+        monkeypatch.setattr("diffhep.analysis.chunk_prepare.read_chunk", lambda *a: 1 / 0)
+        for _ in range(2):  # later steps read no ROOT file
+            assert float(streamed.value_and_grad(CUTS, SLOPE).value) == pytest.approx(reference["value"], rel=1e-10)
+        assert cache.misses == n_chunks and cache.hits == 3 * n_chunks
+    assert not scratch.exists()  # removed with the job
 
 
 def test_dask_equals_in_memory(agc, no_persistent_cache):
@@ -251,3 +266,8 @@ def test_settings_from_config_and_overrides(tmp_path):
     with pytest.raises(DiffhepError, match="--scheduler needs --execution dask"):
         s.override(mode="memory", scheduler="tcp://h:1")
     assert copy.deepcopy(s) == s
+    off = ExecutionSettings.from_config({"mode": "streaming", "cache": False})
+    assert (off.cache, off.reuse) == (None, False) and "read on every pass" in off.describe()
+    assert ExecutionSettings.from_config({"mode": "streaming"}).reuse
+    with pytest.raises(DiffhepError, match=r"execution.cache True: expected a folder .* or false"):
+        ExecutionSettings.from_config({"cache": True})

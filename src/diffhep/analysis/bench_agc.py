@@ -12,9 +12,16 @@ warm-up call (JIT compilation excluded), the median wall time of ``repeat`` call
   all events in memory (:func:`diffhep.optimize.run.compiled_step`; the load is
   timed apart as ``load_memory``);
 * ``step_streaming``: the same step chunk by chunk, every chunk read and
-  prepared again (:class:`~diffhep.analysis.chunked.ChunkedAnalysis`);
+  prepared again (:class:`~diffhep.analysis.chunked.ChunkedAnalysis`, ``cache: false``);
+* ``step_streaming_cached``: the same, the prepared chunks loaded from the
+  on-disk cache written by the first pass (the default of streaming jobs);
 * ``step_dask``: the same step on Dask workers holding the prepared chunks (a
   LocalCluster of ``workers`` workers, or ``scheduler``).
+
+When the in-memory job would not fit (the estimate of ``execution: auto``),
+``hard_forward`` is measured streaming (one pass: read, structure,
+histograms) and ``step_memory`` is skipped, with the reason in ``skipped``.
+The plain baseline runs chunk by chunk at every size, as the AGC does.
 
 Each measurement is a dict in the shape of the AGC's metrics: ``entries``
 (events), ``walltime`` (s, median), ``num_workers``, ``chunksize``,
@@ -169,10 +176,18 @@ def _record(name: str, executor: str, entries: int, times: list[float], peak: in
     }  # fmt: skip
 
 
-def _plain(config: Mapping[str, Any], cuts: Mapping[str, float]) -> tuple[Callable[[], Any], int, dict]:
-    """The plain Awkward/NumPy hard-cut analysis of the config's nominal samples: a callable and its bytes."""
+def _plain(
+    config: Mapping[str, Any], cuts: Mapping[str, float], chunk_size: int
+) -> tuple[Callable[[], Any], int, dict]:
+    """The plain Awkward/NumPy hard-cut analysis of the config's nominal samples: a callable and its bytes.
+
+    As the AGC runs it: ``uproot.iterate`` over chunks of ``chunk_size`` events,
+    the selection and ``numpy.histogram`` per chunk, histograms added up and
+    scaled by ``xsec * lumi / sum(genWeight)`` at the end (selection weights are
+    linear in the normalisation), so memory does not grow with the events.
+    """
     from diffhep.analysis import ttbar
-    from diffhep.io import read_events
+    from diffhep.io.read import iterate_events
 
     cuts = {**{c.name: float(c.init) for c in ttbar.CUTS}, **cuts}  # AGC values for cuts the config lacks
     edges = {r: _edges(spec["binning"]) for r, spec in config["regions"].items()}
@@ -182,11 +197,15 @@ def _plain(config: Mapping[str, Any], cuts: Mapping[str, float]) -> tuple[Callab
     def run() -> dict:
         out = {}
         for name, sample in config["samples"].items():
-            events = read_events(files[name], tree=config.get("tree", "Events"), branches=branches)
-            norm = sample["xsec_pb"] * config["lumi_pb"] / float(np.sum(np.asarray(events.genWeight, dtype=np.float64)))
-            for region, (x, w) in ttbar.hard_selection(events, cuts, norm).items():
-                if region in edges:
-                    out[(region, name)] = np.histogram(x, bins=edges[region], weights=w)[0]
+            sum_w, hists = 0.0, {r: np.zeros(len(e) - 1) for r, e in edges.items()}
+            for events in iterate_events(files[name], tree=config.get("tree", "Events"), branches=branches,
+                                         step_size=chunk_size):  # fmt: skip
+                sum_w += float(np.sum(np.asarray(events.genWeight, dtype=np.float64)))
+                for region, (x, w) in ttbar.hard_selection(events, cuts, 1.0).items():
+                    if region in edges:
+                        hists[region] += np.histogram(x, bins=edges[region], weights=w)[0]
+            norm = sample["xsec_pb"] * config["lumi_pb"] / sum_w
+            out.update({(region, name): h * norm for region, h in hists.items()})
         return out
 
     return run, _bytes_read(files, {k: set(branches) for k in files}), files
@@ -221,14 +240,22 @@ def run_benchmark(
     repeat: int = 3,
     processes: bool = True,
     variations: bool = False,
+    in_memory: bool | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """All measurements at one size; returns ``{"events", "config", "measurements": [...], "ratios"}``."""
+    """All measurements at one size; returns ``{"events", "config", "measurements": [...], "ratios", "skipped"}``.
+
+    ``in_memory``: run the in-memory measurements (``None``: when ``execution:
+    auto`` would, i.e. the estimated footprint fits in half the available
+    memory; otherwise the hard-cut forward pass is measured streaming and the
+    in-memory step is listed in ``skipped`` with the reason).
+    """
     from diffhep.analysis.chunked import ChunkedAnalysis
     from diffhep.analysis.configured import ConfiguredAnalysis
     from diffhep.analysis.params import to_unconstrained
     from diffhep.config import load_config
     from diffhep.execute import ExecutionSettings
+    from diffhep.execute.settings import available_memory, choose_mode
     from diffhep.optimize.run import chunked_step, compiled_step
     from diffhep.optimize.settings import OptimizerSettings
 
@@ -245,60 +272,76 @@ def run_benchmark(
     def build() -> ConfiguredAnalysis:
         return ConfiguredAnalysis.from_config(config.data, base=config.base_dir)
 
-    log("  hard-cut forward analysis (diffhep, in memory) ...")
     probe = build()
     analysis_bytes = _analysis_bytes(probe)
+    skipped: dict[str, str] = {}
+    if in_memory is None:
+        mode, why = choose_mode(probe.input_bytes(), available_memory())
+        in_memory = mode == "memory"
+        if not in_memory:
+            skipped["step_memory"] = why.replace("auto: streaming", "does not fit in memory")
+
+    def streamed(**kw: Any) -> ChunkedAnalysis:
+        return ChunkedAnalysis(build(), config.data, settings=ExecutionSettings(chunk_size=chunk_size, **kw))
 
     def hard() -> Any:
-        analysis = build()
-        analysis.load()
-        return analysis.hard_histograms(cuts)
+        if in_memory:
+            analysis = build()
+            analysis.load()
+            return analysis.hard_histograms(cuts)
+        with streamed(mode="streaming", reuse=False) as analysis:  # one pass: read, structure, histograms
+            return analysis.hard_histograms(cuts)
 
+    log(f"  hard-cut forward analysis (diffhep, {'in memory' if in_memory else 'streaming'}) ...")
     times, peak = _time(hard, repeat)
-    out.append(_record("hard_forward", "memory", n_events, times, peak, workers=1, chunksize=None,
-                       bytesread=analysis_bytes))  # fmt: skip
-    log("  hard-cut forward analysis (plain Awkward/NumPy) ...")
-    plain, plain_bytes, _ = _plain(config.data, cuts)
+    out.append(_record("hard_forward", "memory" if in_memory else "streaming", n_events, times, peak, workers=1,
+                       chunksize=None if in_memory else chunk_size, bytesread=analysis_bytes))  # fmt: skip
+    log("  hard-cut forward analysis (plain Awkward/NumPy, chunk by chunk) ...")
+    plain, plain_bytes, _ = _plain(config.data, cuts, chunk_size)
     times, peak = _time(plain, repeat)
-    out.append(_record("hard_forward_plain", "memory", n_events, times, peak, workers=1, chunksize=None,
+    out.append(_record("hard_forward_plain", "memory", n_events, times, peak, workers=1, chunksize=chunk_size,
                        bytesread=plain_bytes))  # fmt: skip
 
-    log("  optimisation step, in memory ...")
-    analysis = build()
-    start = time.perf_counter()
-    data = analysis.load()
-    load_time = time.perf_counter() - start
-    optimizer, step = compiled_step(analysis, settings)
-    params = tuple(analysis.parameters)
+    params = tuple(probe.parameters)
     u = to_unconstrained(params, cuts)
-    state = optimizer.init(u)
-    slope = np.asarray(1.0, dtype=jax.numpy.result_type(float))
-    times, peak = _time(lambda: step(u, state, data, slope)[2], repeat)
-    out.append(_record("step_memory", "memory", n_events, times, peak, workers=1, chunksize=None, bytesread=0,
-                       load_walltime=load_time, load_bytesread=analysis_bytes))  # fmt: skip
-    del data
+    if in_memory:
+        log("  optimisation step, in memory ...")
+        analysis = build()
+        start = time.perf_counter()
+        data = analysis.load()
+        load_time = time.perf_counter() - start
+        optimizer, step = compiled_step(analysis, settings)
+        state = optimizer.init(u)
+        slope = np.asarray(1.0, dtype=jax.numpy.result_type(float))
+        times, peak = _time(lambda: step(u, state, data, slope)[2], repeat)
+        out.append(_record("step_memory", "memory", n_events, times, peak, workers=1, chunksize=None, bytesread=0,
+                           load_walltime=load_time, load_bytesread=analysis_bytes))  # fmt: skip
+        del data, analysis
 
-    for mode in ("streaming", "dask"):
-        n_workers = 1 if mode == "streaming" else workers
-        log(f"  optimisation step, {mode} ...")
-        execution = ExecutionSettings(mode=mode, chunk_size=chunk_size, scheduler=scheduler if mode == "dask" else None,
-                                      workers=workers, processes=processes)  # fmt: skip
-        with ChunkedAnalysis(build(), config.data, settings=execution) as chunked:
+    runs = [("step_streaming", "streaming", False), ("step_streaming_cached", "streaming", True),
+            ("step_dask", "dask", False)]  # fmt: skip
+    for name, mode, reuse in runs:
+        log(f"  optimisation step, {name.removeprefix('step_').replace('_', ', ')} ...")
+        with streamed(mode=mode, scheduler=scheduler if mode == "dask" else None, workers=workers,
+                      processes=processes, reuse=reuse) as chunked:  # fmt: skip
             start = time.perf_counter()
             chunked.load()
             setup = time.perf_counter() - start
-            _, cstep = chunked_step(chunked, settings)
-            times, peak = _time(lambda c=chunked, s=cstep: s(u, state, c, 1.0)[2], repeat)
-            if mode == "dask" and scheduler is None:
-                n_workers = len(chunked.client().scheduler_info()["workers"])
+            optimizer, cstep = chunked_step(chunked, settings)
+            state = optimizer.init(u)
+            times, peak = _time(lambda c=chunked, s=cstep, st=state: s(u, st, c, 1.0)[2], repeat)
+            n_workers = 1
+            if mode == "dask":
+                n_workers = workers if scheduler else len(chunked.client().scheduler_info()["workers"])
             out.append(_record(
-                f"step_{mode}", "dask" if mode == "dask" else "streaming", n_events, times, peak, workers=n_workers,
-                chunksize=chunk_size, bytesread=analysis_bytes if mode == "streaming" else 0,
-                setup_walltime=setup, chunks=len(chunked.chunks), processes=processes if mode == "dask" else None,
+                name, mode, n_events, times, peak, workers=n_workers, chunksize=chunk_size,
+                bytesread=analysis_bytes if name == "step_streaming" else 0, setup_walltime=setup,
+                chunks=len(chunked.chunks), processes=processes if mode == "dask" else None,
             ))  # fmt: skip
     plain_rate = next(m for m in out if m["measurement"] == "hard_forward_plain")["event_rate_khz"]
     ratios = {m["measurement"]: m["event_rate_khz"] / plain_rate for m in out if m["measurement"] != "hard_forward_plain"}
-    return {"events": n_events, "config": str(path), "measurements": out, "ratios_to_plain": ratios}
+    return {"events": n_events, "config": str(path), "measurements": out, "ratios_to_plain": ratios,
+            "skipped": skipped}  # fmt: skip
 
 
 def _entries(path: str) -> int:
@@ -330,20 +373,21 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         f"Machine: {m['cpu_count']} CPUs, {load}; device {m['device']['platform']} ({m['device']['device_kind']}); "
         f"{'float64' if m['x64'] else 'float32'}; median of {report['repeat']} calls after a warm-up.",
         "",
-        "| events | measurement | workers | chunk size | wall time (s) | rate (kHz) | rate / worker (kHz) "
+        "| events | measurement | executor | workers | chunk size | wall time (s) | rate (kHz) | rate / worker (kHz) "
         "| MB read | peak RSS (MB) | rate / plain Awkward |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    notes = list(report.get("notes") or [])
     for size in report["results"]:
         ratios = size["ratios_to_plain"]
         for m in size["measurements"]:
             ratio = ratios.get(m["measurement"])
             lines.append(
-                f"| {m['entries']} | {m['measurement']} | {m['num_workers']} | {m['chunksize'] or '-'} "
+                f"| {m['entries']} | {m['measurement']} | {m['executor']} | {m['num_workers']} | {m['chunksize'] or '-'} "
                 f"| {m['walltime']:.3f} | {m['event_rate_khz']:.2f} | {m['event_rate_per_worker_khz']:.2f} "
                 f"| {m['bytesread'] / 1e6:.2f} | {m['peak_rss_bytes'] / 1e6:.0f} | {'1' if ratio is None else f'{ratio:.3g}'} |"
             )
-    notes = report.get("notes") or []
+        notes += [f"{size['events']} events: {name} not measured: {why}" for name, why in (size.get("skipped") or {}).items()]
     return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else [])) + "\n"
 
 

@@ -6,10 +6,10 @@ interface, so :func:`diffhep.optimize.job.run_job` runs it unchanged, but
 never holds all events: its :meth:`~ChunkedAnalysis.load` plans the chunks
 (:func:`diffhep.execute.plan_chunks`, ``chunk_size`` events each), reads the
 weight branches once for the normalisations
-(:func:`~diffhep.analysis.chunk_prepare.normalisation_pass`), prepares every
-chunk once to choose the padded shapes they share
-(:mod:`~diffhep.analysis.chunk_padding`) and returns itself as the ``data``
-handle; then
+(:func:`~diffhep.analysis.chunk_prepare.normalisation_pass`) and returns itself
+as the ``data`` handle (Dask: the workers prepare their chunks); the first soft
+pass looks at every prepared chunk to choose the padded shapes they share
+(:mod:`~diffhep.analysis.chunk_padding`); then
 
 * :meth:`~ChunkedAnalysis.value_and_grad` sums each chunk's soft histograms
   and their forward-mode Jacobian and applies the chain rule with the
@@ -21,14 +21,20 @@ handle; then
   are chunked too (sums of per-chunk NumPy results), so the hard-cut
   evaluation and the scan of the job never load all events either.
 
-Without ``cache``, a streaming pass reads and prepares every chunk again
-(bounded memory, repeated reading); with ``cache`` the prepared chunks are
-kept on disk (:class:`diffhep.execute.ChunkCache`) after the first pass.
+In streaming mode the first pass writes every prepared chunk to disk
+(:class:`diffhep.execute.ChunkCache`): into ``settings.cache`` when set (kept
+for later jobs), else into a temporary folder (``$TMPDIR``) removed by
+:meth:`~ChunkedAnalysis.close`; later passes (steps, scan points, hard-cut
+histograms) load them with one ``numpy.load`` per chunk and read no ROOT file.
+With ``settings.reuse`` false (``cache: false``) every pass reads and prepares
+the chunks again (no disk used). Memory holds one chunk either way.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,6 +89,8 @@ class ChunkedAnalysis:
         self.executor: ChunkedStep | DaskStep | None = None
         self.chunks: list = []
         self.totals: dict[str, float] = {}
+        self.scratch: str | None = None  # the temporary cache folder this object made, removed by close()
+        self.padder: ShapePadder | None = None  # set by the first soft pass (_padded)
 
     @classmethod
     def from_config(
@@ -110,18 +118,33 @@ class ChunkedAnalysis:
         self.chunks = self.plan()
         self.totals, skips = normalisation_pass(self.program, self.chunks)
         prepare = PrepareChunk(self.program, self.totals, skips)
-        cache = ChunkCache(self.settings.cache, version=prepare.version()) if self.settings.cache else None
+        folder = self.settings.cache
+        if folder is None and self.settings.reuse and self.settings.mode == "streaming":
+            folder = self.scratch = tempfile.mkdtemp(prefix="diffhep-chunks-")
+        cache = ChunkCache(folder, version=prepare.version()) if folder is not None else None
         if self.settings.mode == "streaming":
-            step = ChunkedStep(self.program, self.chunks, prepare=prepare, cache=cache, pad=None)
-            sizes = [sizes_of(data) for _, data in step._prepared()]  # one pass to see every chunk's sizes
-            step.pad = self._padder(sizes)
-            step.signatures.clear()
+            self.executor = ChunkedStep(self.program, self.chunks, prepare=prepare, cache=cache, pad=None)
         else:
-            step = DaskStep(self.client(), self.chunks, prepare, self.program, cache=cache, pad=None)
-            step.transform(self._padder(step.gather(sizes_of)))
-            step.wait_prepared()
-        self.executor = step
+            self.executor = DaskStep(self.client(), self.chunks, prepare, self.program, cache=cache, pad=None)
+            self.executor.wait_prepared()
         return self
+
+    def _padded(self) -> ChunkedStep | DaskStep:
+        """The executor with every chunk padded to its class's shape (one compiled program per class).
+
+        The first call looks at every prepared chunk's sizes (streaming: one pass,
+        which fills the cache); the hard-cut path (NumPy, not compiled) does not need it.
+        """
+        step = self._ready()
+        if self.padder is None:
+            if isinstance(step, ChunkedStep):
+                self.padder = self._padder([sizes_of(data) for _, data in step._prepared()])
+                step.pad = self.padder
+                step.signatures.clear()
+            else:
+                self.padder = self._padder(step.gather(sizes_of))
+                step.transform(self.padder)
+        return step
 
     def _padder(self, sizes: list) -> ShapePadder:
         """Pads each chunk to the shape of its class (:func:`~diffhep.analysis.chunk_padding.plan_shapes`)."""
@@ -162,7 +185,10 @@ class ChunkedAnalysis:
         """Release the prepared chunks and any client or cluster this object started."""
         if isinstance(self.executor, DaskStep):
             self.executor.close()
-        self.executor = None
+        self.executor, self.padder = None, None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
         if self._own:  # the client is ours (then closed first), and maybe a LocalCluster
             for thing in self._own:
                 thing.close()
@@ -181,7 +207,7 @@ class ChunkedAnalysis:
     def value_and_grad(self, cuts: Mapping[str, Any], slope_scale: float = 1.0) -> StepResult:
         """Objective and its gradient w.r.t. the cuts (physical units), and the summed histograms."""
         theta = {p.name: float(cuts[p.name]) for p in self.parameters}
-        return self._ready().value_and_grad(self.program.objective, theta, fixed={SLOPE: float(slope_scale)})
+        return self._padded().value_and_grad(self.program.objective, theta, fixed={SLOPE: float(slope_scale)})
 
     def soft_histograms(self, cuts: Mapping[str, Any], data: Any = None, slope_scale: float = 1.0) -> dict:
         """Soft histograms ``region -> key -> Histogram`` summed over chunks (not traceable)."""
@@ -202,7 +228,7 @@ class ChunkedAnalysis:
     def cutflow(self, cuts: Mapping[str, float], data: Any = None) -> dict[str, list[dict[str, float]]]:
         """Sample -> ``[{"step", "soft", "hard"}, ...]`` as :meth:`ConfiguredAnalysis.cutflow`, summed over chunks."""
         values = check_values(self.parameters, cuts)
-        rows = self._ready().reduce(self.program.flow, values)
+        rows = self._padded().reduce(self.program.flow, values)
         regions = self.inner._regions
         steps = ["all events"] + [f"{n}: {text(t)}" for n, r in regions.items() for t in r.terms()]
         return {

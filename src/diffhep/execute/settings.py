@@ -91,7 +91,11 @@ class ExecutionSettings:
         scheduler: Dask scheduler address, or ``None`` for a LocalCluster.
         workers: LocalCluster workers.
         processes: LocalCluster workers as processes (``True``) or threads of this process.
-        cache: folder keeping prepared chunks on disk (absolute), or ``None``.
+        cache: folder keeping prepared chunks on disk between jobs (absolute), or ``None``.
+        reuse: streaming keeps each prepared chunk on disk after the first pass
+            (in ``cache``, else in a temporary folder removed when the job ends),
+            so later passes read no ROOT file; ``False`` (config ``cache: false``)
+            reads and prepares every chunk on every pass and writes nothing.
         note: why ``auto`` chose the mode (set by :meth:`resolve`), or empty.
     """
 
@@ -101,6 +105,7 @@ class ExecutionSettings:
     workers: int = 2
     processes: bool = True
     cache: Path | None = None
+    reuse: bool = True
     note: str = ""
 
     @classmethod
@@ -112,6 +117,13 @@ class ExecutionSettings:
         if unknown:
             raise ConfigError(f"execution.{unknown[0]}: unknown key; expected one of: {', '.join(sorted(known))}")
         cache = section.get("cache")
+        reuse = cache is not False
+        if cache is False:
+            cache = None
+        elif cache is True or (cache is not None and (not isinstance(cache, str) or not cache.strip())):
+            raise ConfigError(
+                f"execution.cache {cache!r}: expected a folder (relative to the config) or false (read every pass)"
+            )
         if cache is not None:
             cache = Path(str(cache)).expanduser()
             cache = cache if cache.is_absolute() or base is None else Path(base) / cache
@@ -122,6 +134,7 @@ class ExecutionSettings:
             workers=section.get("workers", 2),
             processes=section.get("processes", True),
             cache=cache,
+            reuse=reuse,
         )
         settings.check("execution.")
         if settings.scheduler is not None and settings.mode != "dask":
@@ -185,5 +198,7 @@ class ExecutionSettings:
             return "in memory" if self.mode == "memory" else "auto"
         where = f"dask on {self.scheduler}" if self.scheduler else (
             f"dask on a local cluster of {self.workers} workers" if self.mode == "dask" else "streaming")
-        cache = f", prepared chunks cached in {self.cache}" if self.cache else ""
+        cache = (f", prepared chunks cached in {self.cache}" if self.cache else
+                 ", prepared chunks kept in a temporary folder" if self.reuse and self.mode == "streaming" else
+                 ", chunks read on every pass" if self.mode == "streaming" else "")
         return f"{where}, chunks of {self.chunk_size} events{cache}"
