@@ -136,7 +136,7 @@ def test_count_distributions_are_shared_between_regions(logic):
     _, analysis, _ = logic
     assert analysis._limits == {"jets": 5, "electrons": 4, "jets.btag": 2}
     selects = [parse("count(jets) >= 1 or 3 > count(jets.btag)", "x"), parse("1 <= count(jets) <= 6", "y")]
-    assert count_limits(selects, analysis._defs) == {"jets": 7, "jets.btag": 4}
+    assert count_limits(selects, analysis.object_defs) == {"jets": 7, "jets.btag": 4}
 
 
 def hzz_config(path: Path) -> dict:

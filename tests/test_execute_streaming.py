@@ -133,9 +133,18 @@ def test_plan_is_uneven_with_an_empty_chunk(chunks):
     assert [c.dataset for c in chunks] == ["ttbar"] * 6 + ["background"] * 2
 
 
-def test_streaming_equals_in_memory(chunks, reference):
-    step = ChunkedStep(histograms, chunks, prepare=PREPARE, pad=PAD)
-    result = step.value_and_grad(objective, THETA)
+def test_streaming_equals_in_memory(chunks, reference, monkeypatch):
+    def prepare(chunk):  # reading and preparing build host data (ttbar.prepare goes through jnp); allowed
+        with jax.transfer_guard_host_to_device("allow"):
+            return PREPARE(chunk)
+
+    step = ChunkedStep(histograms, chunks, prepare=prepare, pad=PAD)
+    copies = []
+    device_put = jax.device_put
+    monkeypatch.setattr(jax, "device_put", lambda x, *a, **k: copies.append(1) or device_put(x, *a, **k))
+    with jax.transfer_guard_host_to_device("disallow"):  # on a GPU: no copy but the explicit ones below
+        result = step.value_and_grad(objective, THETA)
+    assert len(copies) == 1 + sum(c.n_events > 0 for c in chunks)  # theta, then each chunk once
     assert_same_step(result, reference)
     assert all(abs(float(g)) > 0 for g in result.grad.values())
     assert len(step.signatures) == 1  # seven chunks, one compiled program

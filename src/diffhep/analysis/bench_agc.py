@@ -225,7 +225,7 @@ def _analysis_bytes(analysis: Any) -> int:
     files, branches = {}, {}
     for key, sample, variation in analysis.variants():
         files[key] = loading.expand_files(list(variation.files or sample.files))
-        branches[key] = set(loading.required_branches(analysis._plan, analysis._defs, sample, variation)[0])
+        branches[key] = set(loading.required_branches(analysis.branch_plan, analysis.object_defs, sample, variation)[0])
     return _bytes_read(files, branches)
 
 

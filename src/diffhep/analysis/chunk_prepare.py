@@ -122,7 +122,7 @@ class ChunkProgram:
 
     def hard(self, cuts: Mapping[str, float], data: SampleData) -> dict[str, Histogram]:
         """Hard-cut histograms of one chunk (NumPy), ``region -> Histogram``."""
-        hists = self.analysis()._histograms(dict(cuts), data, 1.0, HARD)
+        hists = self.analysis().histograms_at(dict(cuts), data, 1.0, HARD)
         return {r: Histogram(np.asarray(h[CHUNK_KEY].counts), np.asarray(h[CHUNK_KEY].sumw2)) for r, h in hists.items()}
 
     def flow(self, cuts: Mapping[str, float], data: SampleData) -> np.ndarray:
@@ -134,10 +134,10 @@ class ChunkProgram:
         """As ``ConfiguredAnalysis._flow`` for data with one sample: ``all events``, then each ``and`` term."""
         analysis = self.analysis()
         xp = np if mode == HARD else jnp
-        step = analysis._step(data, cuts, {p.name: p.slope for p in analysis.parameters}, mode)
+        step = analysis.selection_step(data, cuts, {p.name: p.slope for p in analysis.parameters}, mode)
         weight = xp.asarray(data.weight)
         rows = [weight.sum()]
-        for name, region in analysis._regions.items():
+        for name, region in analysis.region_defs.items():
             terms = region.terms()
             for k in range(len(terms)):
                 passed = step.evaluator(f"region {name!r} select").conjunction(terms[: k + 1])
@@ -213,7 +213,7 @@ def _nominal_weight(
     """The sample's event weight expression (before normalisation), as :func:`load_sample` computes it."""
     cols = {n: ak.to_numpy(variation.column(n, lambda b: _raw(events, b))) for n in _weight_names(sample)}
     where = f"sample {sample.name!r} weight {sample.weight_text!r}"
-    return loading._weight(sample.weight, cols, len(events), where, functions)
+    return loading.event_weight(sample.weight, cols, len(events), where, functions)
 
 
 def _flat_count(chunk: Chunk, branch: str) -> int:
@@ -314,15 +314,15 @@ class PrepareChunk:
             read["events"] = read_chunk(chunk, sorted(set(wanted) | extra))
             return read["events"]
 
-        options = dict(defs=analysis._defs, specs=analysis._specs, parameters=analysis._params,
+        options = dict(defs=analysis.object_defs, specs=analysis.expressions, parameters=analysis.parameter_map,
                        functions=analysis.functions)  # fmt: skip
         part = loading.load_sample(
-            dataclasses.replace(sample, weight=None), variation, plan_=analysis._plan,
-            region_defs=analysis._regions, lumi_pb=analysis.lumi_pb, read=reader, **options,
+            dataclasses.replace(sample, weight=None), variation, plan_=analysis.branch_plan,
+            region_defs=analysis.region_defs, lumi_pb=analysis.lumi_pb, read=reader, **options,
         )  # fmt: skip
         n = int(np.shape(part.weight)[0])
         # load_sample normalised by this chunk's n events and unit weights: use the dataset's sum instead
         nominal = _nominal_weight(read["events"], sample, variation, analysis.functions)
         weight = np.asarray(part.weight, dtype=np.float64) * nominal * (n / self.totals[chunk.dataset])
         data = dataclasses.replace(part, weight=jnp.asarray(weight, dtype=jnp.result_type(float)), keys=(CHUNK_KEY,))
-        return jax.tree.map(np.asarray, loading.with_kernels(data, region_defs=analysis._regions, **options))
+        return jax.tree.map(np.asarray, loading.with_kernels(data, region_defs=analysis.region_defs, **options))

@@ -149,9 +149,9 @@ class ChunkedAnalysis:
     def _padder(self, sizes: list) -> ShapePadder:
         """Pads each chunk to the shape of its class (:func:`~diffhep.analysis.chunk_padding.plan_shapes`)."""
         inner = self.inner
-        entries = {name: None if r.candidate is None else r.candidate.key for name, r in inner._regions.items()}
+        entries = {name: None if r.candidate is None else r.candidate.key for name, r in inner.region_defs.items()}
         classes = plan_shapes(sizes, resolution=self.resolution)
-        return ShapePadder(tuple(classes), inner._defs, inner._specs, entries, resolution=self.resolution)
+        return ShapePadder(tuple(classes), inner.object_defs, inner.expressions, entries, resolution=self.resolution)
 
     def client(self) -> Any:
         """The Dask client: the one given, one connected to ``settings.scheduler``, or a new LocalCluster's."""
@@ -229,7 +229,7 @@ class ChunkedAnalysis:
         """Sample -> ``[{"step", "soft", "hard"}, ...]`` as :meth:`ConfiguredAnalysis.cutflow`, summed over chunks."""
         values = check_values(self.parameters, cuts)
         rows = self._padded().reduce(self.program.flow, values)
-        regions = self.inner._regions
+        regions = self.inner.region_defs
         steps = ["all events"] + [f"{n}: {text(t)}" for n, r in regions.items() for t in r.terms()]
         return {
             sample: [{"step": s, "soft": float(rows[sample][0, i]), "hard": float(rows[sample][1, i])}

@@ -64,6 +64,14 @@ class ConfiguredAnalysis:
         samples: sample name -> role.
         lumi_pb: integrated luminosity, pb^-1.
         poi: parameter of interest (normfactor on the signal samples).
+        parameter_map: parameter name -> its definition.
+        object_defs: object name -> parsed ``objects:`` entry.
+        region_defs: region name -> parsed ``regions:`` entry.
+        expressions: checked expressions (event, candidate and weight definitions).
+        branch_plan: which branches each object and event quantity reads.
+
+    The chunked execution (:mod:`diffhep.analysis.chunk_prepare`) builds each
+    chunk's data from these, the same way :meth:`load` builds all events.
     """
 
     def __init__(self, config: Mapping[str, Any], *, base: Path):
@@ -73,16 +81,16 @@ class ConfiguredAnalysis:
         self.lumi_pb = float(config["lumi_pb"])
         self.functions = definitions.plugin_functions(config, base)
         self.parameters = definitions.parse_parameters(config.get("parameters") or {})
-        self._params = {p.name: p for p in self.parameters}
+        self.parameter_map = {p.name: p for p in self.parameters}
         self._samples = definitions.parse_samples(config.get("samples") or {}, base, str(config.get("tree", "Events")))
         self.samples = {k: s.role for k, s in self._samples.items()}
         self.signal = [k for k, role in self.samples.items() if role == "signal"]
-        self._defs = parse_objects(config.get("objects") or {}, self._params)
-        self._regions = regions.parse_regions(config.get("regions") or {}, self._defs, self._params)
-        if not self._regions:
+        self.object_defs = parse_objects(config.get("objects") or {}, self.parameter_map)
+        self.region_defs = regions.parse_regions(config.get("regions") or {}, self.object_defs, self.parameter_map)
+        if not self.region_defs:
             raise ConfigError("the config has no regions")
-        self.edges = {k: r.edges for k, r in self._regions.items()}
-        self.observables = {k: r.label for k, r in self._regions.items()}
+        self.edges = {k: r.edges for k, r in self.region_defs.items()}
+        self.observables = {k: r.label for k, r in self.region_defs.items()}
         self._systematics = systematics.parse_systematics(config.get("systematics") or {}, list(self._samples), base)
         measurement = dict(config.get("measurement") or {})
         self.poi = str(measurement.get("poi", "mu"))
@@ -96,19 +104,21 @@ class ConfiguredAnalysis:
                 f"{closest(self.objective_name, OBJECTIVES, 1)}"
             )
         self.objective_mu = float(goal.get("mu", 1.0))
-        self._specs = definitions.check_expressions(
-            self._defs, self._regions, self._samples, self._systematics, self._params, self.functions
+        self.expressions = definitions.check_expressions(
+            self.object_defs, self.region_defs, self._samples, self._systematics, self.parameter_map, self.functions
         )
         event = {
             f"region {k!r} {part} {r.sources[part]!r}": node
-            for k, r in self._regions.items()
+            for k, r in self.region_defs.items()
             for part, node in (("select", r.select), ("observable", r.observable))
             if node is not None
         }
         self._limits = counting.count_limits(
-            [r.select for r in self._regions.values() if r.select is not None], self._defs
+            [r.select for r in self.region_defs.values() if r.select is not None], self.object_defs
         )
-        self._plan = branches.plan(self._defs, self._regions, self._specs, event, self._params)
+        self.branch_plan = branches.plan(
+            self.object_defs, self.region_defs, self.expressions, event, self.parameter_map
+        )
         self._data: SampleData | None = None
         self._soft_flow: Callable[..., Any] | None = None
 
@@ -135,7 +145,7 @@ class ConfiguredAnalysis:
         wanted: dict[tuple[tuple[str, ...], str], set[str]] = {}
         for _, sample, variation in self.variants():
             files = tuple(loading.expand_files(list(variation.files or sample.files)))
-            needed, _ = loading.required_branches(self._plan, self._defs, sample, variation)
+            needed, _ = loading.required_branches(self.branch_plan, self.object_defs, sample, variation)
             wanted.setdefault((files, sample.tree), set()).update(needed)
         return wanted
 
@@ -162,48 +172,54 @@ class ConfiguredAnalysis:
             return cache[(files, tree)]
 
         variants = self.variants()
-        options = dict(defs=self._defs, specs=self._specs, parameters=self._params, functions=self.functions)
+        options = dict(defs=self.object_defs, specs=self.expressions, parameters=self.parameter_map,
+                       functions=self.functions)  # fmt: skip
         parts = [
             loading.load_sample(
                 sample,
                 variation,
-                plan_=self._plan,
-                region_defs=self._regions,
+                plan_=self.branch_plan,
+                region_defs=self.region_defs,
                 lumi_pb=self.lumi_pb,
                 read=read,
                 **options,
             )
             for _, sample, variation in variants
         ]
-        data = combine.concatenate(parts, [key for key, _, _ in variants], self._defs, self._specs)
-        self._data = loading.with_kernels(data, region_defs=self._regions, **options)
+        data = combine.concatenate(parts, [key for key, _, _ in variants], self.object_defs, self.expressions)
+        self._data = loading.with_kernels(data, region_defs=self.region_defs, **options)
         return self._data
 
     # -- the step -------------------------------------------------------------
-    def _step(self, data: SampleData, cuts: Mapping[str, Any], slopes: Mapping[str, Any], mode: str) -> regions.Step:
+    def selection_step(
+        self, data: SampleData, cuts: Mapping[str, Any], slopes: Mapping[str, Any], mode: str
+    ) -> regions.Step:
+        """The object and event weights of ``data`` at ``cuts`` (``mode`` soft: JAX; hard: NumPy 0/1)."""
         xp = np if mode == HARD else jnp
-        options = dict(parameters=self._params, cuts=cuts, slopes=slopes, mode=mode, xp=xp, functions=self.functions)
-        weights = ObjectWeights(self._defs, data.objects, data.union_index, **options)
-        return regions.Step(data, self._defs, self._specs, weights, options, self._limits)
+        options = dict(parameters=self.parameter_map, cuts=cuts, slopes=slopes, mode=mode, xp=xp,
+                       functions=self.functions)  # fmt: skip
+        weights = ObjectWeights(self.object_defs, data.objects, data.union_index, **options)
+        return regions.Step(data, self.object_defs, self.expressions, weights, options, self._limits)
 
-    def _histograms(
+    def histograms_at(
         self, cuts: Mapping[str, Any], data: SampleData, slope_scale: Any, mode: str
     ) -> dict[str, dict[str, Histogram]]:
+        """Histograms ``region -> key -> Histogram`` of ``data`` at ``cuts``, soft or hard (``mode``)."""
         slopes = {p.name: p.slope * slope_scale for p in self.parameters}
-        step = self._step(data, cuts, slopes, mode)
-        return {name: regions.histogram(region, step, hard=mode == HARD) for name, region in self._regions.items()}
+        step = self.selection_step(data, cuts, slopes, mode)
+        return {name: regions.histogram(region, step, hard=mode == HARD) for name, region in self.region_defs.items()}
 
     def soft_histograms(
         self, cuts: Mapping[str, Array], data: SampleData, slope_scale: Array | float = 1.0
     ) -> dict[str, dict[str, Histogram]]:
         """Soft histograms ``region -> key -> Histogram`` (events); jit- and grad-able in cuts and slope scale."""
-        return self._histograms(cuts, data, slope_scale, SOFT)
+        return self.histograms_at(cuts, data, slope_scale, SOFT)
 
     def hard_histograms(self, cuts: Mapping[str, float]) -> dict[str, dict[str, Histogram]]:
         """Hard-cut histograms (NumPy), from the data of the last :meth:`load` (loading first if needed)."""
         values = check_values(self.parameters, cuts)
         data = self._data if self._data is not None else self.load()
-        hists = self._histograms(values, data, 1.0, HARD)
+        hists = self.histograms_at(values, data, 1.0, HARD)
         return {
             r: {k: Histogram(np.asarray(h.counts), np.asarray(h.sumw2)) for k, h in hs.items()}
             for r, hs in hists.items()
@@ -243,7 +259,7 @@ class ConfiguredAnalysis:
 
             def total(keys: list[str], what: str) -> Array:
                 return jnp.concatenate(
-                    [sum(jnp.asarray(getattr(histograms[r][k], what)) for k in keys) for r in self._regions]
+                    [sum(jnp.asarray(getattr(histograms[r][k], what)) for k in keys) for r in self.region_defs]
                 )
 
             s, b, var = total(self.signal, "counts"), total(bkg, "counts"), total(bkg, "sumw2")
@@ -263,12 +279,12 @@ class ConfiguredAnalysis:
     def _flow(self, cuts: Mapping[str, Any], data: SampleData, mode: str) -> Any:
         """Yields ``(steps, samples)`` of :meth:`cutflow` (NumPy if hard)."""
         xp = np if mode == HARD else jnp
-        step = self._step(data, cuts, {p.name: p.slope for p in self.parameters}, mode)
+        step = self.selection_step(data, cuts, {p.name: p.slope for p in self.parameters}, mode)
         weight, sample = xp.asarray(data.weight), xp.asarray(data.sample)
         index = xp.asarray([data.keys.index(s) for s in self._samples])
         onehot = (sample[None, :] == index[:, None]) * weight[None, :]  # (samples, events)
         rows = [onehot.sum(axis=1)]
-        for name, region in self._regions.items():
+        for name, region in self.region_defs.items():
             terms = region.terms()
             for k in range(len(terms)):
                 passed = step.evaluator(f"region {name!r} select").conjunction(terms[: k + 1])
@@ -288,7 +304,7 @@ class ConfiguredAnalysis:
             self._soft_flow = jax.jit(functools.partial(self._flow, mode=SOFT))
         soft = np.asarray(self._soft_flow(values, data))
         hard = self._flow(values, data, HARD)
-        names = ["all events"] + [f"{n}: {text(t)}" for n, r in self._regions.items() for t in r.terms()]
+        names = ["all events"] + [f"{n}: {text(t)}" for n, r in self.region_defs.items() for t in r.terms()]
         return {
             sample: [{"step": name, SOFT: float(soft[k, i]), HARD: float(hard[k, i])} for k, name in enumerate(names)]
             for i, sample in enumerate(self._samples)

@@ -47,7 +47,10 @@ from diffhep.io.read import expand_files, read_events
 
 vector.register_awkward()
 
-__all__ = ["NOMINAL", "SampleDef", "Leading", "weight_refs", "required_branches", "load_sample", "with_kernels"]
+__all__ = [
+    "NOMINAL", "SampleDef", "Leading", "weight_refs", "required_branches", "load_sample", "with_kernels",
+    "event_weight",
+]
 
 NOMINAL = Variation()
 
@@ -243,9 +246,13 @@ def required_branches(
     return sorted(wanted), where
 
 
-def _weight(
+def event_weight(
     expr: ast.expr | None, columns: Mapping[str, Any], n: int, where: str, functions: Mapping[str, Callable[..., Any]]
 ) -> np.ndarray:
+    """The per-event weight ``expr`` (hard mode, NumPy) over ``columns``, shape ``(n,)``; ones when ``None``.
+
+    ``where`` names the config entry in error messages (``sample 'ttbar' weight 'genWeight'``).
+    """
     if expr is None:
         return np.ones(n)
     ev = ObjectEvaluator(
@@ -296,7 +303,7 @@ def load_sample(
     raw, kin = raw_objects(plan_)
     n = len(events)
     event_cols = {name: ak.to_numpy(columns(name)) for name in _event_names(plan_, variation, sample, defs)}
-    nominal = _weight(sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions)
+    nominal = event_weight(sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions)
     total = float(np.sum(nominal))
     if n == 0 or total == 0.0:
         raise InputError(
@@ -319,7 +326,7 @@ def load_sample(
         )
         weight = weight * np.broadcast_to(np.asarray(evaluator(variation.weight), dtype=np.float64), (n,))
     else:
-        weight = weight * _weight(variation.weight, event_cols, n, weight_where, functions)
+        weight = weight * event_weight(variation.weight, event_cols, n, weight_where, functions)
     jagged, union_index = {}, {}
     for name, array in built.items():
         jagged[name], index = objects.to_jagged(array)

@@ -117,7 +117,7 @@ def check_data(config: Any, analysis: Any) -> tuple[dict[str, int | None], int]:
 def _check_branches(config: Any, analysis: Any, name: str, sample: Any, variation: Any, path: str, tree: str,
                     available: list[str]) -> None:
     """Every branch the expressions need: the engine's own resolution if it has one, else the config's names."""
-    plan, defs = getattr(analysis, "_plan", None), getattr(analysis, "_defs", None)
+    plan, defs = getattr(analysis, "branch_plan", None), getattr(analysis, "object_defs", None)
     if variation is not None and plan is not None and defs is not None:
         try:
             from diffhep.analysis.loading import required_branches

@@ -106,8 +106,9 @@ def _jacobian_task(
     if key not in table:
         table[key] = chunk_jacobian(histograms_fn, names, fixed_names)
     with jax.enable_x64(x64):
-        fixed_arg = jax.numpy.asarray(fixed) if fixed_names else None
-        result = _call(key, table[key], jax.numpy.asarray(theta), data, fixed_arg)
+        fixed_arg = jax.device_put(fixed) if fixed_names else None
+        # the chunk's arrays go to the worker's device once per step (they are kept on the host between steps)
+        result = _call(key, table[key], jax.device_put(theta), jax.device_put(data), fixed_arg)
         return {dataset: jax.tree.map(np.asarray, result)}
 
 

@@ -129,13 +129,13 @@ def chunk_jacobian(
     return eqx.filter_jit(run)
 
 
-def _contract(objective_fn: ObjectiveFn) -> Callable[[Any, Any], tuple[Array, Array]]:
-    def run(histograms: Any, jacobian: Any) -> tuple[Array, Array]:
+def _contract(objective_fn: ObjectiveFn) -> Callable[[Any, Any], tuple[Array, tuple[Array, ...]]]:
+    def run(histograms: Any, jacobian: Any) -> tuple[Array, tuple[Array, ...]]:
         value, vjp = jax.vjp(objective_fn, histograms)
         (cotangent,) = vjp(jnp.ones_like(value))
         pairs = zip(jax.tree.leaves(cotangent), jax.tree.leaves(jacobian))
         grad = sum(jnp.tensordot(g, j, axes=jnp.ndim(g)) for g, j in pairs)
-        return value, grad
+        return value, tuple(grad[..., i] for i in range(jnp.shape(grad)[-1]))  # split here: no index copies
 
     return eqx.filter_jit(run)
 
@@ -178,9 +178,10 @@ def add_parts(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
 
 def to_sums(parts: dict[str, Any], datasets: Sequence[str], names: tuple[str, ...]) -> ChunkSums:
     """:class:`ChunkSums` from ``{dataset: (H, J)}``; datasets with only empty chunks get zeros."""
-    template = next(iter(parts.values()))
-    zeros = jax.tree.map(jnp.zeros_like, template)
-    full = {d: parts.get(d, zeros) for d in datasets}
+    if any(d not in parts for d in datasets):
+        zeros = jax.tree.map(jnp.zeros_like, next(iter(parts.values())))
+        parts = {d: parts.get(d, zeros) for d in datasets}
+    full = {d: parts[d] for d in datasets}
     as_jax = {d: jax.tree.map(jnp.asarray, v) for d, v in full.items()}
     return ChunkSums({d: v[0] for d, v in as_jax.items()}, {d: v[1] for d, v in as_jax.items()}, names)
 
@@ -270,12 +271,14 @@ class ChunkedStep:
         fixed_names, fixed_vec = fixed_vector(fixed)
         fn = self.histograms_fn
         run = _memo(_JACOBIANS, (fn, names, fixed_names), lambda: chunk_jacobian(fn, names, fixed_names))
-        theta_vec, fixed_arg = jnp.asarray(vec), (jnp.asarray(fixed_vec) if fixed_names else None)
+        # Explicit copies to the device: theta once per step, each chunk's arrays once per step
+        # (then every operation of the chunk's program runs on the device; nothing else is copied).
+        theta_vec, fixed_arg = jax.device_put(vec), (jax.device_put(fixed_vec) if fixed_names else None)
         parts: dict[str, Any] | None = None
         for chunk, data in self._prepared():  # reading overlaps the previous chunk's computation
             if parts is not None:
                 jax.block_until_ready(parts)  # at most two chunks alive
-            parts = add_parts(parts, {chunk.dataset: run(theta_vec, data, fixed_arg)})
+            parts = add_parts(parts, {chunk.dataset: run(theta_vec, jax.device_put(data), fixed_arg)})
             del data
         assert parts is not None  # check_chunks guarantees a non-empty chunk
         return to_sums(parts, self.datasets, names)
