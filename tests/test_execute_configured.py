@@ -134,7 +134,7 @@ def test_streaming_equals_in_memory(agc):
 
 def test_streaming_with_a_cache_reads_no_root_file_the_second_time(agc, tmp_path, monkeypatch):
     config, memory, reference = agc
-    settings = _settings(chunk_size=100_000, cache=tmp_path / "cache")
+    settings = _settings(cache=tmp_path / "cache")  # the chunks (and compiled program) of the test above
     with ChunkedAnalysis(memory, config.data, settings=settings) as first:
         first.load()
         value = float(first.value_and_grad(CUTS, SLOPE).value)
@@ -149,7 +149,7 @@ def test_streaming_with_a_cache_reads_no_root_file_the_second_time(agc, tmp_path
 
 def test_streaming_keeps_prepared_chunks_in_a_temporary_folder_by_default(agc, monkeypatch):
     config, memory, reference = agc
-    with ChunkedAnalysis(memory, config.data, settings=_settings(chunk_size=100_000)) as streamed:
+    with ChunkedAnalysis(memory, config.data, settings=_settings()) as streamed:
         streamed.load()
         scratch, cache = Path(streamed.scratch), streamed.executor.cache
         n_chunks = sum(c.n_events > 0 for c in streamed.chunks)
