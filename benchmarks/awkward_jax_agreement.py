@@ -32,7 +32,7 @@ import awkward as ak  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from diffhep.analysis import ttbar  # noqa: E402
+from diffhep.examples import ttbar  # noqa: E402
 from diffhep.io import Sample, generate_agc_sample, load_sample  # noqa: E402
 from diffhep.select import joint_count_distribution  # noqa: E402
 

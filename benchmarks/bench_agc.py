@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_agc.py                  # 1e5 and 1e6 events
     .venv/bin/python benchmarks/bench_agc.py --events 20000 --repeats 2 --json agc.json
 
-The selection is :mod:`diffhep.analysis.ttbar` (one lepton, >= 4 jets, b-tags;
+The selection is :mod:`diffhep.examples.ttbar` (one lepton, >= 4 jets, b-tags;
 ``HT`` in region 4j1b and the mass of the highest-pT b-tagged trijet in 4j2b)
 on generated AGC NanoAOD (:mod:`diffhep.io.generate_agc`: ttbar 40 %, W+jets
 40 %, single top t-channel 20 %; about 5.5 jets per event, muons and
@@ -47,7 +47,7 @@ from jax.scipy.special import ndtr  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_step import Timing, log, machine, measure, rel_diff  # noqa: E402
 
-from diffhep.analysis import ttbar  # noqa: E402
+from diffhep.examples import ttbar  # noqa: E402
 from diffhep.histogram import Histogram, hard_hist  # noqa: E402
 from diffhep.io import AGC_PROCESSES, Sample, generate_agc_dataset, load_sample, normalisation  # noqa: E402
 

@@ -53,10 +53,10 @@ import optax  # noqa: E402
 from jax.scipy.special import ndtr  # noqa: E402
 
 import diffhep  # noqa: E402
-from diffhep.analysis import dimuon  # noqa: E402
+from diffhep.examples import dimuon  # noqa: E402
 from diffhep.analysis.job import JobSettings, ensure_dataset  # noqa: E402
-from diffhep.analysis.params import to_unconstrained  # noqa: E402
-from diffhep.analysis.pipeline import Setup, soft_histograms, soft_significance  # noqa: E402
+from diffhep.optimize.bounds import to_unconstrained  # noqa: E402
+from diffhep.examples.dimuon_fit import Setup, soft_histograms, soft_significance  # noqa: E402
 from diffhep.histogram import Histogram, hard_hist  # noqa: E402
 from diffhep.io import PROCESSES, Sample, load_sample, normalisation  # noqa: E402
 from diffhep.optimize import make_step  # noqa: E402

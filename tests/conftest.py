@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# Tests live in one folder per package (tests/engine/, tests/likelihood/, ...); their shared
+# factories (jagged_factory, workspace_factory, toy_analysis) sit here, importable from all.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # One JAX persistent compilation cache per test session, shared by the xdist workers and
 # by the processes tests start (CLI subprocesses, notebook kernels, Dask workers) through

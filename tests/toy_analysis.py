@@ -1,4 +1,4 @@
-"""A small self-contained analysis implementing :class:`diffhep.analysis.protocol.Analysis`.
+"""A small self-contained analysis implementing :class:`diffhep.engine.protocol.Analysis`.
 
 Synthetic NumPy events: an observable ``m`` (signal a Gaussian peak, background
 a falling exponential) and two event-level cut variables, ``x`` (the signal is
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffhep.analysis.params import CutParameter
+from diffhep.config.parameters import CutParameter
 from diffhep.histogram import Histogram, binned_kernel, fill
 from diffhep.infer import asimov_significance
 

@@ -19,7 +19,7 @@ is the chosen one (``w_c prod_{c' before c} (1 - w_c')``, as ``m4l``); with 0/1
 weights it is the chosen candidate's mass exactly.
 
 So the windows are applied to the chosen candidate ("choose, then cut", as
-ATLAS did in Run 1), whereas :func:`diffhep.analysis.hzz.hard_selection`
+ATLAS did in Run 1), whereas :func:`diffhep.examples.hzz.hard_selection`
 applies them to every candidate before choosing (as CMS does): an engine
 builtin would be needed for that (see the README).
 
@@ -47,7 +47,7 @@ from jax import Array
 from diffhep.config import register
 from diffhep.jagged import Jagged
 
-#: Z boson mass and the upper mass of both Z candidates, GeV (as diffhep.analysis.hzz).
+#: Z boson mass and the upper mass of both Z candidates, GeV (as diffhep.examples.hzz).
 Z_MASS, Z_MASS_MAX = 91.1876, 120.0
 #: Lepton slots per flavour and event.
 MAX_PER_FLAVOUR = 4
@@ -68,7 +68,7 @@ def _table(n_mu: int, n_el: int) -> np.ndarray:
     """Slot quadruplets ``Int[ndarray, "candidates 4"]``: pair (a, b), pair (c, d), each of one flavour.
 
     Slots ``0 .. n_mu-1`` are muons, then electrons. The order is that of
-    ``diffhep.analysis.hzz._candidates`` before its sort (pairing-major, then
+    ``diffhep.examples.hzz._candidates`` before its sort (pairing-major, then
     quadruplets in lexicographic order), so exact ties are broken the same way.
     """
     quads = list(itertools.combinations(range(n_mu + n_el), 4))

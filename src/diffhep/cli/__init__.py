@@ -5,7 +5,6 @@
 * ``diffhep validate CONFIG`` (:mod:`~diffhep.cli.validate`): the config, and every file, tree and branch it names;
 * ``diffhep run CONFIG`` (:mod:`~diffhep.cli.run`): the analysis at given cut values, evaluated with pyhf;
 * ``diffhep optimize CONFIG`` (:mod:`~diffhep.cli.optimize`): the checkpointed optimisation job;
-* ``diffhep demo`` (:mod:`~diffhep.cli.demo`): the built-in dimuon optimisation (``make demo``);
 * ``diffhep bench agc`` (:mod:`~diffhep.cli.bench`): AGC-style event rates against plain Awkward.
 
 Every command has ``--help`` with examples and exits non-zero with one line
@@ -21,14 +20,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from diffhep.cli import bench, demo, generate, new, optimize, run, validate
+from diffhep.cli import bench, generate, new, optimize, run, validate
 from diffhep.cli.common import Parser
 from diffhep.errors import DiffhepError
 
 __all__ = ["main", "build_parser"]
 
 #: Command modules in the order ``diffhep --help`` lists them; each has ``add_parser(sub)``.
-COMMANDS = (new, generate, validate, run, optimize, demo, bench)
+COMMANDS = (new, generate, validate, run, optimize, bench)
 
 
 def build_parser() -> Parser:

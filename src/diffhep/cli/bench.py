@@ -1,4 +1,4 @@
-"""``diffhep bench agc``: the AGC-style throughput benchmark (:mod:`diffhep.analysis.bench_agc`).
+"""``diffhep bench agc``: the AGC-style throughput benchmark (:mod:`diffhep.bench.agc`).
 
 Generates AGC NanoAOD samples of the requested sizes into a work folder, times
 the hard-cut forward analysis and one optimisation step (in memory, streaming,
@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 
 from diffhep.cli.common import add_command, say
+from diffhep.errors import DiffhepError
+from diffhep.outputs import write_json, write_text
 
 EXAMPLES = """
   diffhep bench agc --events 1e5 --output work/bench/agc
@@ -50,10 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffhep.analysis import bench_agc
-    from diffhep.errors import DiffhepError
-    from diffhep.execute.settings import check_scheduler
-    from diffhep.outputs import write_json, write_text
+    from diffhep.bench import agc as bench_agc  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.execute.settings import check_scheduler  # deferred: JAX and pyhf load when the command runs, not for --help
 
     sizes = bench_agc.sizes(args.events)
     for name in ("chunk_size", "workers", "repeat"):

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from diffhep.errors import ConfigError, DiffhepError
+from diffhep.errors import closest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from diffhep.analysis.configured import ConfiguredAnalysis
-    from diffhep.config import Config
+    from diffhep.engine.configured import ConfiguredAnalysis  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.config import Config  # deferred: JAX and pyhf load when the command runs, not for --help
 
 __all__ = [
     "Parser", "add_command", "load", "build_analysis", "default_output", "parse_sets", "table", "number", "say",
@@ -46,14 +47,14 @@ def add_command(
 
 def load(path: str | Path, *, plugins: bool = True) -> Config:
     """The validated config at ``path`` (schema and meaning checks); a ConfigError names FILE:LINE."""
-    from diffhep.config import load_config
+    from diffhep.config import load_config  # deferred: JAX and pyhf load when the command runs, not for --help
 
     return load_config(path, plugins=plugins)
 
 
 def build_analysis(config: Config) -> ConfiguredAnalysis:
-    """The :class:`~diffhep.analysis.configured.ConfiguredAnalysis` of a loaded config."""
-    from diffhep.analysis.configured import ConfiguredAnalysis
+    """The :class:`~diffhep.engine.configured.ConfiguredAnalysis` of a loaded config."""
+    from diffhep.engine.configured import ConfiguredAnalysis  # deferred: JAX and pyhf load when the command runs, not for --help
 
     return ConfiguredAnalysis.from_config(config.data, base=config.base_dir)
 
@@ -74,7 +75,7 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
 
 def execution_settings(config: Config, args: argparse.Namespace) -> Any:
     """The config's :class:`~diffhep.execute.ExecutionSettings` with the command line's overrides."""
-    from diffhep.execute.settings import ExecutionSettings
+    from diffhep.execute.settings import ExecutionSettings  # deferred: JAX and pyhf load when the command runs, not for --help
 
     settings = ExecutionSettings.from_config(config.data.get("execution"), base=config.base_dir)
     settings = settings.override(mode=getattr(args, "execution", None), chunk_size=getattr(args, "chunk_size", None),
@@ -89,11 +90,11 @@ def execution_settings(config: Config, args: argparse.Namespace) -> Any:
 
 
 def executed_analysis(config: Config, settings: Any) -> Any:
-    """The config's analysis: in memory, or a :class:`~diffhep.analysis.chunked.ChunkedAnalysis` (close it)."""
+    """The config's analysis: in memory, or a :class:`~diffhep.engine.chunked.ChunkedAnalysis` (close it)."""
     analysis = build_analysis(config)
     if settings.mode == "memory":
         return analysis
-    from diffhep.analysis.chunked import ChunkedAnalysis
+    from diffhep.engine.chunked import ChunkedAnalysis  # deferred: JAX and pyhf load when the command runs, not for --help
 
     return ChunkedAnalysis(analysis, config.data, settings=settings)
 
@@ -105,7 +106,6 @@ def default_output(config: Config, command: str) -> Path:
 
 def parse_sets(items: Sequence[str] | None, parameters: Sequence[Any]) -> dict[str, float]:
     """``["name=value", ...]`` -> cut values: every parameter's init, overridden; checked against bounds."""
-    from diffhep.errors import closest
 
     known = {p.name: p for p in parameters}
     values = {p.name: float(p.init) for p in parameters}

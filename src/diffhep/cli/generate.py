@@ -19,6 +19,8 @@ from typing import Any
 
 from diffhep.cli.common import add_command, load, table
 from diffhep.errors import ConfigError, DiffhepError, closest
+from diffhep.io.generate import DEFAULT_EVENTS as DIMUON_EVENTS
+from diffhep.outputs import atomic_write, write_json
 
 EXAMPLES = """
   diffhep generate --output work/data                 # dimuon processes, default sizes
@@ -52,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--generator", choices=list(GENERATORS), default=None,
                    help="which generator (default dimuon; with --config: from each sample's process)")
     g.add_argument("--events", type=int, default=None,
-                   help="events per process (default: demo sizes); with --config it overrides every sample")
+                   help="events per process (default: the dimuon template's sizes); with --config it overrides every sample")
     g.add_argument("--process", action="append",
                    help="process to generate (repeatable; default all); with --config a process or sample name")
     g.add_argument("--seed", type=int, default=None, help="random seed (default 1; a sample's own seed wins)")
@@ -76,10 +78,7 @@ def run(args: argparse.Namespace) -> int:
 def _by_process(args: argparse.Namespace) -> int:
     name = args.generator or "dimuon"
     processes, write, _ = _generator(name)
-    if name == "dimuon":
-        from diffhep.analysis.job import DEFAULT_EVENTS as defaults
-    else:
-        defaults = dict.fromkeys(processes, DEFAULT_EVENTS)
+    defaults = DIMUON_EVENTS if name == "dimuon" else dict.fromkeys(processes, DEFAULT_EVENTS)
     chosen = args.process or list(defaults)
     for p in chosen:
         if p not in processes:
@@ -126,7 +125,6 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _for_config(args: argparse.Namespace) -> int:
-    from diffhep.outputs import atomic_write, write_json
 
     if args.output is not None:
         raise DiffhepError("--output cannot be used with --config: each sample is written to the path in its `files`")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from diffhep.cli.common import add_command, load
 from diffhep.errors import DiffhepError, closest
+import diffhep
 
 EXAMPLES = """
   diffhep new myana --from dimuon                    # ./myana/config.yaml, README.md
@@ -53,7 +54,6 @@ def templates_folder(given: str | None) -> Path:
         if not folder.is_dir():
             raise DiffhepError(f"--templates {given}: not a folder")
         return folder
-    import diffhep
 
     folder = Path(diffhep.__file__).resolve().parents[2] / "analyses"
     if not folder.is_dir():

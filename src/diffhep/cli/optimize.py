@@ -1,4 +1,4 @@
-"""``diffhep optimize CONFIG``: the checkpointed cut-optimisation job (:func:`diffhep.optimize.job.run_job`).
+"""``diffhep optimize CONFIG``: the checkpointed cut-optimisation job (:func:`diffhep.workflow.job.run_job`).
 
 Optimise with a progress bar, checkpoint every N steps (``--resume`` continues
 from the last one), evaluate the initial and the optimised cuts with hard cuts
@@ -48,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffhep.optimize.job import run_job
-    from diffhep.optimize.settings import OptimizerSettings
+    from diffhep.workflow.job import run_job  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX and pyhf load when the command runs, not for --help
 
     if args.steps is not None and args.steps < 1:
         raise DiffhepError(f"--steps must be >= 1, got {args.steps}")
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_resume(output: Path, config_hash: str, *, quiet: bool) -> None:
     """Refuse to resume the job of another config; say so when there is nothing to resume."""
-    from diffhep.optimize.checkpoint import latest_checkpoint
+    from diffhep.optimize.checkpoint import latest_checkpoint  # deferred: JAX and pyhf load when the command runs, not for --help
 
     previous = output / "results.json"
     if previous.is_file():

@@ -1,7 +1,7 @@
 """``diffhep run CONFIG [--set name=value ...]``: the analysis at fixed cut values.
 
 Soft and hard cutflow, hard-cut histograms, the pyhf workspace and its
-significance by standard pyhf (:func:`diffhep.optimize.job.evaluate`); writes
+significance by standard pyhf (:func:`diffhep.workflow.job.evaluate`); writes
 ``workspace.json``, ``histograms.root``, ``region_<name>.png``, ``cutflow.png``
 and ``results.json`` (last, each atomically) and prints the numbers.
 """
@@ -19,6 +19,7 @@ from diffhep.cli.common import (
     execution_settings, files_listing, load, number, parse_sets, say, table,
 )
 from diffhep.cli.validate import check_files
+from diffhep.outputs import write_json
 
 EXAMPLES = """
   diffhep run analyses/dimuon/config.yaml                       # at the parameters' init values
@@ -45,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffhep.optimize.job import evaluate
-    from diffhep.optimize.settings import OptimizerSettings
+    from diffhep.workflow.job import evaluate  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX and pyhf load when the command runs, not for --help
 
     config = load(args.config)
     execution = execution_settings(config, args)
@@ -102,8 +103,7 @@ def _versions() -> dict[str, str]:
 
 def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], results: dict) -> dict[str, str]:
     """Every file (atomically; ``results.json`` last) -> label; sets ``results["files"]``."""
-    from diffhep.outputs import write_json
-    from diffhep.report import write_histograms
+    from diffhep.report import write_histograms  # deferred: JAX and pyhf load when the command runs, not for --help
 
     files: dict[str, str] = {}
     output.mkdir(parents=True, exist_ok=True)
@@ -138,7 +138,7 @@ def _plot_region(path: Path, analysis: Any, region: str, ev: Any, samples: list[
     """One stacked panel of the hard-cut histograms, in the report's style."""
     import numpy as np
 
-    from diffhep.report.plots import _figure, _stack
+    from diffhep.report.plots import _figure, _stack  # deferred: JAX and pyhf load when the command runs, not for --help
 
     counts = {s: np.asarray(ev.hard[region][s].counts) for s in samples}
     signal = [s for s in analysis.signal if s in counts]
@@ -154,7 +154,7 @@ def _plot_cutflow(path: Path, cutflow: Mapping[str, list[dict[str, Any]]]) -> No
     """Yield of every sample after each step: hard (lines) and soft (crosses)."""
     import numpy as np
 
-    from diffhep.report.plots import _figure
+    from diffhep.report.plots import _figure  # deferred: JAX and pyhf load when the command runs, not for --help
 
     with _figure(path) as (_, axes):
         ax, labels = axes[0, 0], []

@@ -15,6 +15,9 @@ from typing import Any
 
 from diffhep.cli.common import add_command, build_analysis, load, number, table
 from diffhep.errors import InputError, closest
+from diffhep.outputs import write_json
+from diffhep.io.read import expand_files
+from diffhep.io.read import branch_names, num_entries
 
 EXAMPLES = """
   diffhep validate analyses/dimuon/config.yaml
@@ -47,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         from pathlib import Path
 
-        from diffhep.outputs import write_json
 
         path = write_json(Path(args.output) / "validate.json", {
             "config": str(config.path), "config_hash": config.config_hash, "events": events,
@@ -58,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _expand(config: Any, sample: str, patterns: tuple[str, ...], what: str) -> list[str]:
-    from diffhep.io.read import expand_files
 
     out: list[str] = []
     for pattern in patterns:
@@ -90,7 +91,6 @@ def _variants(config: Any, analysis: Any) -> Iterator[tuple[str, str, Any, Any]]
 
 def check_data(config: Any, analysis: Any) -> tuple[dict[str, int | None], int]:
     """Check every file, tree and branch; return events per nominal sample and the number of files."""
-    from diffhep.io.read import branch_names, num_entries
 
     events: dict[str, int | None] = {}
     seen: set[tuple[str, str, str, Any]] = set()
@@ -120,7 +120,7 @@ def _check_branches(config: Any, analysis: Any, name: str, sample: Any, variatio
     plan, defs = getattr(analysis, "branch_plan", None), getattr(analysis, "object_defs", None)
     if variation is not None and plan is not None and defs is not None:
         try:
-            from diffhep.analysis.loading import required_branches
+            from diffhep.engine.loading import required_branches  # deferred: JAX and pyhf load when the command runs, not for --help
         except ImportError:  # pragma: no cover - engine reorganised: fall back to the config's names
             required_branches = None
         if required_branches is not None:

@@ -15,12 +15,13 @@ import ast
 import dataclasses
 import difflib
 import keyword
+import re
 from collections.abc import Collection
 from typing import Any, Protocol
 
 from diffhep.config.expr import BUILTIN_FUNCTIONS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS, Expr, parse
 from diffhep.config.schema import suggest
-from diffhep.errors import ConfigError
+from diffhep.errors import ConfigError, DiffhepError
 
 __all__ = ["check_config", "format_path", "FieldPath", "VARIATION_KINDS"]
 
@@ -294,9 +295,6 @@ class _Checker:
         section = self.data.get("execution") or {}
         if section.get("scheduler") is None:
             return
-        from diffhep.errors import DiffhepError
-        from diffhep.execute.settings import check_scheduler
-
         try:
             check_scheduler(section["scheduler"], "")
         except DiffhepError as err:
@@ -313,3 +311,15 @@ def format_path(path: FieldPath) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+]*://)?(?:\[[0-9a-fA-F:]+\]|[^\s/:\[\]]+):\d{1,5}$")
+
+
+def check_scheduler(address: object, where: str) -> str:
+    """``address`` if it looks like a Dask scheduler address (``tcp://host:8786``), else a one-line error."""
+    if not isinstance(address, str) or not _ADDRESS.match(address.strip()):
+        message = (f"{where} {address!r} is not a Dask scheduler address; expected PROTOCOL://HOST:PORT such as "
+                   "tcp://10.0.0.1:8786 (from `dask scheduler`), or leave it out for a local cluster")
+        raise ConfigError(message.lstrip())
+    return address.strip()

@@ -19,7 +19,7 @@ Pipeline of one optimisation step over chunked data:
   ``execution:`` section (mode, chunk size, scheduler, workers, cache).
 
 Configured analyses run through these with
-:class:`diffhep.analysis.chunked.ChunkedAnalysis`.
+:class:`diffhep.engine.chunked.ChunkedAnalysis`.
 """
 
 from diffhep.execute.buckets import bucket, pad_to_buckets

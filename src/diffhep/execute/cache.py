@@ -48,6 +48,7 @@ import numpy as np
 
 from diffhep.errors import InputError
 from diffhep.execute.chunks import Chunk
+from diffhep import __version__
 
 __all__ = ["ChunkCache"]
 
@@ -95,7 +96,6 @@ class ChunkCache:
             stat = os.stat(path)
         except FileNotFoundError:
             raise InputError(f"file not found: {chunk.file}") from None
-        from diffhep import __version__
 
         fields = [FORMAT_VERSION, __version__, jax.__version__, self.version, path, stat.st_mtime_ns,
                   stat.st_size, chunk.dataset, chunk.tree, chunk.start, chunk.stop]  # fmt: skip

@@ -15,12 +15,12 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from diffhep.config.checks import check_scheduler
 from diffhep.errors import ConfigError
 from diffhep.execute.chunks import AGC_CHUNK_SIZE
 
@@ -67,18 +67,6 @@ def choose_mode(input_bytes: int, available: int | None) -> tuple[str, str]:
     mode = "memory" if estimate <= 0.5 * available else "streaming"
     where = "in memory" if mode == "memory" else "streaming"
     return mode, f"auto: {where} (estimated {estimate / 1e9:.1f} GB, {available / 1e9:.1f} GB available)"
-_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+]*://)?(?:\[[0-9a-fA-F:]+\]|[^\s/:\[\]]+):\d{1,5}$")
-
-
-def check_scheduler(address: object, where: str) -> str:
-    """``address`` if it looks like a Dask scheduler address (``tcp://host:8786``), else a one-line error."""
-    if not isinstance(address, str) or not _ADDRESS.match(address.strip()):
-        message = (f"{where} {address!r} is not a Dask scheduler address; expected PROTOCOL://HOST:PORT such as "
-                   "tcp://10.0.0.1:8786 (from `dask scheduler`), or leave it out for a local cluster")
-        raise ConfigError(message.lstrip())
-    return address.strip()
-
-
 @dataclass(frozen=True)
 class ExecutionSettings:
     """How a job runs over the events.

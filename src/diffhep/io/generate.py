@@ -29,11 +29,15 @@ import numpy as np
 
 from diffhep.errors import InputError, closest
 
-__all__ = ["PROCESSES", "BLOCK_SIZE", "SCHEMA_VERSION", "UnknownProcessError", "generate_sample", "generate_dataset"]
+__all__ = ["PROCESSES", "DEFAULT_EVENTS", "BLOCK_SIZE", "SCHEMA_VERSION", "UnknownProcessError", "generate_sample", "generate_dataset"]
 
 #: Version of the generated content; bumped whenever branches or physics change,
 #: so cached datasets are regenerated (2: Muon_tightId and Muon_sip3d).
 SCHEMA_VERSION = 2
+
+#: Events per process of the dimuon template (``analyses/dimuon``, ``make demo``): enough MC that
+#: its statistical uncertainty matters, small enough for a 2-core laptop.
+DEFAULT_EVENTS = {"signal": 20_000, "dy": 60_000, "ttbar": 40_000, "qcd": 60_000}
 
 #: Events per random-number block; fixed so the output never depends on chunk_size.
 BLOCK_SIZE = 10_000

@@ -262,9 +262,7 @@ def to_awkward(
     ``events * var * n``); without ``values`` it returns the member indices
     *within the event* (``events * var * n``), as ``ak.argcombinations``.
     """
-    from diffhep.jagged.combinations import Combinations
-
-    if isinstance(jagged, Combinations):
+    if hasattr(jagged, "local_members"):  # a Combinations (duck-typed: combinations.py imports this module)
         if values is None:
             return to_awkward(jagged.combos, np.asarray(jagged.local_members))
         jagged = jagged.combos

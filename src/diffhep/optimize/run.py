@@ -1,7 +1,7 @@
 """The optimisation job's loop: checkpointed, resumable, with annealed slopes and early stopping.
 
 ``run_optimization`` minimises ``-analysis.objective(cuts, data, slope_scale)``
-over the unconstrained cut variables (:func:`diffhep.analysis.params.from_unconstrained`)
+over the unconstrained cut variables (:func:`diffhep.optimize.bounds.from_unconstrained`)
 with one jitted value-and-gradient step. The event data are an argument of the
 step (never a constant baked into the compiled code), and so is the slope
 multiplier, so annealing never recompiles. Steps are cached per analysis and
@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from diffhep.analysis.params import from_unconstrained, to_unconstrained
-from diffhep.analysis.protocol import Analysis
+from diffhep.optimize.bounds import from_unconstrained, to_unconstrained
+from diffhep.engine.protocol import Analysis
 from diffhep.optimize.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from diffhep.optimize.progress import progress_bar
 from diffhep.optimize.settings import OptimizerSettings
@@ -103,7 +103,7 @@ def chunked_step(analysis: Any, settings: OptimizerSettings) -> tuple[optax.Grad
 
     The objective and its gradient w.r.t. the cuts come from
     ``data.value_and_grad(cuts, slope_scale)`` (``data`` is the analysis's
-    ``load()`` handle, e.g. a :class:`~diffhep.analysis.chunked.ChunkedAnalysis`);
+    ``load()`` handle, e.g. a :class:`~diffhep.engine.chunked.ChunkedAnalysis`);
     the gradient is carried to the unconstrained variables by one ``jax.vjp``
     of the bounds transform and the Optax update is jitted, so a step is the
     same function of ``(u, opt_state, slope)`` as the in-memory one.

@@ -14,9 +14,13 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
-from diffhep.analysis.protocol import Analysis
+from diffhep.engine.protocol import Analysis
+from diffhep.infer import fixed_poi_fit
+from diffhep.infer.significance import asimov_data
+from diffhep.likelihood import from_workspace
 from diffhep.optimize.settings import OptimizerSettings
 
 __all__ = ["ScanResult", "workspace_significance", "hard_significance", "compare_with_scan"]
@@ -131,12 +135,6 @@ def workspace_significance(workspace: Mapping[str, Any]) -> float:
 def _diffhep_background_fit(workspace: Mapping[str, Any], model: Any) -> np.ndarray | None:
     """diffhep's best background-only fit (POI = 0) of ``workspace`` on its Asimov data, in pyhf's parameter
     order, or ``None`` if it cannot be built."""
-    import jax
-
-    from diffhep.infer import fixed_poi_fit
-    from diffhep.infer.significance import asimov_data
-    from diffhep.likelihood import from_workspace
-
     try:
         with jax.enable_x64(True):
             ours = from_workspace(dict(workspace), validate=False)

@@ -1,0 +1,311 @@
+"""An analysis configured from a YAML config: the :class:`~diffhep.engine.protocol.Analysis` of ``configs/``.
+
+:meth:`ConfiguredAnalysis.from_config` takes the config as a plain dict (what
+:func:`diffhep.config.load_config` validated) and the folder that relative
+paths start from. Structure is static, values flow:
+
+* :meth:`~ConfiguredAnalysis.load` reads every sample and every ``histosys``
+  variation once and computes everything the parameters cannot change
+  (objects after ``require``, orderings, unions, candidates, kernels of static
+  observables), all concatenated into one
+  :class:`~diffhep.engine.combine.SampleData` (a pytree: pass it to
+  ``jax.jit``) whose ``keys`` are the sample names and
+  ``"<sample>/<systematic>/<up|down>"``;
+* :meth:`~ConfiguredAnalysis.soft_histograms` and
+  :meth:`~ConfiguredAnalysis.objective` compute only weights and histograms
+  from flat JAX arrays (``jit``- and ``grad``-able in the cut values);
+* :meth:`~ConfiguredAnalysis.hard_histograms` and the ``hard`` column of
+  :meth:`~ConfiguredAnalysis.cutflow` evaluate the same config with steps
+  (weights exactly 0 or 1) and bandwidth-0 histograms.
+
+Histograms are ``region -> key -> Histogram`` with the same keys as the data:
+the nominal samples and their variations (used by :meth:`spec` for ``histosys``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from diffhep.engine import branches, combine, counting, definitions, loading, regions, systematics
+from diffhep.engine.combine import SampleData
+from diffhep.engine.expressions import HARD, SOFT, text
+from diffhep.engine.objects import ObjectWeights, parse_objects
+from diffhep.config.parameters import check_values
+from diffhep.errors import ConfigError, closest
+from diffhep.histogram import Histogram
+from diffhep.infer import asimov_significance, expected_cls, expected_discovery_significance, poi_uncertainty
+from diffhep.io.read import read_events
+from diffhep.likelihood import Model, build_model
+
+__all__ = ["ConfiguredAnalysis", "OBJECTIVES"]
+
+#: Objective names -> what is maximised.
+OBJECTIVES = ("discovery_significance", "cls", "poi_uncertainty", "asimov_significance")
+
+
+class ConfiguredAnalysis:
+    """An analysis built from a config dict; implements :class:`~diffhep.engine.protocol.Analysis`.
+
+    Attributes:
+        name: analysis name.
+        parameters: the optimisable cuts (config order).
+        edges: region -> bin edges of its observable.
+        observables: region -> axis label.
+        signal: signal sample names.
+        samples: sample name -> role.
+        lumi_pb: integrated luminosity, pb^-1.
+        poi: parameter of interest (normfactor on the signal samples).
+        parameter_map: parameter name -> its definition.
+        object_defs: object name -> parsed ``objects:`` entry.
+        region_defs: region name -> parsed ``regions:`` entry.
+        expressions: checked expressions (event, candidate and weight definitions).
+        branch_plan: which branches each object and event quantity reads.
+
+    The chunked execution (:mod:`diffhep.engine.chunk_prepare`) builds each
+    chunk's data from these, the same way :meth:`load` builds all events.
+    """
+
+    def __init__(self, config: Mapping[str, Any], *, base: Path):
+        base = Path(base)
+        self.base = base
+        self.name = str(config.get("name", "analysis"))
+        self.lumi_pb = float(config["lumi_pb"])
+        self.functions = definitions.plugin_functions(config, base)
+        self.parameters = definitions.parse_parameters(config.get("parameters") or {})
+        self.parameter_map = {p.name: p for p in self.parameters}
+        self._samples = definitions.parse_samples(config.get("samples") or {}, base, str(config.get("tree", "Events")))
+        self.samples = {k: s.role for k, s in self._samples.items()}
+        self.signal = [k for k, role in self.samples.items() if role == "signal"]
+        self.object_defs = parse_objects(config.get("objects") or {}, self.parameter_map)
+        self.region_defs = regions.parse_regions(config.get("regions") or {}, self.object_defs, self.parameter_map)
+        if not self.region_defs:
+            raise ConfigError("the config has no regions")
+        self.edges = {k: r.edges for k, r in self.region_defs.items()}
+        self.observables = {k: r.label for k, r in self.region_defs.items()}
+        self._systematics = systematics.parse_systematics(config.get("systematics") or {}, list(self._samples), base)
+        measurement = dict(config.get("measurement") or {})
+        self.poi = str(measurement.get("poi", "mu"))
+        self._fixed = tuple(measurement.get("fixed") or ())
+        self._settings = dict(measurement.get("parameters") or {})
+        goal = dict(config.get("objective") or {})
+        self.objective_name = str(goal.get("name", "discovery_significance"))
+        if self.objective_name not in OBJECTIVES:
+            raise ConfigError(
+                f"objective {self.objective_name!r} is not one of {', '.join(OBJECTIVES)}"
+                f"{closest(self.objective_name, OBJECTIVES, 1)}"
+            )
+        self.objective_mu = float(goal.get("mu", 1.0))
+        self.expressions = definitions.check_expressions(
+            self.object_defs, self.region_defs, self._samples, self._systematics, self.parameter_map, self.functions
+        )
+        event = {
+            f"region {k!r} {part} {r.sources[part]!r}": node
+            for k, r in self.region_defs.items()
+            for part, node in (("select", r.select), ("observable", r.observable))
+            if node is not None
+        }
+        self._limits = counting.count_limits(
+            [r.select for r in self.region_defs.values() if r.select is not None], self.object_defs
+        )
+        self.branch_plan = branches.plan(
+            self.object_defs, self.region_defs, self.expressions, event, self.parameter_map
+        )
+        self._data: SampleData | None = None
+        self._soft_flow: Callable[..., Any] | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, base: Path) -> ConfiguredAnalysis:
+        """Build the analysis from a config dict; relative paths start at ``base``."""
+        return cls(config, base=base)
+
+    # -- loading ------------------------------------------------------------
+    def variants(self) -> list[tuple[str, loading.SampleDef, systematics.Variation]]:
+        """``(key, sample, variation)`` of everything :meth:`load` reads: nominal samples, then variations."""
+        out = [(k, s, loading.NOMINAL) for k, s in self._samples.items()]
+        for syst in self._systematics:
+            if syst.type != "histosys":
+                continue
+            for s in syst.samples:
+                for direction, variation in (("up", syst.up), ("down", syst.down)):
+                    if variation is not None:
+                        out.append((systematics.variation_key(s, syst.name, direction), self._samples[s], variation))
+        return out
+
+    def _wanted(self) -> dict[tuple[tuple[str, ...], str], set[str]]:
+        """``(files, tree) -> branches`` that :meth:`load` reads."""
+        wanted: dict[tuple[tuple[str, ...], str], set[str]] = {}
+        for _, sample, variation in self.variants():
+            files = tuple(loading.expand_files(list(variation.files or sample.files)))
+            needed, _ = loading.required_branches(self.branch_plan, self.object_defs, sample, variation)
+            wanted.setdefault((files, sample.tree), set()).update(needed)
+        return wanted
+
+    def input_bytes(self) -> int:
+        """Uncompressed bytes of the branches :meth:`load` reads (from the files' metadata; nothing is read)."""
+        import uproot
+
+        total = 0
+        for (files, tree), names in self._wanted().items():
+            for path in files:
+                with uproot.open(path) as f:
+                    t = f[tree]
+                    total += sum(int(t[b].uncompressed_bytes) for b in names if b in t)
+        return total
+
+    def load(self) -> SampleData:
+        """Read every sample and variation once; the static structure, a pytree (also kept for the hard path)."""
+        wanted = self._wanted()
+        cache: dict[tuple[tuple[str, ...], str], ak.Array] = {}
+
+        def read(files: tuple[str, ...], tree: str, _: list[str]) -> ak.Array:
+            if (files, tree) not in cache:
+                cache[(files, tree)] = read_events(list(files), tree=tree, branches=sorted(wanted[(files, tree)]))
+            return cache[(files, tree)]
+
+        variants = self.variants()
+        options = dict(defs=self.object_defs, specs=self.expressions, parameters=self.parameter_map,
+                       functions=self.functions)  # fmt: skip
+        parts = [
+            loading.load_sample(
+                sample,
+                variation,
+                plan_=self.branch_plan,
+                region_defs=self.region_defs,
+                lumi_pb=self.lumi_pb,
+                read=read,
+                **options,
+            )
+            for _, sample, variation in variants
+        ]
+        data = combine.concatenate(parts, [key for key, _, _ in variants], self.object_defs, self.expressions)
+        self._data = loading.with_kernels(data, region_defs=self.region_defs, **options)
+        return self._data
+
+    # -- the step -------------------------------------------------------------
+    def selection_step(
+        self, data: SampleData, cuts: Mapping[str, Any], slopes: Mapping[str, Any], mode: str
+    ) -> regions.Step:
+        """The object and event weights of ``data`` at ``cuts`` (``mode`` soft: JAX; hard: NumPy 0/1)."""
+        xp = np if mode == HARD else jnp
+        options = dict(parameters=self.parameter_map, cuts=cuts, slopes=slopes, mode=mode, xp=xp,
+                       functions=self.functions)  # fmt: skip
+        weights = ObjectWeights(self.object_defs, data.objects, data.union_index, **options)
+        return regions.Step(data, self.object_defs, self.expressions, weights, options, self._limits)
+
+    def histograms_at(
+        self, cuts: Mapping[str, Any], data: SampleData, slope_scale: Any, mode: str
+    ) -> dict[str, dict[str, Histogram]]:
+        """Histograms ``region -> key -> Histogram`` of ``data`` at ``cuts``, soft or hard (``mode``)."""
+        slopes = {p.name: p.slope * slope_scale for p in self.parameters}
+        step = self.selection_step(data, cuts, slopes, mode)
+        return {name: regions.histogram(region, step, hard=mode == HARD) for name, region in self.region_defs.items()}
+
+    def soft_histograms(
+        self, cuts: Mapping[str, Array], data: SampleData, slope_scale: Array | float = 1.0
+    ) -> dict[str, dict[str, Histogram]]:
+        """Soft histograms ``region -> key -> Histogram`` (events); jit- and grad-able in cuts and slope scale."""
+        return self.histograms_at(cuts, data, slope_scale, SOFT)
+
+    def hard_histograms(self, cuts: Mapping[str, float]) -> dict[str, dict[str, Histogram]]:
+        """Hard-cut histograms (NumPy), from the data of the last :meth:`load` (loading first if needed)."""
+        values = check_values(self.parameters, cuts)
+        data = self._data if self._data is not None else self.load()
+        hists = self.histograms_at(values, data, 1.0, HARD)
+        return {
+            r: {k: Histogram(np.asarray(h.counts), np.asarray(h.sumw2)) for k, h in hs.items()}
+            for r, hs in hists.items()
+        }
+
+    # -- likelihood -------------------------------------------------------------
+    def spec(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> dict[str, Any]:
+        """The pyhf-like spec of ``histograms`` (numbers may be traced)."""
+        return systematics.build_spec(
+            histograms,
+            roles=self.samples,
+            systematics=self._systematics,
+            poi=self.poi,
+            parameters=self._settings,
+            fixed=self._fixed,
+        )
+
+    def model(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> Model:
+        """The HistFactory model of ``histograms``."""
+        return build_model(self.spec(histograms), poi_name=self.poi)
+
+    def objective(self, cuts: Mapping[str, Array], data: SampleData, slope_scale: Array | float = 1.0) -> Array:
+        """The figure of merit to maximise at ``cuts`` (:meth:`figure_of_merit` of the soft histograms)."""
+        return self.figure_of_merit(self.soft_histograms(cuts, data, slope_scale))
+
+    def figure_of_merit(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> Array:
+        """The config's objective of ``histograms``, to maximise, shape ``()``.
+
+        ``discovery_significance``: expected Z0 (Asimov, profiled nuisances);
+        ``cls``: minus the expected CLs at ``objective.mu``; ``poi_uncertainty``:
+        minus the expected uncertainty on the POI (Cramer-Rao); ``asimov_significance``:
+        the closed-form Z with the backgrounds' MC statistical uncertainty, bins
+        of all regions in quadrature (no likelihood, no systematics).
+        """
+        if self.objective_name == "asimov_significance":
+            bkg = [k for k, role in self.samples.items() if role != "signal"]
+
+            def total(keys: list[str], what: str) -> Array:
+                return jnp.concatenate(
+                    [sum(jnp.asarray(getattr(histograms[r][k], what)) for k in keys) for r in self.region_defs]
+                )
+
+            s, b, var = total(self.signal, "counts"), total(bkg, "counts"), total(bkg, "sumw2")
+            return asimov_significance(jnp.maximum(s, 0.0), jnp.maximum(b, 1e-3), jnp.sqrt(jnp.maximum(var, 1e-6)))
+        model = self.model(histograms)
+        if self.objective_name == "cls":
+            return -expected_cls(model, self.objective_mu)
+        if self.objective_name == "poi_uncertainty":
+            return -poi_uncertainty(model)
+        return expected_discovery_significance(model)
+
+    def workspace(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> dict:
+        """A valid plain-JSON pyhf workspace of ``histograms`` with Asimov (mu = 1) observations."""
+        return systematics.workspace(self.spec(histograms), poi=self.poi, name=self.name)
+
+    # -- cutflow ------------------------------------------------------------------
+    def _flow(self, cuts: Mapping[str, Any], data: SampleData, mode: str) -> Any:
+        """Yields ``(steps, samples)`` of :meth:`cutflow` (NumPy if hard)."""
+        xp = np if mode == HARD else jnp
+        step = self.selection_step(data, cuts, {p.name: p.slope for p in self.parameters}, mode)
+        weight, sample = xp.asarray(data.weight), xp.asarray(data.sample)
+        index = xp.asarray([data.keys.index(s) for s in self._samples])
+        onehot = (sample[None, :] == index[:, None]) * weight[None, :]  # (samples, events)
+        rows = [onehot.sum(axis=1)]
+        for name, region in self.region_defs.items():
+            terms = region.terms()
+            for k in range(len(terms)):
+                passed = step.evaluator(f"region {name!r} select").conjunction(terms[: k + 1])
+                rows.append(onehot @ xp.broadcast_to(passed, weight.shape))
+        return xp.stack(rows)
+
+    def cutflow(self, cuts: Mapping[str, float], data: SampleData) -> dict[str, list[dict[str, float]]]:
+        """Sample -> ``[{"step", "soft", "hard"}, ...]`` (events).
+
+        Steps: ``all events``, then the ``and`` terms of each region's select, cumulative.
+
+        The soft yields use the parameters' slopes (slope scale 1) and are
+        computed by one compiled function (kept for later calls).
+        """
+        values = check_values(self.parameters, cuts)
+        if self._soft_flow is None:
+            self._soft_flow = jax.jit(functools.partial(self._flow, mode=SOFT))
+        soft = np.asarray(self._soft_flow(values, data))
+        hard = self._flow(values, data, HARD)
+        names = ["all events"] + [f"{n}: {text(t)}" for n, r in self.region_defs.items() for t in r.terms()]
+        return {
+            sample: [{"step": name, SOFT: float(soft[k, i]), HARD: float(hard[k, i])} for k, name in enumerate(names)]
+            for i, sample in enumerate(self._samples)
+        }

@@ -1,0 +1,306 @@
+"""Config expressions as weights: soft (sigmoid) or hard (step) evaluation of a parsed tree.
+
+An expression of an analysis config (``pt > jet_pt_min and abs(eta) < 2.4``)
+is parsed once (by the whitelisting parser :func:`diffhep.config.expr.parse`) and evaluated many
+times by an :class:`Evaluator`:
+
+* numbers, ``+ - * / **``, unary ``-``, and the elementwise functions
+  :data:`ELEMENTWISE` act on arrays (NumPy on the host, JAX in the step);
+* a comparison with a parameter is a soft cut in ``"soft"`` mode,
+  ``soft_above``/``soft_below`` with that parameter's slope (1/unit, already
+  multiplied by the slope scale), and a step (0 or 1) in ``"hard"`` mode; a
+  comparison without a parameter is always a step;
+* ``and`` multiplies weights, ``or`` is ``1 - (1 - a)(1 - b)``, ``not`` is
+  ``1 - a`` (``diffhep.select.logic``); an operand that is not itself a
+  condition (a bare field such as ``tightId``) counts as ``value != 0``.
+
+Subclasses say what names and calls mean (object fields in
+:mod:`diffhep.engine.objects`, event branches and reductions in
+:mod:`diffhep.engine.regions`).
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from diffhep.config import expr as config_expr
+from diffhep.errors import ConfigError, closest
+from diffhep.select import and_, not_, or_, soft_above, soft_below
+
+__all__ = [
+    "SOFT",
+    "HARD",
+    "ELEMENTWISE",
+    "LEADING",
+    "COMPARE",
+    "split_compare",
+    "host_mask",
+    "is_condition",
+    "parse",
+    "text",
+    "names",
+    "parameters_in",
+    "Evaluator",
+]
+
+SOFT, HARD = "soft", "hard"
+
+#: Elementwise functions allowed in every expression: name -> (NumPy name, number of arguments).
+ELEMENTWISE = {
+    "abs": ("abs", 1),
+    "sqrt": ("sqrt", 1),
+    "exp": ("exp", 1),
+    "log": ("log", 1),
+    "sin": ("sin", 1),
+    "cos": ("cos", 1),
+    "tan": ("tan", 1),
+    "sinh": ("sinh", 1),
+    "cosh": ("cosh", 1),
+    "tanh": ("tanh", 1),
+    "arctan2": ("arctan2", 2),
+    "min": ("minimum", 2),
+    "max": ("maximum", 2),
+}
+
+#: Function of variation weights only (host, static): ``leading(jets.pt, i)`` is field ``pt`` of the
+#: ``i``-th object of ``jets`` after its ``require`` and ``order``, 0 if the event has fewer
+#: (:func:`diffhep.engine.loading.weight_refs`).
+LEADING = "leading"
+
+_ARITHMETIC = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+COMPARE = {
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+
+
+def parse(source: Any, where: str) -> ast.expr:
+    """Parse expression ``source`` (a string or number); ``where`` names it in errors.
+
+    Returns the body of the ``ast.Expression`` of the config package's
+    whitelisting parser.
+    """
+    source = str(source).strip()
+    return config_expr.parse(source, where=where).tree.body
+
+
+def text(node: ast.AST) -> str:
+    """Source text of ``node`` (normalised)."""
+    return ast.unparse(node)
+
+
+def names(node: ast.AST) -> list[str]:
+    """Names read by ``node``, in order of appearance (function names excluded)."""
+    out: list[str] = []
+    funcs = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and id(n) not in funcs and n.id not in out:
+            out.append(n.id)
+    return out
+
+
+def parameters_in(node: ast.AST, parameters: Mapping[str, Any]) -> list[str]:
+    """Parameter names read by ``node``, in order of appearance."""
+    return [n for n in names(node) if n in parameters]
+
+
+def is_condition(node: ast.AST) -> bool:
+    """Whether ``node`` already evaluates to a weight in [0, 1] (a comparison or logic)."""
+    return isinstance(node, (ast.Compare, ast.BoolOp)) or (
+        isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+    )
+
+
+class Evaluator:
+    """Evaluate a parsed expression to values or weights.
+
+    Args:
+        parameters: parameter name -> anything (only the names matter here).
+        cuts: parameter name -> cut value (JAX or float); ``None`` where
+            parameters are not allowed (``require``).
+        slopes: parameter name -> slope (1/unit) times the slope scale.
+        mode: :data:`SOFT` (sigmoids) or :data:`HARD` (steps).
+        xp: the array module, ``numpy`` or ``jax.numpy``.
+        functions: plugin functions, name -> callable on arrays.
+        where: what is evaluated, for error messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        parameters: Mapping[str, Any],
+        cuts: Mapping[str, Any] | None,
+        slopes: Mapping[str, Any],
+        mode: str,
+        xp: Any,
+        functions: Mapping[str, Callable[..., Any]],
+        where: str,
+    ):
+        self.parameters = parameters
+        self.cuts = cuts
+        self.slopes = slopes
+        self.mode = mode
+        self.xp = xp
+        self.functions = functions
+        self.where = where
+
+    def error(self, node: ast.AST, message: str) -> ConfigError:
+        """A one-line :class:`ConfigError` naming the expression."""
+        return ConfigError(f"{self.where}: {message} (in {text(node)!r})")
+
+    # -- dispatch ---------------------------------------------------------
+    def __call__(self, node: ast.AST) -> Any:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise self.error(node, f"{type(node).__name__} is not allowed")
+        return method(node)
+
+    def weight(self, node: ast.AST) -> Any:
+        """``node`` as a weight: conditions as they are, other values as ``value != 0``."""
+        value = self(node)
+        return value if self.is_condition(node) else self.step(value != 0)
+
+    def is_condition(self, node: ast.AST) -> bool:
+        """Whether ``node`` evaluates to a weight (subclasses add probabilities)."""
+        return is_condition(node)
+
+    def step(self, mask: Any) -> Any:
+        """1.0 where ``mask`` else 0.0."""
+        return self.xp.where(mask, 1.0, 0.0)
+
+    # -- leaves -----------------------------------------------------------
+    def visit_Constant(self, node: ast.Constant) -> float:
+        if isinstance(node.value, bool) or isinstance(node.value, (int, float)):
+            return float(node.value)
+        raise self.error(node, f"constant {node.value!r} is not a number")
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if node.id in self.parameters:
+            if self.cuts is None:
+                raise self.error(
+                    node,
+                    f"parameter {node.id!r} is not allowed here (this is a fixed, hard "
+                    "requirement; put cuts on parameters under 'cuts')",
+                )
+            return self.cuts[node.id]
+        return self.name(node)
+
+    def name(self, node: ast.Name) -> Any:
+        """Value of a non-parameter name (subclasses)."""
+        raise self.error(node, f"unknown name {node.id!r}")
+
+    # -- arithmetic and logic ---------------------------------------------
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        if isinstance(node.op, ast.Not):
+            value = self.weight(node.operand)
+            return not_(value) if self.mode == SOFT else self.step(value == 0)
+        value = self(node.operand)
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return value
+        raise self.error(node, f"operator {type(node.op).__name__} is not allowed")
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        op = _ARITHMETIC.get(type(node.op))
+        if op is None:
+            raise self.error(node, f"operator {type(node.op).__name__} is not allowed")
+        return op(self(node.left), self(node.right))
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        if isinstance(node.op, ast.And):
+            return self.conjunction(list(node.values))
+        result = self.weight(node.values[0])
+        for value in node.values[1:]:
+            result = self.or_(result, self.weight(value))
+        return result
+
+    def conjunction(self, nodes: list[ast.expr]) -> Any:
+        """Weight of ``nodes[0] and nodes[1] and ...`` (subclasses combine counts jointly)."""
+        result = self.weight(nodes[0])
+        for node in nodes[1:]:
+            result = self.and_(result, self.weight(node))
+        return result
+
+    def and_(self, a: Any, b: Any) -> Any:
+        """Soft AND (a product); in hard mode both non-zero."""
+        return and_(a, b) if self.mode == SOFT else self.step((a != 0) & (b != 0))
+
+    def or_(self, a: Any, b: Any) -> Any:
+        """Soft OR ``1 - (1 - a)(1 - b)``; in hard mode either non-zero."""
+        return or_(a, b) if self.mode == SOFT else self.step((a != 0) | (b != 0))
+
+    # -- comparisons --------------------------------------------------------
+    def visit_Compare(self, node: ast.Compare) -> Any:
+        if len(node.ops) == 1:
+            return self.compare(node)
+        return self.conjunction(list(split_compare(node)))
+
+    def compare(self, node: ast.Compare) -> Any:
+        """Weight of a single (unchained) comparison ``left op right``."""
+        left, op, right = node.left, node.ops[0], node.comparators[0]
+        return self.compare_values(self(left), op, self(right), self.slope(node))
+
+    def slope(self, node: ast.AST) -> Any | None:
+        """Slope of the first parameter read by ``node``, or ``None`` if it reads none."""
+        found = parameters_in(node, self.parameters)
+        return self.slopes[found[0]] if found else None
+
+    def compare_values(self, a: Any, op: ast.cmpop, b: Any, slope: Any | None) -> Any:
+        """``a op b`` as a weight: sigmoid with ``slope`` (soft mode), else a step."""
+        if slope is not None and isinstance(op, (ast.Eq, ast.NotEq)):
+            raise ConfigError(f"{self.where}: '==' and '!=' cannot compare with a parameter (use < or >)")
+        if slope is not None and self.mode == SOFT:
+            if isinstance(op, (ast.Gt, ast.GtE)):
+                return soft_above(a, b, slope)
+            return soft_below(a, b, slope)
+        return self.step(COMPARE[type(op)](a, b))
+
+    # -- calls ----------------------------------------------------------------
+    def visit_Call(self, node: ast.Call) -> Any:
+        if not isinstance(node.func, ast.Name) or node.keywords:
+            raise self.error(node, "only calls of named functions with positional arguments are allowed")
+        return self.call(node.func.id, node)
+
+    def call(self, name: str, node: ast.Call) -> Any:
+        """Elementwise functions and plugins (subclasses add reductions)."""
+        if name in ELEMENTWISE:
+            fname, nargs = ELEMENTWISE[name]
+            if len(node.args) != nargs:
+                raise self.error(node, f"{name}() takes {nargs} argument(s), got {len(node.args)}")
+            return getattr(self.xp, fname)(*(self(a) for a in node.args))
+        if name in self.functions:
+            return self.functions[name](*(self(a) for a in node.args))
+        known = [*ELEMENTWISE, *self.functions]
+        raise self.error(node, f"unknown function {name!r}{closest(name, known)}")
+
+
+def split_compare(node: ast.Compare) -> list[ast.Compare]:
+    """``a < b <= c`` -> ``[a < b, b <= c]`` (single comparisons, same nodes).
+
+    Example:
+        >>> [text(c) for c in split_compare(parse("1 <= count(jets) < 4", "example"))]
+        ['1 <= count(jets)', 'count(jets) < 4']
+    """
+    operands = [node.left, *node.comparators]
+    return [ast.Compare(left=operands[i], ops=[op], comparators=[operands[i + 1]]) for i, op in enumerate(node.ops)]
+
+
+def host_mask(evaluator: Evaluator, node: ast.AST) -> np.ndarray:
+    """Boolean mask of a hard condition evaluated with NumPy (``require``)."""
+    return np.asarray(evaluator.weight(node)) > 0

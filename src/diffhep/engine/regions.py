@@ -1,0 +1,322 @@
+"""Regions of a config: event selection from ``select``, observables, histograms per step.
+
+Event-level expressions (``select``, ``observable``, sample ``weight``) read
+event branches (``MET_pt``), parameters, numbers and reductions over objects
+weighted by their soft weights: ``count(c) = sum w``, ``sum(c.f) = sum w f``,
+``any(c) = 1 - prod(1 - w)``, and the candidate observables of
+:mod:`diffhep.engine.builtins` (their expected value where they are used in
+arithmetic).
+
+``count(c) <op> N`` with an integer ``N`` is the exact probability of the
+count (Poisson-binomial). Inside one ``and``, all such comparisons on one
+collection and one of its flags are computed jointly
+(:func:`~diffhep.select.joint_count_distribution`); different collections,
+and further flags, are multiplied (treated as independent). A comparison of a
+candidate observable (``pair_mass(muons) > 60``) is the probability that the
+chosen candidate exists and passes. In hard mode counts are plain sums of 0/1
+weights and every comparison is a step.
+
+The observable of a region is histogrammed per event (an event-level value),
+or per candidate (a candidate observable, weighted by the probability that it
+is the chosen one). Its kernel is computed once in ``load()`` when the values
+are static (no parameter and no soft weight reaches them), else in the step.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from diffhep.engine import backend, builtins, counting
+from diffhep.engine.builtins import Candidates, CandidateSpec, candidate_spec
+from diffhep.engine.combine import SampleData
+from diffhep.engine.expressions import Evaluator, is_condition, parameters_in, parse, split_compare, text
+from diffhep.engine.objects import ObjectDef, ObjectWeights, Ref, is_soft, parse_ref
+from diffhep.errors import ConfigError, closest
+from diffhep.histogram import BinnedKernel, Histogram, binned_kernel
+from diffhep.jagged import Jagged
+from diffhep.select import any_pass
+
+__all__ = [
+    "RegionDef",
+    "parse_regions",
+    "refs_in",
+    "depends_on_cuts",
+    "Step",
+    "EventEvaluator",
+    "histogram",
+    "static_kernels",
+]
+
+
+@dataclass(frozen=True)
+class RegionDef:
+    """One entry of ``regions:``.
+
+    Attributes:
+        name: region (pyhf channel) name.
+        select: parsed selection or ``None`` (all events).
+        observable: parsed observable.
+        edges: ``Float[ndarray, "bins+1"]`` bin edges, units of the observable.
+        bandwidth: KDE width of the soft histogram, units of the observable.
+        label: axis label.
+        candidate: the observable as a candidate observable, or ``None``.
+        static: whether the observable's values are fixed (kernel precomputed).
+        sources: ``"select"``, ``"observable"`` -> text.
+    """
+
+    name: str
+    select: ast.expr | None
+    observable: ast.expr
+    edges: np.ndarray
+    bandwidth: float
+    label: str
+    candidate: CandidateSpec | None
+    static: bool
+    sources: Mapping[str, str]
+
+    def terms(self) -> list[ast.expr]:
+        """The top-level ``and`` terms of ``select`` (cutflow steps)."""
+        if self.select is None:
+            return []
+        if isinstance(self.select, ast.BoolOp) and isinstance(self.select.op, ast.And):
+            return list(self.select.values)
+        return [self.select]
+
+
+def refs_in(node: ast.AST, defs: Mapping[str, ObjectDef]) -> list[Ref]:
+    """Every object reference in ``node``."""
+    out = []
+    for n in ast.walk(node):
+        ref = parse_ref(n, defs) if isinstance(n, (ast.Name, ast.Attribute)) else None
+        if ref is not None and ref not in out:
+            out.append(ref)
+    return out
+
+
+def depends_on_cuts(node: ast.AST, defs: Mapping[str, ObjectDef], parameters: Mapping[str, Any]) -> bool:
+    """Whether ``node``'s value depends on parameter values (directly or through soft weights)."""
+    return bool(parameters_in(node, parameters)) or any(is_soft(r.key, defs, parameters) for r in refs_in(node, defs))
+
+
+def _edges(binning: Mapping[str, Any], where: str) -> np.ndarray:
+    if "edges" in binning:
+        edges = np.asarray(binning["edges"], dtype=np.float64)
+    elif "bins" in binning and "range" in binning:
+        lo, hi = binning["range"]
+        edges = np.linspace(float(lo), float(hi), int(binning["bins"]) + 1)
+    else:
+        raise ConfigError(f"{where}: binning needs 'edges' or 'bins' and 'range', got {dict(binning)!r}")
+    if edges.ndim != 1 or len(edges) < 2 or not np.all(np.diff(edges) > 0):
+        raise ConfigError(f"{where}: bin edges must be increasing, got {edges.tolist()}")
+    return edges
+
+
+def parse_regions(
+    config: Mapping[str, Mapping[str, Any]], defs: Mapping[str, ObjectDef], parameters: Mapping[str, Any]
+) -> dict[str, RegionDef]:
+    """Parse ``regions:``."""
+    out = {}
+    for name, spec in config.items():
+        where = f"region {name!r}"
+        if "observable" not in spec or "binning" not in spec:
+            raise ConfigError(f"{where} needs 'observable' and 'binning'")
+        select = parse(spec["select"], f"{where} select") if spec.get("select") is not None else None
+        observable = parse(spec["observable"], f"{where} observable")
+        cand = candidate_spec(observable, defs, f"{where} observable")
+        unit = " [GeV]" if cand is not None and cand.kind in builtins.BUILTINS else ""
+        out[name] = RegionDef(
+            name=name,
+            select=select,
+            observable=observable,
+            edges=_edges(spec["binning"], where),
+            bandwidth=float(spec.get("bandwidth", 0.0)),
+            label=str(spec.get("label", text(observable) + unit)),
+            candidate=cand,
+            static=not depends_on_cuts(observable, defs, parameters),
+            sources={"select": str(spec.get("select", "")), "observable": str(spec["observable"])},
+        )
+    return out
+
+
+@dataclass
+class Step:
+    """Everything one sample's evaluation needs in one step (or in ``load()``).
+
+    Attributes:
+        data: the sample's static structure.
+        defs: object definitions.
+        specs: candidate key -> spec (every candidate observable of the config).
+        weights: lazy object weights.
+        options: keyword arguments of :class:`~diffhep.engine.expressions.Evaluator`.
+        limits: weight key -> counts tracked by its distribution (:func:`~diffhep.engine.counting.count_limits`).
+        cache: count distributions and products computed in this step, shared by regions.
+    """
+
+    data: SampleData
+    defs: Mapping[str, ObjectDef]
+    specs: Mapping[str, CandidateSpec]
+    weights: ObjectWeights
+    options: dict[str, Any]
+    limits: Mapping[str, int] = field(default_factory=dict)
+    cache: dict[tuple, Array] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._probs: dict[str, Array] = {}
+
+    def cached(self, key: tuple, compute: Callable[[], Array]) -> Array:
+        """``cache[key]``, computed first if missing."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+    def candidate(self, spec: CandidateSpec) -> tuple[Candidates, Array]:
+        """Static candidates of ``spec`` and the probability each is chosen ``(candidates,)``."""
+        cands = self.data.candidates[spec.key]
+        if spec.key not in self._probs:
+            self._probs[spec.key] = builtins.probabilities(
+                spec, cands, self.weights, self.weights.raw, lambda name: self.data.objects[name], self.options["xp"]
+            )
+        return cands, self._probs[spec.key]
+
+    def evaluator(self, where: str) -> EventEvaluator:
+        """An event-level evaluator for this sample."""
+        return EventEvaluator(self, where=where, **self.options)
+
+
+class EventEvaluator(Evaluator):
+    """Event-level expressions of one sample: branches, parameters, reductions, counts, candidates."""
+
+    def __init__(self, step: Step, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.step_ = step
+
+    def name(self, node: ast.Name) -> Any:
+        events = self.step_.data.events
+        if node.id in events:
+            return np.asarray(events[node.id]) if self.xp is np else events[node.id]
+        if node.id in self.step_.defs:
+            raise self.error(
+                node, f"{node.id!r} are objects: use count({node.id}), sum({node.id}.<field>), any({node.id}), ..."
+            )
+        raise self.error(node, f"unknown name {node.id!r}{closest(node.id, [*events, *self.parameters])}")
+
+    def is_condition(self, node: ast.AST) -> bool:
+        return is_condition(node) or (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "any"
+        )
+
+    def _ref(self, node: ast.Call, with_field: bool) -> tuple[Ref, Jagged]:
+        ref = parse_ref(node.args[0], self.step_.defs) if len(node.args) == 1 else None
+        if ref is None or (ref.field is not None) != with_field:
+            form = "c.field" if with_field else "c"
+            raise self.error(node, f"{node.func.id}() takes one argument {form}, c an object or a flag like jets.btag")
+        return ref, self.step_.data.objects[ref.obj]
+
+    def call(self, name: str, node: ast.Call) -> Any:
+        xp = self.xp
+        if name in ("count", "any"):
+            ref, jagged = self._ref(node, with_field=False)
+            w = self.step_.weights(ref.key)
+            if name == "count":
+                return backend.segment_sum(jagged, w, xp)
+            return self.step(backend.segment_sum(jagged, w, xp) > 0) if backend.is_numpy(xp) else any_pass(jagged, w)
+        if name == "sum":
+            ref, jagged = self._ref(node, with_field=True)
+            values = np.asarray(jagged[ref.field]) if backend.is_numpy(xp) else jagged[ref.field]
+            return backend.segment_sum(jagged, self.step_.weights(ref.key) * values, xp)
+        spec = candidate_spec(node, self.step_.defs, self.where)
+        if spec is not None:
+            return builtins.expected(*self.step_.candidate(spec), xp)[1]
+        if name in self.functions and name not in ("max", "min"):
+            result = self.functions[name](*(self._plugin_argument(a) for a in node.args))
+            return np.asarray(result) if backend.is_numpy(xp) else result
+        return super().call(name, node)
+
+    def _plugin_argument(self, node: ast.expr) -> Any:
+        """A plugin's argument: a value, or for objects (``jets``, ``jets.btag``, ``jets.pt``) their
+        :class:`~diffhep.jagged.Jagged` with field ``weight`` (and ``value``, the field named)."""
+        ref = parse_ref(node, self.step_.defs)
+        if ref is None:
+            return self(node)
+        jagged = self.step_.data.objects[ref.obj]
+        jagged = jagged.with_field("weight", jnp.asarray(self.step_.weights(ref.key)))
+        return jagged.with_field("value", jagged[ref.field]) if ref.field else jagged
+
+    def compare(self, node: ast.Compare) -> Any:
+        count = counting.count_condition(node, self.step_.defs)
+        if count is not None:
+            return self.counts([count])
+        left, op, right = node.left, node.ops[0], node.comparators[0]
+        specs = [candidate_spec(side, self.step_.defs, self.where) for side in (left, right)]
+        if all(specs):
+            raise self.error(node, "a comparison can have a candidate observable on one side only")
+        if any(specs):
+            cands, prob = self.step_.candidate(specs[0] or specs[1])
+            combos, xp = cands.combos, self.xp
+            segments = np.asarray(combos.segment_ids) if backend.is_numpy(xp) else combos.segment_ids
+            value = np.asarray(combos.value) if backend.is_numpy(xp) else combos.value
+            a = value if specs[0] else xp.broadcast_to(self(left), (combos.n_events,))[segments]
+            b = value if specs[1] else xp.broadcast_to(self(right), (combos.n_events,))[segments]
+            return backend.segment_sum(combos, prob * self.compare_values(a, op, b, self.slope(node)), xp)
+        return super().compare(node)
+
+    def counts(self, conditions: list[tuple[Ref, ast.cmpop, int]]) -> Any:
+        """Probability that all ``count(ref) op N`` hold, ``(events,)`` (:mod:`~diffhep.engine.counting`)."""
+        return counting.probability(self.step_, conditions, self.mode, self.xp)
+
+    def conjunction(self, nodes: list[ast.expr]) -> Any:
+        flat: list[ast.expr] = []
+        for node in nodes:
+            flat.extend(split_compare(node) if isinstance(node, ast.Compare) else [node])
+        counts, rest = [], []
+        for node in flat:
+            found = counting.count_condition(node, self.step_.defs) if isinstance(node, ast.Compare) else None
+            (counts if found else rest).append(found or node)
+        result = self.counts(counts) if counts else None
+        for node in rest:
+            w = self.weight(node)
+            result = w if result is None else self.and_(result, w)
+        return result
+
+
+def histogram(region: RegionDef, step: Step, *, hard: bool) -> dict[str, Histogram]:
+    """The region's histograms, ``key -> Histogram`` (counts and sumw2 per bin, events; NumPy if hard)."""
+    data, xp = step.data, step.options["xp"]
+    evaluator = step.evaluator(f"region {region.name!r} select")
+    weight = np.asarray(data.weight) if backend.is_numpy(xp) else data.weight
+    sample = np.asarray(data.sample) if backend.is_numpy(xp) else data.sample
+    if region.select is not None:
+        weight = weight * evaluator.weight(region.select)
+    kernels = data.hard_kernels if hard else data.kernels
+    if region.candidate is not None:
+        cands, prob = step.candidate(region.candidate)
+        segments = np.asarray(cands.combos.segment_ids) if backend.is_numpy(xp) else cands.combos.segment_ids
+        return backend.fill_by_sample(kernels[region.name], prob * weight[segments], sample[segments], data.keys, xp)
+    if region.static:
+        return backend.fill_by_sample(kernels[region.name], weight, sample, data.keys, xp)
+    evaluator.where = f"region {region.name!r} observable"
+    x = xp.broadcast_to(evaluator(region.observable), weight.shape)
+    if backend.is_numpy(xp):
+        first, inside = backend.hard_bins(x, region.edges)
+        kernel = BinnedKernel(first, inside[:, None], tuple(float(e) for e in region.edges), 0.0)
+    else:
+        kernel = binned_kernel(x, region.edges, 0.0 if hard else region.bandwidth)
+    return backend.fill_by_sample(kernel, weight, sample, data.keys, xp)
+
+
+def static_kernels(region: RegionDef, step: Step) -> tuple[BinnedKernel, BinnedKernel]:
+    """(soft, hard) kernels of a static or candidate observable (``load()``, once)."""
+    if region.candidate is not None:
+        x = step.data.candidates[region.candidate.key].combos.value
+    else:
+        x = jnp.broadcast_to(
+            step.evaluator(f"region {region.name!r} observable")(region.observable), step.data.weight.shape
+        )
+    return binned_kernel(x, region.edges, region.bandwidth), binned_kernel(x, region.edges, 0.0)

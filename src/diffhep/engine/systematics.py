@@ -1,0 +1,271 @@
+"""Systematics of configs: variations applied when reading, and the pyhf-like spec and workspace.
+
+A ``histosys`` variation is applied to the branches as they are read, before
+any ``require``, ordering or candidate building, so every variation is a
+sample of its own with its own static structure:
+
+* ``scale: {Jet_pt: 1.03}`` multiplies a branch;
+* ``branches: {Jet_pt: Jet_pt_jesUp}`` reads another branch in its place;
+* ``smear: {Jet_pt: 0.05}, seed: 7`` multiplies every value by ``1 + 0.05 g``,
+  ``g`` standard normal from ``numpy.random.default_rng([seed, crc32(branch)])``
+  (reproducible, independent of reading order);
+* ``weight: btag_up_weight`` multiplies the event weight by an expression
+  (the normalisation stays the nominal one);
+* ``files: [...]`` reads other files (normalised with their own weights).
+
+A left-out ``down`` is the symmetrised ``max(2 nominal - up, 0)``.
+:func:`build_spec` writes the pyhf-like spec (numbers may be JAX arrays,
+traced or not) for :func:`diffhep.likelihood.build_model`; :func:`workspace`
+the plain-JSON pyhf workspace with Asimov (``mu = 1``) observations.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import jax.numpy as jnp
+import numpy as np
+
+from diffhep.engine.expressions import names, parse
+from diffhep.errors import ConfigError, closest
+from diffhep.histogram import Histogram
+from diffhep.likelihood import BKG_SUMW2_FLOOR, BKG_YIELD_FLOOR, to_pyhf
+
+__all__ = ["Variation", "SystematicDef", "parse_systematics", "variation_key", "build_spec", "workspace"]
+
+TYPES = ("lumi", "normsys", "histosys", "staterror")
+
+
+@dataclass(frozen=True)
+class Variation:
+    """One up or down variation of a ``histosys``.
+
+    Attributes:
+        scale: branch -> factor.
+        branches: branch -> alternative branch read instead.
+        smear: branch -> relative Gaussian width.
+        seed: seed of the smearing.
+        weight: expression multiplying the event weight (parsed), or ``None``.
+        weight_text: its source.
+        files: alternative files (paths or globs, absolute), or empty.
+    """
+
+    scale: Mapping[str, float] = field(default_factory=dict)
+    branches: Mapping[str, str] = field(default_factory=dict)
+    smear: Mapping[str, float] = field(default_factory=dict)
+    seed: int = 0
+    weight: ast.expr | None = None
+    weight_text: str = ""
+    files: tuple[str, ...] = ()
+
+    def read_branches(self, branch: str) -> str:
+        """The branch actually read for ``branch``."""
+        return self.branches.get(branch, branch)
+
+    def weight_names(self) -> list[str]:
+        """Event branches read by the weight expression."""
+        return [] if self.weight is None else names(self.weight)
+
+    def column(self, branch: str, get: Callable[[str], ak.Array]) -> ak.Array:
+        """Values of ``branch`` with this variation applied (``get`` reads a branch)."""
+        values = get(self.read_branches(branch))
+        if branch in self.scale:
+            values = values * self.scale[branch]
+        if branch in self.smear:
+            jagged = values.ndim > 1
+            flat = ak.to_numpy(ak.flatten(values, axis=1) if jagged else values)
+            rng = np.random.default_rng([self.seed, zlib.crc32(branch.encode())])
+            smeared = flat * (1.0 + self.smear[branch] * rng.standard_normal(len(flat))).astype(flat.dtype)
+            values = ak.unflatten(smeared, ak.num(values, axis=1)) if jagged else ak.Array(smeared)
+        return values
+
+
+@dataclass(frozen=True)
+class SystematicDef:
+    """One entry of ``systematics:`` (its name is the pyhf parameter name).
+
+    Attributes:
+        name: modifier / parameter name.
+        type: ``lumi``, ``normsys``, ``histosys`` or ``staterror``.
+        samples: samples it applies to.
+        sigma: relative luminosity uncertainty (``lumi``).
+        hi, lo: normalisation factors at +-1 sigma (``normsys``).
+        up, down: variations (``histosys``; ``down`` may be ``None``).
+    """
+
+    name: str
+    type: str
+    samples: tuple[str, ...]
+    sigma: float | None = None
+    hi: float | None = None
+    lo: float | None = None
+    up: Variation | None = None
+    down: Variation | None = None
+
+
+def _variation(spec: Any, where: str, base: Path) -> Variation:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(
+            f"{where}: a variation is a mapping with scale, branches, weight, files or smear, got {spec!r}"
+        )
+    unknown = set(spec) - {"scale", "branches", "smear", "seed", "weight", "files"}
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}"
+            f"{closest(sorted(unknown)[0], ['scale', 'branches', 'smear', 'seed', 'weight', 'files'])}"
+        )
+    weight = spec.get("weight")
+    files = tuple(str(base / f) for f in spec.get("files") or ())
+    return Variation(
+        scale={k: float(v) for k, v in dict(spec.get("scale") or {}).items()},
+        branches={k: str(v) for k, v in dict(spec.get("branches") or {}).items()},
+        smear={k: float(v) for k, v in dict(spec.get("smear") or {}).items()},
+        seed=int(spec.get("seed", 0)),
+        weight=None if weight is None else parse(weight, f"{where} weight"),
+        weight_text="" if weight is None else str(weight),
+        files=files,
+    )
+
+
+def parse_systematics(config: Mapping[str, Mapping[str, Any]], samples: list[str], base: Path) -> list[SystematicDef]:
+    """Parse ``systematics:`` (``samples`` defaults to all samples)."""
+    out = []
+    for name, spec in (config or {}).items():
+        where = f"systematic {name!r}"
+        kind = spec.get("type")
+        if kind not in TYPES:
+            raise ConfigError(f"{where}: type {kind!r} is not one of {', '.join(TYPES)}{closest(str(kind), TYPES, 1)}")
+        chosen = tuple(spec.get("samples") or samples)
+        for s in chosen:
+            if s not in samples:
+                raise ConfigError(f"{where}: unknown sample {s!r}{closest(s, samples)}")
+        kwargs: dict[str, Any] = {}
+        if kind == "lumi":
+            kwargs["sigma"] = float(spec["sigma"])
+        elif kind == "normsys":
+            kwargs["hi"], kwargs["lo"] = float(spec["hi"]), float(spec["lo"])
+        elif kind == "histosys":
+            if "up" not in spec:
+                raise ConfigError(f"{where}: a histosys needs 'up' (and optionally 'down')")
+            kwargs["up"] = _variation(spec["up"], f"{where} up", base)
+            if spec.get("down") is not None:
+                kwargs["down"] = _variation(spec["down"], f"{where} down", base)
+        out.append(SystematicDef(name=name, type=kind, samples=chosen, **kwargs))
+    return out
+
+
+def variation_key(sample: str, systematic: str, direction: str) -> str:
+    """Histogram key of a variation (nominal histograms use the sample name).
+
+    Example:
+        >>> variation_key("ttbar", "jes", "up")
+        'ttbar/jes/up'
+    """
+    return f"{sample}/{systematic}/{direction}"
+
+
+def _floored(h: Histogram, background: bool) -> tuple[Any, Any]:
+    """Yields floored at ``BKG_YIELD_FLOOR`` (background) or 0 (signal: negative generator weights), and sumw2."""
+    counts = jnp.asarray(h.counts)
+    return jnp.maximum(counts, BKG_YIELD_FLOOR if background else 0.0), jnp.asarray(h.sumw2)
+
+
+def build_spec(
+    histograms: Mapping[str, Mapping[str, Histogram]],
+    *,
+    roles: Mapping[str, str],
+    systematics: list[SystematicDef],
+    poi: str,
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
+    fixed: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The pyhf-like spec ``{"channels": [...], "parameters": [...]}`` of region histograms.
+
+    Args:
+        histograms: region -> sample (or :func:`variation_key`) -> histogram (events).
+        roles: sample -> ``"signal"`` or ``"background"`` (signal gets normfactor ``poi``).
+        systematics: modifiers to add.
+        poi: name of the parameter of interest.
+        parameters: measurement parameter settings, name -> ``{bounds, inits, auxdata, sigmas, fixed}``.
+        fixed: parameters held fixed.
+
+    Background yields are floored at ``BKG_YIELD_FLOOR`` and ``sumw2`` at
+    ``BKG_SUMW2_FLOOR`` (staterror), as in :func:`diffhep.likelihood.make_spec`;
+    signal yields (negative where negative generator weights dominate a bin)
+    at 0.
+    """
+    channels = []
+    for region, hists in histograms.items():
+        samples = []
+        for sample, role in roles.items():
+            background = role != "signal"
+            counts, sumw2 = _floored(hists[sample], background)
+            mods: list[dict[str, Any]] = []
+            if not background:
+                mods.append({"name": poi, "type": "normfactor", "data": None})
+            for syst in systematics:
+                if sample not in syst.samples:
+                    continue
+                if syst.type == "lumi":
+                    mods.append({"name": syst.name, "type": "lumi", "data": None})
+                elif syst.type == "normsys":
+                    mods.append({"name": syst.name, "type": "normsys", "data": {"hi": syst.hi, "lo": syst.lo}})
+                elif syst.type == "staterror":
+                    sigma = jnp.sqrt(jnp.maximum(sumw2, BKG_SUMW2_FLOOR))
+                    mods.append({"name": f"{syst.name}_{region}", "type": "staterror", "data": sigma})
+                else:
+                    up = _floored(hists[variation_key(sample, syst.name, "up")], background)[0]
+                    down_key = variation_key(sample, syst.name, "down")
+                    if down_key in hists:
+                        down = _floored(hists[down_key], background)[0]
+                    else:
+                        down = jnp.maximum(2.0 * jnp.asarray(hists[sample].counts) - up, 0.0)
+                    mods.append({"name": syst.name, "type": "histosys", "data": {"hi_data": up, "lo_data": down}})
+            samples.append({"name": sample, "data": counts, "modifiers": mods})
+        channels.append({"name": region, "samples": samples})
+    settings: dict[str, dict[str, Any]] = {}
+    for syst in systematics:
+        if syst.type == "lumi":
+            settings[syst.name] = {
+                "auxdata": [1.0],
+                "sigmas": [syst.sigma],
+                "inits": [1.0],
+                "bounds": [[max(1.0 - 5.0 * syst.sigma, 0.0), 1.0 + 5.0 * syst.sigma]],
+            }
+    for name, values in (parameters or {}).items():
+        settings.setdefault(name, {}).update(values)
+    for name in fixed:
+        settings.setdefault(name, {})["fixed"] = True
+    return {"channels": channels, "parameters": [{"name": k, **v} for k, v in settings.items()]}
+
+
+def workspace(spec: Mapping[str, Any], *, poi: str, name: str) -> dict[str, Any]:
+    """A plain-JSON pyhf workspace of ``spec`` with Asimov observations at ``poi = 1``, validated by pyhf."""
+    import pyhf
+
+    plain = to_pyhf(dict(spec))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="jsonschema.RefResolver", category=DeprecationWarning)
+        model = pyhf.Model({"channels": plain["channels"], "parameters": plain["parameters"]}, poi_name=poi)
+        pars = np.asarray(model.config.suggested_init(), dtype=float)
+        pars[model.config.poi_index] = 1.0
+        expected = np.asarray(model.expected_actualdata(pars), dtype=float)
+        observations = []
+        for channel in model.config.channels:
+            part = expected[model.config.channel_slices[channel]]
+            observations.append({"name": channel, "data": [float(x) for x in part]})
+        ws = {
+            "channels": plain["channels"],
+            "observations": observations,
+            "measurements": [{"name": name, "config": {"poi": poi, "parameters": plain["parameters"]}}],
+            "version": "1.0.0",
+        }
+        pyhf.Workspace(ws)
+    return ws

@@ -1,0 +1,262 @@
+"""The end-to-end optimisation job of any :class:`~diffhep.engine.protocol.Analysis`.
+
+load -> optimise (checkpointed) -> evaluate with hard cuts and pyhf -> scan
+around the optimum -> write ``results.json``, ``workspace.json``,
+``histograms.root``, the figures and ``report.md``, each atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import OrderedDict
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffhep.engine.protocol import Analysis, Histograms
+from diffhep.optimize.run import OptimizationResult, is_chunked, run_optimization
+from diffhep.optimize.scan import ScanResult, compare_with_scan, workspace_significance
+from diffhep.optimize.settings import OptimizerSettings
+from diffhep.outputs import write_json, write_text
+from diffhep.report import plot_cutflow, plot_history, plot_landscape, plot_region, render_report
+from diffhep.report import write_histograms
+
+__all__ = ["Evaluation", "evaluate", "build_results", "write_outputs", "run_job"]
+
+#: id(analysis) -> (analysis, jitted objective); the analysis is kept so its id is not reused.
+_OBJECTIVES: OrderedDict[int, tuple[Analysis, Any]] = OrderedDict()
+
+
+class Evaluation(NamedTuple):
+    """An analysis evaluated at fixed cut values.
+
+    Attributes:
+        cuts: cut name -> value.
+        hard: region -> sample -> hard-cut ``Histogram`` (NumPy).
+        workspace: the pyhf workspace of ``hard`` (validated by pyhf).
+        hard_significance: pyhf Z0 of ``workspace`` (Asimov, ``q0``, NumPy backend).
+        soft_significance: ``analysis.objective`` at ``slope_scale``.
+        slope_scale: the slope multiplier of the soft objective.
+        cutflow: ``analysis.cutflow`` at ``cuts``.
+    """
+
+    cuts: dict[str, float]
+    hard: Histograms
+    workspace: dict
+    hard_significance: float
+    soft_significance: float
+    slope_scale: float
+    cutflow: dict[str, list[dict[str, float]]]
+
+
+def _jitted_objective(analysis: Analysis) -> Any:
+    """``jax.jit(analysis.objective)``, compiled once per analysis object."""
+    if id(analysis) not in _OBJECTIVES:
+        _OBJECTIVES[id(analysis)] = (analysis, jax.jit(analysis.objective))
+        if len(_OBJECTIVES) > 8:
+            _OBJECTIVES.popitem(last=False)
+    return _OBJECTIVES[id(analysis)][1]
+
+
+def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_scale: float = 1.0) -> Evaluation:
+    """Hard histograms, workspace, pyhf significance, soft objective and cutflow at ``cuts``."""
+    cuts = {k: float(v) for k, v in cuts.items()}
+    hard = analysis.hard_histograms(cuts)
+    ws = analysis.workspace(hard)
+    dtype = jnp.result_type(float)
+    if is_chunked(analysis):  # chunk by chunk: a number, not a traceable function
+        soft = analysis.objective(cuts, data, slope_scale)
+    else:
+        soft = _jitted_objective(analysis)(
+            {k: jnp.asarray(v, dtype=dtype) for k, v in cuts.items()}, data, jnp.asarray(slope_scale, dtype=dtype)
+        )
+    return Evaluation(
+        cuts=cuts, hard=hard, workspace=ws, hard_significance=workspace_significance(ws),
+        soft_significance=float(soft), slope_scale=float(slope_scale), cutflow=analysis.cutflow(cuts, data),
+    )
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for package in ("diffhep", "jax", "pyhf", "optax", "awkward"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def _finite(obj: Any) -> Any:
+    """JSON-ready copy: NumPy numbers to Python, non-finite floats to ``None``."""
+    if isinstance(obj, Mapping):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        return _finite(np.asarray(obj).tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _nominal(samples: Mapping[str, Any]) -> dict[str, Any]:
+    """The samples of a region without systematic variations (keys ``sample/systematic/up``)."""
+    return {s: h for s, h in samples.items() if "/" not in s}
+
+
+def _yields(hists: Histograms) -> dict[str, dict[str, float]]:
+    return {r: {s: float(np.sum(h.counts)) for s, h in _nominal(samples).items()} for r, samples in hists.items()}
+
+
+def build_results(
+    analysis: Analysis,
+    settings: OptimizerSettings,
+    opt: OptimizationResult,
+    before: Evaluation,
+    after: Evaluation,
+    scan: ScanResult,
+    *,
+    config_hash: str,
+) -> dict[str, Any]:
+    """The ``results.json`` dictionary (JSON-ready; non-finite numbers are ``null``)."""
+    return _finite({
+        "analysis": analysis.name,
+        "config_hash": config_hash,
+        "versions": _versions(),
+        "seed": settings.seed,
+        "settings": settings.to_dict(),
+        "parameters": {p.name: {"unit": p.unit, "low": p.low, "high": p.high, "slope": p.slope,
+                                "init": p.init, "description": p.description} for p in analysis.parameters},
+        # In the config's order (JAX returns dicts sorted by key).
+        "initial": {p.name: opt.initial[p.name] for p in analysis.parameters},
+        "final": {p.name: opt.values[p.name] for p in analysis.parameters},
+        "steps": opt.steps,
+        "resumed_from": opt.resumed_from,
+        "stopped": opt.stopped,
+        "stop_reason": opt.stopped or f"completed all {settings.steps} steps",
+        "history": opt.history,
+        "significance": {
+            "soft": {"before": before.soft_significance, "after": after.soft_significance,
+                     "slope_scale": after.slope_scale},
+            "hard_pyhf": {"before": before.hard_significance, "after": after.hard_significance},
+        },
+        "yields": {"before": _yields(before.hard), "after": _yields(after.hard)},
+        "scan": scan.to_dict(),
+    })
+
+
+def write_outputs(
+    output: str | Path,
+    analysis: Analysis,
+    results: dict[str, Any],
+    before: Evaluation,
+    after: Evaluation,
+) -> dict[str, str]:
+    """Write every output file into ``output`` (each atomically) and return label -> relative path.
+
+    ``results["files"]`` is set to that mapping; ``results.json`` is written
+    last, so its presence means the outputs are complete.
+    """
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    units = {p.name: p.unit for p in analysis.parameters}
+    files: dict[str, str] = {}
+    _check_workspace(after.workspace)
+    write_json(output / "workspace.json", after.workspace)
+    files["pyhf workspace at the optimised cuts"] = "workspace.json"
+    write_histograms(output / "histograms.root", {"initial": before.hard, "optimised": after.hard},
+                     analysis.edges, analysis.observables)
+    files["hard-cut histograms (TH1D per stage/region/sample)"] = "histograms.root"
+    plot_history(output / "history.png", results["history"], units)
+    files["objective and cuts per step"] = "history.png"
+    for region in after.hard:
+        signal = [s for s in analysis.signal if s in after.hard[region]]
+        plot_region(
+            output / f"region_{region}.png", region, analysis.observables[region], analysis.edges[region],
+            {s: h.counts for s, h in _nominal(before.hard[region]).items()},
+            {s: h.counts for s, h in _nominal(after.hard[region]).items()},
+            signal=signal, z_before=before.hard_significance, z_after=after.hard_significance,
+        )
+        files[f"region {region}"] = f"region_{region}.png"
+    plot_cutflow(output / "cutflow.png", before.cutflow, after.cutflow)
+    files["cutflow"] = "cutflow.png"
+    if plot_landscape(output / "landscape.png", results["scan"], units) is not None:
+        files["significance landscape near the optimum"] = "landscape.png"
+    files["checkpoints of the optimisation"] = "checkpoints/"
+    files["this report"] = "report.md"
+    files["all numbers"] = "results.json"
+    results["files"] = files
+    write_text(output / "report.md", render_report(results, files))
+    write_json(output / "results.json", results)
+    return files
+
+
+def _check_workspace(ws: dict) -> None:
+    import warnings
+
+    import pyhf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="jsonschema.RefResolver", category=DeprecationWarning)
+        pyhf.Workspace(ws)
+
+
+def run_job(
+    analysis: Analysis,
+    settings: OptimizerSettings,
+    output: str | Path,
+    *,
+    config_hash: str,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Load, optimise, evaluate, scan and write; return the ``results.json`` dictionary.
+
+    An analysis evaluated chunk by chunk (a :class:`~diffhep.engine.chunked.ChunkedAnalysis`,
+    ``execution.mode`` streaming or dask) runs every stage chunk by chunk: the
+    optimisation steps, the hard-cut histograms and cutflows before and after,
+    and the scan around the optimum (one pass over the chunks per point).
+
+    Args:
+        analysis: the analysis to optimise.
+        settings: the optimiser settings (``OptimizerSettings.from_config(config["optimizer"])``).
+        output: the output folder (created); checkpoints go to ``output/checkpoints``.
+        config_hash: a hash of the config, stored in the results.
+        resume: continue from the latest checkpoint in ``output/checkpoints``.
+        progress: progress bar and a line per stage on stderr.
+    """
+    output = Path(output)
+
+    def log(msg: str) -> None:
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    if is_chunked(analysis):
+        log(f"{analysis.name}: planning chunks and normalisations ({analysis.settings.describe()}) ...")
+    else:
+        log(f"{analysis.name}: loading samples ...")
+    data = analysis.load()
+    initial = {p.name: float(p.init) for p in analysis.parameters}
+    log("evaluating the initial cuts (hard cuts, pyhf) ...")
+    before = evaluate(analysis, data, initial, slope_scale=settings.slope_end)
+    log(f"optimising {len(initial)} cuts for up to {settings.steps} steps ({settings.name}) ...")
+    opt = run_optimization(analysis, data, settings, output=output, resume=resume, progress=progress)
+    if opt.stopped:
+        log(f"note: {opt.stopped}")
+    log("evaluating the optimised cuts (hard cuts, pyhf) ...")
+    after = evaluate(analysis, data, opt.values, slope_scale=settings.slope_end)
+    log(f"scanning around the optimum ({settings.scan.points} points per cut) ...")
+    scan = compare_with_scan(analysis, opt.values, settings, optimum_significance=after.hard_significance)
+    results = build_results(analysis, settings, opt, before, after, scan, config_hash=config_hash)
+    write_outputs(output, analysis, results, before, after)
+    log(f"wrote {output}")
+    return results

@@ -1,0 +1,80 @@
+"""``diffhep bench agc`` at a tiny size: the JSON (AGC metrics per measurement) and the Markdown agree.
+
+Uses ``tests/configs/bench_tiny.yaml`` (one region, quick to compile) and a
+Dask LocalCluster of two threads (``--dask-threads``): worker processes would
+each compile the step again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffhep.cli import main
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "bench_tiny.yaml"
+EVENTS = 3000
+MEASUREMENTS = ["hard_forward", "hard_forward_plain", "step_memory", "step_streaming", "step_streaming_cached",
+                "step_dask"]
+
+
+def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeypatch, no_persistent_cache):
+    pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    fits = iter([("memory", "auto: in memory"), ("streaming", "auto: streaming (estimated 9 GB, 1 GB available)")])
+    monkeypatch.setattr("diffhep.execute.settings.choose_mode", lambda *a: next(fits))  # the 2nd size "does not fit"
+    argv = ["bench", "agc", "--config", str(CONFIG), "--events", "3e3", "2e3", "--chunk-size", "1000",
+            "--repeat", "1", "--dask-threads", "--workdir", str(tmp_path / "data"), "--output", str(out), "--quiet"]
+    assert main(argv) == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert report["settings"]["events"] == [EVENTS, 2000] and report["repeat"] == 1
+    assert report["machine"]["cpu_count"] >= 1 and len(report["machine"]["load_average"]) == 3
+    size, large = report["results"]
+    assert size["events"] == EVENTS and size["skipped"] == {}
+    # a size that does not fit in memory: the forward pass streams, the in-memory step is skipped with the reason
+    assert [m["measurement"] for m in large["measurements"]] == [m for m in MEASUREMENTS if m != "step_memory"]
+    assert large["measurements"][0]["executor"] == "streaming" and large["measurements"][0]["chunksize"] == 1000
+    assert large["skipped"] == {"step_memory": "does not fit in memory (estimated 9 GB, 1 GB available)"}
+    assert [m["measurement"] for m in size["measurements"]] == MEASUREMENTS
+    for m in size["measurements"]:
+        assert m["entries"] == EVENTS and m["walltime"] > 0 and len(m["walltimes"]) == 1
+        assert m["event_rate_khz"] == pytest.approx(EVENTS / m["walltime"] / 1e3)
+        assert m["event_rate_per_worker_khz"] == pytest.approx(m["event_rate_khz"] / m["num_workers"])
+        assert m["peak_rss_bytes"] > 0 and m["bytesread"] >= 0 and m["device"]["platform"]
+    by_name = {m["measurement"]: m for m in size["measurements"]}
+    assert by_name["hard_forward"]["bytesread"] > 0 and by_name["hard_forward_plain"]["bytesread"] > 0
+    assert by_name["step_streaming"]["chunksize"] == 1000 and by_name["step_streaming"]["chunks"] >= 3
+    assert by_name["step_dask"]["num_workers"] == 2 and by_name["step_memory"]["load_walltime"] > 0
+    plain = by_name["hard_forward_plain"]["event_rate_khz"]
+    assert set(size["ratios_to_plain"]) == set(MEASUREMENTS) - {"hard_forward_plain"}
+    for name, ratio in size["ratios_to_plain"].items():
+        assert ratio == pytest.approx(by_name[name]["event_rate_khz"] / plain)
+    table = (out / "bench.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith(f"| {EVENTS} |")]
+    assert [r.split("|")[2].strip() for r in rows] == MEASUREMENTS
+    assert "- 2000 events: step_memory not measured: does not fit in memory" in table
+    assert table in capsys.readouterr().out
+
+
+def test_plain_baseline_does_not_depend_on_the_chunk_size(tmp_path):
+    from diffhep.bench import agc as bench_agc
+    from diffhep.config import load_config
+
+    config = load_config(bench_agc.prepare_config(CONFIG, 2500, tmp_path)).data
+    cuts = {k: float(p["init"]) for k, p in config["parameters"].items()}
+    whole = bench_agc._plain(config, cuts, 10**9)[0]()
+    chunked = bench_agc._plain(config, cuts, 700)[0]()
+    assert whole.keys() == chunked.keys() and sum(h.sum() for h in whole.values()) > 0
+    for key, h in whole.items():
+        np.testing.assert_allclose(chunked[key], h, rtol=1e-12, atol=0)
+
+
+def test_bench_agc_bad_options_are_one_line(tmp_path, capsys):
+    assert main(["bench", "agc", "--events", "lots", "--output", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --events 'lots'") and "\n" not in err
+    assert main(["bench", "agc", "--scheduler", "nowhere", "--output", str(tmp_path)]) == 1
+    assert "not a Dask scheduler address" in capsys.readouterr().err

@@ -1,0 +1,231 @@
+"""The optimisation job on a toy analysis: settings, resume, non-finite stop, early stopping, scan, outputs.
+
+Every run uses the same optimiser settings (only steps, checkpoints and early
+stopping differ, which the compiled step does not depend on), so the step is
+compiled once for the whole module.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+
+import jax.numpy as jnp
+import numpy as np
+import pyhf
+import pytest
+import uproot
+from toy_analysis import ToyAnalysis
+
+from diffhep.config.parameters import CutParameter
+from diffhep.errors import ConfigError
+from diffhep.optimize import (
+    EarlyStopping,
+    OptimizerSettings,
+    ScanSettings,
+    compare_with_scan,
+    run_optimization,
+)
+from diffhep.optimize.checkpoint import latest_checkpoint, load_checkpoint
+from diffhep.workflow import run_job
+
+CONFIG = {
+    "name": "adam",
+    "learning_rate": {"name": "cosine_decay_schedule", "init_value": 0.1, "decay_steps": 60, "alpha": 0.3},
+    "options": {"b1": 0.9},
+    "steps": 60,
+    "slope_schedule": {"start": 1.0, "end": 8.0},
+    "checkpoint_every": 20,
+    "seed": 3,
+    "scan": {"points": 5, "width": 0.25},
+}
+SETTINGS = OptimizerSettings.from_config(CONFIG)
+SHORT = replace(SETTINGS, steps=10, checkpoint_every=3)
+
+
+@pytest.fixture(scope="module")
+def toy() -> ToyAnalysis:
+    return ToyAnalysis(n_signal=20_000, n_background=40_000)
+
+
+@pytest.fixture(scope="module")
+def data(toy):
+    return toy.load()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(toy, data, tmp_path_factory):
+    return run_optimization(toy, data, SHORT, output=tmp_path_factory.mktemp("a"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def job(toy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("job")
+    return out, run_job(toy, SETTINGS, out, config_hash="cafe01", progress=False)
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+def test_settings_from_config_builds_optax_objects():
+    s = SETTINGS
+    assert (s.name, s.steps, s.checkpoint_every, s.seed) == ("adam", 60, 20, 3)
+    assert s.scan == ScanSettings(points=5, width=0.25) and s.early_stopping is None
+    assert float(s.learning_rate_schedule()(0)) == pytest.approx(0.1)
+    slope = s.slope_schedule()
+    assert float(slope(0)) == pytest.approx(1.0) and float(slope(59)) == pytest.approx(8.0, rel=1e-5)
+    assert float(slope(30)) == pytest.approx(8.0 ** (30 / 59), rel=1e-5)  # geometric
+    stop = OptimizerSettings.from_config({"early_stopping": {"patience": 4}})
+    assert stop.early_stopping == EarlyStopping(patience=4, min_delta=0.0)
+    assert OptimizerSettings.from_config({"name": "sgd", "learning_rate": 0.01}).to_dict()["name"] == "sgd"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"name": "adamm"}, "optax has no 'adamm' (closest: adam"),
+        ({"options": {"beta1": 0.9}}, "optimizer (adam): "),
+        ({"learning_rate": {"name": "cosine_decay_schedul", "init_value": 0.1}}, "closest: cosine_decay_schedule"),
+        ({"learning_rate": {"name": "cosine_decay_schedule", "init": 0.1}}, "optimizer.learning_rate (cosine"),
+        ({"stepz": 3}, "unknown key 'stepz' (closest: steps"),
+        ({"steps": 0}, "optimizer.steps: expected an integer >= 1"),
+        ({"slope_schedule": {"start": 0.0, "end": 4.0}}, "slope_schedule.start: must be > 0"),
+        ({"early_stopping": {"min_delta": 0.1}}, "needs 'patience'"),
+        ({"scan": {"points": 5, "width": 2.0}}, "optimizer.scan.width"),
+    ],
+)
+def test_settings_errors_are_one_line(config, message):
+    with pytest.raises(ConfigError) as err:
+        OptimizerSettings.from_config(config)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+# -- the loop -------------------------------------------------------------------------
+
+
+def test_resume_gives_the_uninterrupted_result_bit_for_bit(toy, data, uninterrupted, tmp_path):
+    assert uninterrupted.stopped is None and uninterrupted.steps == 10
+    first = run_optimization(toy, data, SHORT, output=tmp_path, progress=False, max_steps=6)
+    assert first.steps == 6 and "resume to continue" in first.stopped
+    folder = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folder.glob("step_*")) == ["step_000003.npz", "step_000006.npz"]
+    assert (folder / "latest").read_text().strip() == "step_000006.npz"
+
+    resumed = run_optimization(toy, data, SHORT, output=tmp_path, resume=True, progress=False)
+    assert resumed.resumed_from == 6 and resumed.stopped is None
+    assert resumed.history == uninterrupted.history  # every float identical
+    assert resumed.values == uninterrupted.values
+
+    # From an older checkpoint (the pointer gone, as after a crash while writing it).
+    for name in ("step_000006.npz", "step_000009.npz", "step_000010.npz", "latest"):
+        (folder / name).unlink()
+    again = run_optimization(toy, data, SHORT, output=tmp_path, resume=True, progress=False)
+    assert again.resumed_from == 3 and again.history == uninterrupted.history
+
+
+def test_non_finite_objective_stops_and_keeps_the_last_good_checkpoint(toy, data, uninterrupted, tmp_path):
+    # Slope scale 8**(i/9) reaches 3 at step 5: the toy's objective is NaN from there on.
+    bad = {**data, "nan_slope": jnp.asarray(3.0, dtype=data["nan_slope"].dtype)}
+    result = run_optimization(toy, bad, SHORT, output=tmp_path, progress=False)
+    assert result.stopped.startswith("stopped at step 5: non-finite objective")
+    assert "\n" not in result.stopped
+    assert np.isnan(result.history[-1]["objective"]) and len(result.history) == 6
+    assert result.steps == 4
+    assert result.values == {k: result.history[4][k] for k in result.values}  # last finite step's cuts
+    folder = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folder.glob("step_*")) == ["step_000003.npz", "step_000004.npz"]
+    assert latest_checkpoint(folder).name == "step_000004.npz" == result.checkpoint.name
+
+    # Once the cause is fixed, resuming from the kept state gives the uninterrupted run.
+    fixed = run_optimization(toy, data, SHORT, output=tmp_path, resume=True, progress=False)
+    assert fixed.resumed_from == 4 and fixed.history == uninterrupted.history
+
+
+def test_early_stopping(toy, data, tmp_path):
+    settings = replace(SHORT, early_stopping=EarlyStopping(patience=3, min_delta=100.0))
+    result = run_optimization(toy, data, settings, output=tmp_path, progress=False)
+    assert result.stopped.startswith("early stopping: the objective has not improved by 100 for 3 steps")
+    assert len(result.history) == 4 and result.steps == 4
+    ckpt = load_checkpoint(result.checkpoint, ["x_min", "y_max"], SHORT.build().init(
+        {"x_min": jnp.zeros((), jnp.result_type(float)), "y_max": jnp.zeros((), jnp.result_type(float))}), "adam")
+    assert ckpt.step == 4 and ckpt.history == result.history and ckpt.seed == 3
+
+
+def test_checkpoint_of_other_cuts_is_refused(toy, data, uninterrupted, tmp_path):
+    run_optimization(toy, data, SHORT, output=tmp_path, progress=False, max_steps=3)
+    with pytest.raises(ConfigError, match="is for cuts"):
+        load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"), ["x_min"], None, "adam")
+
+
+class _ThreeCuts(ToyAnalysis):
+    """The toy with a third cut that changes nothing: enough for the random search."""
+
+    def __init__(self, base: ToyAnalysis) -> None:
+        self.__dict__.update(base.__dict__)
+        self.parameters = (*base.parameters, CutParameter("z_dummy", init=0.5, low=0.0, high=1.0, slope=1.0))
+
+
+def test_random_search_for_more_than_two_cuts(toy):
+    settings = replace(SETTINGS, scan=ScanSettings(points=2, width=0.2))
+    cuts = {"x_min": 1.8, "y_max": 1.5, "z_dummy": 0.5}
+    scan = compare_with_scan(_ThreeCuts(toy), cuts, settings)
+    assert scan.kind == "random" and scan.points.shape == (4, 3)
+    assert np.all(np.abs(scan.points - np.array([1.8, 1.5, 0.5])) <= 0.1 * np.array([4.0, 4.5, 1.0]) + 1e-12)
+    again = compare_with_scan(_ThreeCuts(toy), cuts, settings)
+    np.testing.assert_array_equal(scan.points, again.points)  # seeded
+
+
+# -- the job --------------------------------------------------------------------------
+
+
+def test_job_improves_and_matches_brute_force(job):
+    _, results = job
+    z = results["significance"]
+    assert results["stop_reason"] == "completed all 60 steps"
+    assert results["history"][-1]["objective"] > results["history"][0]["objective"] + 1.0
+    assert z["soft"]["after"] > z["soft"]["before"]
+    assert z["hard_pyhf"]["after"] >= z["hard_pyhf"]["before"]
+    scan = results["scan"]
+    assert scan["kind"] == "grid" and len(scan["points"]) == 25
+    assert scan["optimum_significance"] == pytest.approx(z["hard_pyhf"]["after"])
+    # Brute force on the grid finds nothing clearly better than the optimiser.
+    assert scan["best_significance"] <= scan["optimum_significance"] * 1.03
+
+
+def test_job_writes_every_output(job, toy):
+    out, results = job
+    names = ["results.json", "workspace.json", "histograms.root", "history.png", "region_sr.png",
+             "region_cr.png", "cutflow.png", "landscape.png", "report.md", "checkpoints/latest"]
+    for name in names:
+        assert (out / name).is_file(), name
+    assert not [p for p in out.rglob(".*")]  # no temporary files left behind
+
+    stored = json.loads((out / "results.json").read_text())
+    assert stored == json.loads(json.dumps(results))
+    assert stored["config_hash"] == "cafe01" and stored["seed"] == 3
+    assert set(stored["versions"]) == {"diffhep", "jax", "pyhf", "optax", "awkward"}
+    assert {"step", "objective", "x_min", "y_max", "slope_scale", "grad_norm"} <= set(stored["history"][0])
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="jsonschema.RefResolver", category=DeprecationWarning)
+        ws = pyhf.Workspace(json.loads((out / "workspace.json").read_text()))
+    assert ws.model().config.poi_name == "mu" and set(ws.channels) == {"sr", "cr"}
+
+    hard = toy.hard_histograms(results["final"])
+    with uproot.open(out / "histograms.root") as f:
+        for region, samples in hard.items():
+            for sample, h in samples.items():
+                th1 = f[f"optimised/{region}/{sample}"]
+                assert th1.classname == "TH1D"
+                np.testing.assert_allclose(th1.values(), h.counts)
+                np.testing.assert_allclose(th1.variances(), h.sumw2)
+                np.testing.assert_allclose(th1.axis().edges(), toy.edges[region])
+
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    report = (out / "report.md").read_text()
+    for name in ["results.json", "workspace.json", "histograms.root", "history.png", "region_sr.png",
+                 "region_cr.png", "cutflow.png", "landscape.png", "x_min", "y_max", "pyhf"]:
+        assert name in report, name
