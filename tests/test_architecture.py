@@ -115,19 +115,19 @@ def test_every_package_is_placed():
     assert packages <= set(ALLOWED), f"add {sorted(packages - set(ALLOWED))} to ALLOWED in {__file__}"
 
 
-def test_imports_point_one_way():
+def _violations(graph: dict[str, dict[str, tuple[int, bool]]]) -> list[str]:
     wrong = []
-    for module, targets in _graph().items():
+    for module, targets in graph.items():
         for target, (line, _) in targets.items():
             a, b = _package(module), _package(target)
             if a != b and b not in ALLOWED[a]:
                 wrong.append(f"{module}:{line} imports {target} ({a or 'diffhep'} -> {b or 'diffhep'})")
-    assert not wrong, "imports against the architecture:\n" + "\n".join(wrong)
+    return wrong
 
 
-def test_no_import_cycles():
-    graph = {m: set(t) for m, t in _graph().items()}
-    cycles = []
+def _cycles(graph: dict[str, set[str]]) -> list[str]:
+    """Every cycle found by a depth-first search (a package ``__init__`` re-exporting its modules is none)."""
+    cycles: list[str] = []
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -147,14 +147,33 @@ def test_no_import_cycles():
     for node in sorted(graph):
         if node not in state:
             dfs(node)
-    # A package __init__ re-exporting its own modules is not a cycle.
-    cycles = [c for c in cycles if not _only_reexport(c)]
-    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+    return [c for c in cycles if not _only_reexport(c)]
 
 
 def _only_reexport(cycle: str) -> bool:
     nodes = cycle.split(" -> ")
     return any(b.startswith(a + ".") for a, b in zip(nodes, nodes[1:])) and len(set(nodes)) == 2
+
+
+def test_imports_point_one_way():
+    wrong = _violations(_graph())
+    assert not wrong, "imports against the architecture:\n" + "\n".join(wrong)
+
+
+def test_no_import_cycles():
+    cycles = _cycles({m: set(t) for m, t in _graph().items()})
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_checks_find_what_they_look_for():
+    """The checks above can fail: a back-edge and a cycle in a made-up graph are reported."""
+    assert _violations({"diffhep.infer.fit": {"diffhep.engine.configured": (3, False)}}) == [
+        "diffhep.infer.fit:3 imports diffhep.engine.configured (infer -> engine)"
+    ]
+    assert _violations({"diffhep.engine.configured": {"diffhep.infer.fit": (3, False)}}) == []
+    graph = {"diffhep.jagged.core": {"diffhep.jagged.reduce"}, "diffhep.jagged.reduce": {"diffhep.jagged.core"}}
+    assert _cycles(graph) == ["diffhep.jagged.core -> diffhep.jagged.reduce -> diffhep.jagged.core"]
+    assert _cycles({"diffhep.jagged": {"diffhep.jagged.core"}, "diffhep.jagged.core": {"diffhep.jagged"}}) == []
 
 
 def test_function_level_imports_of_other_packages_say_why():
@@ -168,3 +187,23 @@ def test_function_level_imports_of_other_packages_say_why():
                 if "# deferred:" not in text:
                     bad.append(f"{module}:{line} imports {target} inside a function without '# deferred: <why>'")
     assert not bad, "\n".join(bad)
+
+
+def test_every_package_docstring_maps_its_modules():
+    """Each package's ``__init__`` docstring names every one of its modules (the package map)."""
+    import re
+
+    missing = []
+    for init in sorted(SRC.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        for module in sorted(init.parent.glob("*.py")):
+            name = module.stem
+            if name.startswith("_"):
+                continue
+            if not re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", doc):
+                missing.append(f"{init.parent.name}/__init__.py does not mention module {name!r}")
+    top = ast.get_docstring(ast.parse((SRC / "__init__.py").read_text(encoding="utf-8"))) or ""
+    for package in sorted(p.parent.name for p in SRC.glob("*/__init__.py")):
+        if f"diffhep.{package}" not in top:
+            missing.append(f"diffhep/__init__.py does not mention package diffhep.{package}")
+    assert not missing, "\n".join(missing)
