@@ -82,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     for attempt in (1, 2):
         jax_p41 = awkward_p41(ak.to_backend(pt, "jax"), ak.to_backend(btag, "jax"), cuts, slopes, width)
         diff = np.abs(jax_p41 - ours)
-        print(f"Awkward JAX backend vs diffhep (run {attempt}): max |diff| {diff.max():.1e}, "
-              f"{int(np.sum(diff > 1e-9)):,} events differ, sum {jax_p41.sum():.6f} vs {ours.sum():.6f}")
+        print(
+            f"Awkward JAX backend vs diffhep (run {attempt}): max |diff| {diff.max():.1e}, "
+            f"{int(np.sum(diff > 1e-9)):,} events differ, sum {jax_p41.sum():.6f} vs {ours.sum():.6f}"
+        )
     return 0
 
 

@@ -177,8 +177,13 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     events, norms = {}, {}
     for name, path in files.items():
-        sample = Sample(name=name, files=(str(path),), xsec_pb=AGC_PROCESSES[name]["xsec_pb"], tree="Events",
-                        weight_branch="genWeight")
+        sample = Sample(
+            name=name,
+            files=(str(path),),
+            xsec_pb=AGC_PROCESSES[name]["xsec_pb"],
+            tree="Events",
+            weight_branch="genWeight",
+        )
         norms[name] = normalisation(sample, lumi)
         events[name] = load_sample(sample, ttbar.branches(FLAVOURS))
     read_s = time.perf_counter() - t0
@@ -195,8 +200,9 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     hard_cuts = {p.name: float(p.init) for p in ttbar.CUTS}
     timings: dict[str, Timing] = {}
 
-    diff = jax.jit(jax.value_and_grad(
-        lambda c, d: objective({k: ttbar.soft_histograms(v, c, slopes) for k, v in d.items()})))
+    diff = jax.jit(
+        jax.value_and_grad(lambda c, d: objective({k: ttbar.soft_histograms(v, c, slopes) for k, v in d.items()}))
+    )
     log("diffhep (first call compiles) ...")
     timings["diffhep"] = measure(lambda: diff(cuts, data), args.repeats)
     value, grad = diff(cuts, data)
@@ -208,7 +214,7 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     timings["diffhep_f32"] = measure(lambda: diff(cuts32, data32), args.repeats)
     value32, grad32 = diff(cuts32, data32)
     f32_diff = {"objective": rel_diff(value32, value), "grad": max(rel_diff(grad32[k], grad[k]) for k in grad)}
-    del data32
+    data32 = None  # free the float32 copy before the next measurements (the lambda above holds its cell)
     # XLA's buffer assignment of the compiled step: temporaries beside the inputs.
     memory = diff.lower(cuts, data).compile().memory_analysis()
     input_bytes = sum(x.nbytes for x in jax.tree.leaves(data))
@@ -227,8 +233,23 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     if args.awkward_max_events is not None and total > args.awkward_max_events:
         log("Awkward-JAX (eager): skipped (--awkward-max-events)")
         awk_error = f"skipped above {args.awkward_max_events:,} events (--awkward-max-events)"
-        return _result(total, n_jets, n_tri, read_s, prepare_s, float("nan"), timings, awk_error, memory,
-                       input_bytes, value, grad, np.nan, {k: np.nan for k in grad}, f32_diff)
+        return _result(
+            total,
+            n_jets,
+            n_tri,
+            read_s,
+            prepare_s,
+            float("nan"),
+            timings,
+            awk_error,
+            memory,
+            input_bytes,
+            value,
+            grad,
+            np.nan,
+            {k: np.nan for k in grad},
+            f32_diff,
+        )
     log("Awkward-JAX (eager) ...")
     t0 = time.perf_counter()
     awk = {k: AwkwardSample(ev, data[k]) for k, ev in events.items()}
@@ -243,12 +264,42 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
         log(f"Awkward-JAX failed: {awk_error}")
         a_value, a_grad = np.nan, {k: np.nan for k in grad}
 
-    return _result(total, n_jets, n_tri, read_s, prepare_s, to_backend_s, timings, awk_error, memory,
-                   input_bytes, value, grad, a_value, a_grad, f32_diff)
+    return _result(
+        total,
+        n_jets,
+        n_tri,
+        read_s,
+        prepare_s,
+        to_backend_s,
+        timings,
+        awk_error,
+        memory,
+        input_bytes,
+        value,
+        grad,
+        a_value,
+        a_grad,
+        f32_diff,
+    )
 
 
-def _result(total, n_jets, n_tri, read_s, prepare_s, to_backend_s, timings, awk_error, memory, input_bytes,
-            value, grad, a_value, a_grad, f32_diff) -> dict:
+def _result(
+    total,
+    n_jets,
+    n_tri,
+    read_s,
+    prepare_s,
+    to_backend_s,
+    timings,
+    awk_error,
+    memory,
+    input_bytes,
+    value,
+    grad,
+    a_value,
+    a_grad,
+    f32_diff,
+) -> dict:
     med = {k: t.median_s for k, t in timings.items()}
     return {
         "events": total,
@@ -292,22 +343,31 @@ def report(info: dict, results: list[dict], args: argparse.Namespace) -> str:
             f"to Awkward-JAX {r['awkward_to_jax_backend_s']:.1f} s",
             f"  diffhep (jit, value+grad)           {t['diffhep']['median_ms']:>10.1f} ms"
             f"  (first call {t['diffhep']['first_call_ms']:.0f} ms)",
-            (f"  Awkward-JAX (eager, value+grad)     {t['awkward_jax']['median_ms']:>10.1f} ms"
-             if "awkward_jax" in t else f"  Awkward-JAX (eager, value+grad)     FAILED: {r['awkward_jax_error']}"),
+            (
+                f"  Awkward-JAX (eager, value+grad)     {t['awkward_jax']['median_ms']:>10.1f} ms"
+                if "awkward_jax" in t
+                else f"  Awkward-JAX (eager, value+grad)     FAILED: {r['awkward_jax_error']}"
+            ),
             f"  diffhep float32 (jit, value+grad)   {t['diffhep_f32']['median_ms']:>10.1f} ms"
             f"  (objective {r['float32_rel_diff']['objective']:.1e}, gradient {r['float32_rel_diff']['grad']:.1e}"
             " relative to float64)",
             f"  hard cuts + hist fill (forward)     {t['hard']['median_ms']:>10.1f} ms",
-            (f"  ratio Awkward-JAX / diffhep:        {r['ratios']['awkward_jax_over_diffhep']:>10.1f} x"
-             if "awkward_jax" in t else "  ratio Awkward-JAX / diffhep:        n/a (baseline failed)"),
+            (
+                f"  ratio Awkward-JAX / diffhep:        {r['ratios']['awkward_jax_over_diffhep']:>10.1f} x"
+                if "awkward_jax" in t
+                else "  ratio Awkward-JAX / diffhep:        n/a (baseline failed)"
+            ),
             f"  ratio diffhep / hard forward:       {r['ratios']['diffhep_over_hard']:>10.2f} x"
             f"  (float32: {r['ratios']['diffhep_f32_over_hard']:.2f} x)",
             f"  memory: step temporaries {r['memory']['step_temp_bytes'] / 1e6:.0f} MB for "
             f"{r['memory']['input_bytes'] / 1e6:.0f} MB of inputs "
             f"({r['memory']['step_temp_bytes'] / r['memory']['input_bytes']:.1f} x; XLA buffer assignment)",
-            (f"  agreement: objective rel diff {a['objective_rel_diff']:.1e}, gradient max rel diff {worst:.1e}"
-             + ("" if a["objective_rel_diff"] < 1e-6 and worst < 1e-6 else "  <-- DISAGREE"))
-            if "awkward_jax" in t else "  agreement: n/a (no Awkward-JAX result)",
+            (
+                f"  agreement: objective rel diff {a['objective_rel_diff']:.1e}, gradient max rel diff {worst:.1e}"
+                + ("" if a["objective_rel_diff"] < 1e-6 and worst < 1e-6 else "  <-- DISAGREE")
+            )
+            if "awkward_jax" in t
+            else "  agreement: n/a (no Awkward-JAX result)",
         ]
     return "\n".join(lines)
 
@@ -318,8 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=REPO / "work" / "bench")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--awkward-max-events", type=int, default=None,
-                        help="skip the Awkward-JAX baseline above this many events (at 1e6 it needs more than 24 GB)")
+    parser.add_argument(
+        "--awkward-max-events",
+        type=int,
+        default=None,
+        help="skip the Awkward-JAX baseline above this many events (at 1e6 it needs more than 24 GB)",
+    )
     args = parser.parse_args(argv)
     ak.jax.register_and_check()
     info = machine()

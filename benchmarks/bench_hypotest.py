@@ -183,7 +183,13 @@ def bench_pyhf(backend: str, ws_dict: dict, repeats: int) -> dict:
     except Exception as err:  # report any failure of the backend instead of stopping
         return {"ok": False, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
     cls_obs, band = out
-    return {"ok": True, "timing": timing, "cls": float(cls_obs), "cls_exp": [float(x) for x in band], "prepare": prepare}
+    return {
+        "ok": True,
+        "timing": timing,
+        "cls": float(cls_obs),
+        "cls_exp": [float(x) for x in band],
+        "prepare": prepare,
+    }
 
 
 def bench_diffhep(ws_dict: dict, repeats: int) -> dict:
@@ -308,7 +314,10 @@ def report(info: dict, single: dict[str, dict], scan: dict, repeats: dict[str, i
             f"{'pyhf ' + backend + ' loop':<34}{'':>13}{total:>10.1f}{1e3 * r['per_point_s']:>14.1f}"
             f"{total / batched:>17.0f}{note}"
         )
-    rows = (("diffhep loop of single calls", scan["loop"]), (f"diffhep one call, vmap x{scan['chunk']}", scan["batched"]))
+    rows = (
+        ("diffhep loop of single calls", scan["loop"]),
+        (f"diffhep one call, vmap x{scan['chunk']}", scan["batched"]),
+    )
     for name, timing in rows:
         total = timing.median_s
         lines.append(

@@ -11,9 +11,12 @@ dy 30%, ttbar 20%, qcd 30%) it generates the ntuples once (cached under
 ``--workdir``), reads them, prepares the static structure and measures the
 median wall time, after warm-up and with ``block_until_ready``, of
 
-* **diffhep step**: the jitted :func:`diffhep.optimize.make_step` step with
-  ``optax.adam``: value and gradient of ``-soft_significance`` (soft weights ->
-  KDE histograms -> HistFactory likelihood -> profiled Z0) w.r.t. the three cuts;
+* **diffhep step**: one jitted optimiser step (:func:`make_step`, below) with
+  ``optax.adam`` on the unconstrained cut variables of
+  :mod:`diffhep.optimize.bounds`: value and gradient of
+  :func:`diffhep.examples.dimuon_fit.soft_significance` (soft weights -> KDE
+  histograms -> HistFactory likelihood -> profiled Z0, negated) w.r.t. the
+  three cuts, then the Adam update;
 * **diffhep soft+hist**: jitted value and gradient w.r.t. the cuts of
   ``sum_bins s / sqrt(b + sumw2_b + 1)`` on the soft KDE histograms;
 * **Awkward-JAX soft+hist**: the same number and gradient written with
@@ -37,7 +40,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -53,13 +56,13 @@ import optax  # noqa: E402
 from jax.scipy.special import ndtr  # noqa: E402
 
 import diffhep  # noqa: E402
+from diffhep.config.parameters import CutParameter  # noqa: E402
 from diffhep.examples import dimuon  # noqa: E402
-from diffhep.analysis.job import JobSettings, ensure_dataset  # noqa: E402
-from diffhep.optimize.bounds import to_unconstrained  # noqa: E402
 from diffhep.examples.dimuon_fit import Setup, soft_histograms, soft_significance  # noqa: E402
 from diffhep.histogram import Histogram, hard_hist  # noqa: E402
-from diffhep.io import PROCESSES, Sample, load_sample, normalisation  # noqa: E402
-from diffhep.optimize import make_step  # noqa: E402
+from diffhep.io import PROCESSES, Sample, generate_dataset, load_sample, normalisation  # noqa: E402
+from diffhep.io.generate import SCHEMA_VERSION  # noqa: E402
+from diffhep.optimize.bounds import from_unconstrained, to_unconstrained  # noqa: E402
 
 warnings.filterwarnings("ignore", message="The JAX backend is deprecated", category=DeprecationWarning)
 
@@ -69,6 +72,8 @@ FRACTIONS = {"signal": 0.2, "dy": 0.3, "ttbar": 0.2, "qcd": 0.3}
 #: Wall-clock budget for the measured repeats of the (slow) Awkward-JAX baseline, s.
 AWKWARD_BUDGET_S = 120.0
 SEED = 1
+#: Integrated luminosity, pb^-1 (10 fb^-1, as in the dimuon template).
+LUMI_PB = 10_000.0
 
 
 # ----------------------------------------------------------------------------
@@ -126,6 +131,29 @@ def measure(fn: Callable[[], Any], repeats: int, *, budget_s: float | None = Non
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def make_step(
+    loss_fn: Callable[[dict[str, jax.Array], Any], jax.Array],
+    params: Sequence[CutParameter],
+    optimizer: optax.GradientTransformation,
+) -> Callable:
+    """The jitted step ``(u, opt_state, data) -> (u, opt_state, loss, grad)``.
+
+    ``u`` are the unconstrained cut variables; the loss sees the cut values
+    ``from_unconstrained(params, u)``, inside their bounds by construction.
+    """
+
+    def loss_u(u: dict[str, jax.Array], data: Any) -> jax.Array:
+        return loss_fn(from_unconstrained(params, u), data)
+
+    @jax.jit
+    def step(u, opt_state, data):
+        loss, grad = jax.value_and_grad(loss_u)(u, data)
+        updates, opt_state = optimizer.update(grad, opt_state, u)
+        return optax.apply_updates(u, updates), opt_state, loss, grad
+
+    return step
 
 
 # ----------------------------------------------------------------------------
@@ -209,8 +237,9 @@ def awkward_kde(x: jax.Array, weights: jax.Array, edges: jax.Array, bandwidth: f
     """Weighted Gaussian-kernel histogram in plain ``jax.numpy`` (independent of diffhep's)."""
     cdf = ndtr((edges[None, :] - x[:, None]) / bandwidth)
     frac = cdf[:, 1:] - cdf[:, :-1]
-    return Histogram(counts=jnp.sum(weights[:, None] * frac, axis=0),
-                     sumw2=jnp.sum((weights * weights)[:, None] * frac, axis=0))
+    return Histogram(
+        counts=jnp.sum(weights[:, None] * frac, axis=0), sumw2=jnp.sum((weights * weights)[:, None] * frac, axis=0)
+    )
 
 
 def awkward_objective(cuts, inputs: Mapping[str, AwkwardInputs], slopes, setup: Setup) -> jax.Array:
@@ -231,6 +260,29 @@ def split_events(total: int) -> dict[str, int]:
     counts = {name: int(round(total * f)) for name, f in FRACTIONS.items()}
     counts["qcd"] += total - sum(counts.values())
     return counts
+
+
+def ensure_dataset(folder: Path, counts: Mapping[str, int], seed: int) -> dict[str, Path]:
+    """Generate the ntuples into ``folder`` with :func:`diffhep.io.generate_dataset`, or reuse them.
+
+    A ``manifest.json`` records the event counts, seed, diffhep version and
+    generator schema; the files are reused only when all of them match and
+    every file exists.
+    """
+    key = {"n": dict(counts), "seed": seed, "diffhep": diffhep.__version__, "schema": SCHEMA_VERSION}
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        stored = json.loads(manifest.read_text())
+        paths = {name: Path(p) for name, p in stored.get("files", {}).items()}
+        if stored.get("key") == key and set(paths) == set(counts) and all(p.exists() for p in paths.values()):
+            log(f"reusing generated data in {folder}")
+            return paths
+    log(f"generating {sum(counts.values()):,} events into {folder} ...")
+    t0 = time.perf_counter()
+    paths = generate_dataset(folder, n_events=dict(counts), seed=seed)
+    manifest.write_text(json.dumps({"key": key, "files": {name: str(p) for name, p in paths.items()}}, indent=2))
+    log(f"  done in {time.perf_counter() - t0:.1f} s")
+    return {name: Path(p) for name, p in paths.items()}
 
 
 class Prepared(NamedTuple):
@@ -277,15 +329,14 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     hard_cuts = {p.name: float(p.init) for p in params}
 
     log(f"\n=== {total:,} events ===")
-    prep = load(args.workdir, total, JobSettings().lumi_pb, max(1, min(3, args.repeats)))
+    prep = load(args.workdir, total, LUMI_PB, max(1, min(3, args.repeats)))
     data = prep.data
     n_muons = sum(d.muons.n_objects for d in data.values())
     n_jets = sum(d.jets.n_objects for d in data.values())
-    log(f"read {prep.read_s:.2f} s, prepare {prep.prepare.median_s:.2f} s "
-        f"({n_muons:,} muons, {n_jets:,} jets)")
+    log(f"read {prep.read_s:.2f} s, prepare {prep.prepare.median_s:.2f} s ({n_muons:,} muons, {n_jets:,} jets)")
     timings: dict[str, Timing] = {}
 
-    # diffhep step: exactly what optimize() runs per iteration.
+    # diffhep step: what the optimiser runs per iteration.
     optimizer = optax.adam(0.05)
     step = make_step(lambda cuts, d: -soft_significance(d, cuts, slopes, setup), params, optimizer)
     u = to_unconstrained(params, {p.name: p.init for p in params})
@@ -295,8 +346,9 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     _, _, step_loss, _ = step(u, opt_state, data)
 
     # diffhep soft cuts + KDE histograms, value and gradient w.r.t. the cuts.
-    soft_hist = jax.jit(jax.value_and_grad(
-        lambda cuts, d: hist_objective(soft_histograms(d, cuts, slopes, setup), setup.signal)))
+    soft_hist = jax.jit(
+        jax.value_and_grad(lambda cuts, d: hist_objective(soft_histograms(d, cuts, slopes, setup), setup.signal))
+    )
     log("diffhep soft+hist ...")
     timings["diffhep_soft_hist"] = measure(lambda: soft_hist(start, data), args.repeats)
     value_dh, grad_dh = soft_hist(start, data)
@@ -304,8 +356,9 @@ def bench_size(total: int, args: argparse.Namespace) -> dict:
     breakdown = {}
     if args.breakdown:
         # Where the step's time goes: weights only, and the step's forward pass.
-        weights_only = jax.jit(jax.value_and_grad(lambda cuts, d: sum(
-            jnp.sum(dimuon.soft_weights(x, cuts, slopes)) for x in d.values())))
+        weights_only = jax.jit(
+            jax.value_and_grad(lambda cuts, d: sum(jnp.sum(dimuon.soft_weights(x, cuts, slopes)) for x in d.values()))
+        )
         forward = jax.jit(lambda cuts, d: soft_significance(d, cuts, slopes, setup))
         log("diffhep breakdown: weights only, significance forward ...")
         breakdown["diffhep_weights_only"] = measure(lambda: weights_only(start, data), args.repeats)
@@ -444,14 +497,24 @@ def report(info: dict, results: list[dict], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000],
-                        help="total events per dataset, split over the processes (default: 1e5 1e6)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        help="total events per dataset, split over the processes (default: 1e5 1e6)",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="measured calls per timing (default: 7)")
-    parser.add_argument("--workdir", type=Path, default=REPO / "work" / "bench",
-                        help="where generated ntuples are cached (default: <repo>/work/bench, git-ignored)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=REPO / "work" / "bench",
+        help="where generated ntuples are cached (default: <repo>/work/bench, git-ignored)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers to this JSON file")
-    parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
-                        help="skip the extra diffhep stage timings")
+    parser.add_argument(
+        "--no-breakdown", dest="breakdown", action="store_false", help="skip the extra diffhep stage timings"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or any(n < 100 for n in args.events):
         parser.error("--repeats must be >= 1 and every --events value >= 100")
