@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -11,12 +14,15 @@ import numpy as np
 import optax
 import pytest
 import uproot
+from matplotlib.figure import Figure
 
 from diffhep.errors import ConfigError
 from diffhep.histogram import Histogram
 from diffhep.optimize.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from diffhep.outputs import atomic_write, save_figure, write_bytes, write_json, write_root, write_text
-from diffhep.report import plot_landscape, render_report, write_histograms
+from diffhep.report import (
+    plot_cutflow, plot_history, plot_landscape, plot_region, render_report, write_histograms,
+)
 
 
 def _leftovers(folder):
@@ -60,9 +66,9 @@ def test_a_failing_write_leaves_no_partial_file_and_keeps_the_previous_one(tmp_p
 
 def test_failing_figure_keeps_the_previous_png(tmp_path):
     import matplotlib.artist
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots()
+    fig = Figure()
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1])
     path = save_figure(tmp_path / "f.png", fig)
     before = path.read_bytes()
@@ -75,7 +81,6 @@ def test_failing_figure_keeps_the_previous_png(tmp_path):
     ax.add_artist(Boom())
     with pytest.raises(RuntimeError, match="drawing failed"):
         save_figure(path, fig)
-    plt.close(fig)
     assert path.read_bytes() == before and _leftovers(tmp_path) == []
 
 
@@ -98,10 +103,56 @@ def test_histograms_root_reads_back(tmp_path):
 def test_landscape_in_one_dimension_and_none_for_a_random_search(tmp_path):
     scan = {"kind": "grid", "parameters": ["cut"], "axes": {"cut": [1.0, 2.0, 3.0]},
             "significance": [1.0, 2.0, None], "optimum": {"cut": 2.0}, "best": {"cut": 2.0}}
-    path = plot_landscape(tmp_path / "landscape.png", scan, {"cut": "GeV"})
-    assert path.read_bytes()[:4] == b"\x89PNG"
+    fig = plot_landscape(tmp_path / "landscape.png", scan, {"cut": "GeV"})
+    assert isinstance(fig, Figure) and (tmp_path / "landscape.png").read_bytes()[:4] == b"\x89PNG"
     assert plot_landscape(tmp_path / "none.png", {**scan, "kind": "random"}, {"cut": "GeV"}) is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_importing_the_report_leaves_the_matplotlib_backend_alone():
+    code = textwrap.dedent("""
+        import matplotlib
+        before = matplotlib.get_backend()
+        import diffhep.report
+        import diffhep.report.plots
+        print(before, matplotlib.get_backend(), "matplotlib.pyplot" in __import__("sys").modules)
+    """)
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    before, after, _ = out.stdout.split()
+    assert before.lower() == "svg" and after == before, out.stdout
+
+
+def test_every_plot_returns_its_figure_and_writes_the_png_only_when_given_a_path(tmp_path):
+    edges = np.array([0.0, 1.0, 2.0, 4.0])
+    before = {"sig": np.array([1.0, 2.0, 1.0]), "bkg": np.array([10.0, 5.0, 2.0])}
+    after = {"sig": np.array([1.0, 1.5, 0.5]), "bkg": np.array([3.0, 1.0, 0.5])}
+    flow = {s: [{"step": "all", "soft": 10.0, "hard": 10.0}, {"step": "pt", "soft": 4.0, "hard": 3.0}]
+            for s in ("sig", "bkg")}
+    scan2 = {"kind": "grid", "parameters": ["a", "b"], "axes": {"a": [1.0, 2.0], "b": [0.0, 1.0, 2.0]},
+             "significance": [1.0, 2.0, 1.5, None, 2.5, 2.0], "optimum": {"a": 2.0, "b": 1.0},
+             "best": {"a": 2.0, "b": 1.0}}
+    history = [{"step": i, "objective": -float(i), "a": 1.0 + i, "b": 2.0, "slope_scale": 1.0 + i} for i in range(3)]
+    units = {"a": "GeV", "b": ""}
+    draws = {
+        "history": lambda p: plot_history(p, history, units),
+        "region": lambda p: plot_region(p, "sr", "x [GeV]", edges, before, after, signal=["sig"],
+                                        z_before=1.0, z_after=2.0),
+        "region_one_set_of_cuts": lambda p: plot_region(p, "sr", "x [GeV]", edges, None, after, signal=["sig"],
+                                                        z_after=2.0),
+        "cutflow": lambda p: plot_cutflow(p, flow, flow),
+        "cutflow_one_set_of_cuts": lambda p: plot_cutflow(p, None, flow),
+        "landscape": lambda p: plot_landscape(p, scan2, units),
+    }
+    for name, draw in draws.items():
+        fig = draw(tmp_path / f"{name}.png")
+        assert isinstance(fig, Figure), name
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert isinstance(draw(None), Figure), name
+    assert len(plot_region(None, "sr", "x", edges, before, after, signal=["sig"], z_before=1.0,
+                           z_after=2.0).axes) == 2
+    assert len(plot_region(None, "sr", "x", edges, None, after, signal=["sig"], z_after=2.0).axes) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.png" for n in draws)
 
 
 def test_report_links_every_file_and_tabulates_cuts():

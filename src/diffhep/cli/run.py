@@ -103,7 +103,9 @@ def _versions() -> dict[str, str]:
 
 def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], results: dict) -> dict[str, str]:
     """Every file (atomically; ``results.json`` last) -> label; sets ``results["files"]``."""
-    from diffhep.report import write_histograms  # deferred: JAX and pyhf load when the command runs, not for --help
+    import numpy as np
+
+    from diffhep.report import plot_cutflow, plot_region, write_histograms  # deferred: JAX and pyhf load when the command runs, not for --help
 
     files: dict[str, str] = {}
     output.mkdir(parents=True, exist_ok=True)
@@ -113,9 +115,12 @@ def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], resu
     write_histograms(output / "histograms.root", {"cuts": ev.hard}, analysis.edges, analysis.observables)
     files["hard-cut histograms (TH1D per region/sample)"] = "histograms.root"
     for region in ev.hard:
-        _plot_region(output / f"region_{region}.png", analysis, region, ev, samples)
+        counts = {s: np.asarray(ev.hard[region][s].counts) for s in samples}
+        plot_region(output / f"region_{region}.png", region, analysis.observables[region], analysis.edges[region],
+                    before=None, after=counts, signal=[s for s in analysis.signal if s in counts],
+                    z_after=ev.hard_significance)
         files[f"region {region}"] = f"region_{region}.png"
-    _plot_cutflow(output / "cutflow.png", ev.cutflow)
+    plot_cutflow(output / "cutflow.png", before=None, after=ev.cutflow)
     files["cutflow"] = "cutflow.png"
     files["all numbers"] = "results.json"
     results["files"] = files
@@ -132,40 +137,6 @@ def _check_workspace(ws: dict) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="jsonschema.RefResolver", category=DeprecationWarning)
         pyhf.Workspace(ws)
-
-
-def _plot_region(path: Path, analysis: Any, region: str, ev: Any, samples: list[str]) -> None:
-    """One stacked panel of the hard-cut histograms, in the report's style."""
-    import numpy as np
-
-    from diffhep.report.plots import _figure, _stack  # deferred: JAX and pyhf load when the command runs, not for --help
-
-    counts = {s: np.asarray(ev.hard[region][s].counts) for s in samples}
-    signal = [s for s in analysis.signal if s in counts]
-    with _figure(path) as (_, axes):
-        ax = axes[0, 0]
-        _stack(ax, np.asarray(analysis.edges[region], dtype=float), counts, signal,
-               f"{region}: hard cuts (total Z0 = {ev.hard_significance:.2f})")
-        ax.set_xlabel(analysis.observables[region])
-        ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
-
-
-def _plot_cutflow(path: Path, cutflow: Mapping[str, list[dict[str, Any]]]) -> None:
-    """Yield of every sample after each step: hard (lines) and soft (crosses)."""
-    import numpy as np
-
-    from diffhep.report.plots import _figure  # deferred: JAX and pyhf load when the command runs, not for --help
-
-    with _figure(path) as (_, axes):
-        ax, labels = axes[0, 0], []
-        for i, (sample, rows) in enumerate(cutflow.items()):
-            x, labels = np.arange(len(rows)), [r["step"] for r in rows]
-            ax.plot(x, [max(r["hard"], 1e-3) for r in rows], "o-", color=f"C{i}", label=sample)
-            ax.plot(x, [max(r["soft"], 1e-3) for r in rows], "x", color=f"C{i}", ms=10)
-        ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right", fontsize=14)
-        ax.set_yscale("log")
-        ax.set_ylabel("yield (events); x: soft")
-        ax.legend(fontsize=12)
 
 
 def report(analysis: Any, ev: Any, samples: list[str], results: dict) -> str:

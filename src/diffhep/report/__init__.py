@@ -1,9 +1,11 @@
 """Reports of an optimisation job: figures (mplhep style), ``report.md`` and ``histograms.root``.
 
 - :mod:`diffhep.report.plots` — ``history.png``, ``region_<name>.png``,
-  ``cutflow.png``, ``landscape.png``;
-- :func:`render_report` — the Markdown summary linking them;
-- :func:`write_histograms` — hard-cut histograms as ``TH1D`` with uproot.
+  ``cutflow.png``, ``landscape.png``: each ``plot_*`` returns its Matplotlib
+  ``Figure`` (built without pyplot; importing this package never changes the
+  Matplotlib backend) and writes it when given a path;
+- :mod:`diffhep.report.markdown` — :func:`render_report`, the Markdown summary linking them;
+- :mod:`diffhep.report.root` — :func:`write_histograms`, hard-cut histograms as ``TH1D`` with uproot.
 
 Every writer goes through :mod:`diffhep.outputs`, so each file appears whole or
 not at all. Inputs are plain numbers and dicts (this package does not import

@@ -1,8 +1,12 @@
-"""The job's figures, in mplhep's CMS style (Matplotlib Agg backend), saved atomically as PNG.
+"""The job's figures, in mplhep's CMS style, as Matplotlib ``Figure`` objects (saved atomically as PNG).
 
 Every function takes plain numbers (lists, arrays, dicts), so reports can be
-redrawn from ``results.json``; the style is applied in a context and never
-changes Matplotlib's global settings.
+redrawn from ``results.json``, and returns the :class:`matplotlib.figure.Figure`
+it drew; given a path, it also writes the figure there (atomically, through
+:func:`diffhep.outputs.save_figure`), and given ``None`` it only draws. The
+figures are built with the object-oriented API (no pyplot, no backend chosen or
+changed: importing this module leaves a notebook's backend alone), and the style
+is applied in a context and never changes Matplotlib's global settings.
 """
 
 from __future__ import annotations
@@ -12,14 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.style
+import mplhep
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep  # noqa: E402
-import numpy as np  # noqa: E402
-
-from diffhep.outputs import save_figure  # noqa: E402
+from diffhep.outputs import save_figure
 
 __all__ = ["plot_history", "plot_region", "plot_cutflow", "plot_landscape"]
 
@@ -28,33 +30,34 @@ DPI = 80
 
 @contextmanager
 def _figure(
-    path: str | Path, ncols: int = 1, nrows: int = 1, *, label: str = "Simulation"
-) -> Iterator[tuple[Any, Any]]:
-    """A figure in the CMS style, saved atomically to ``path`` and closed on exit."""
-    with plt.style.context(mplhep.style.CMS):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(8 * ncols, 6.5 * nrows), squeeze=False,
-                                 layout="constrained")
-        try:
-            yield fig, axes
-            for ax in axes.flat:
-                # A plain text label: mplhep.cms.text redraws the figure to place itself (1 s a panel).
-                ax.text(0.0, 1.01, f"diffhep {label}", transform=ax.transAxes, fontsize=16,
-                        fontstyle="italic", ha="left", va="bottom")
+    path: str | Path | None, ncols: int = 1, nrows: int = 1, *, label: str = "Simulation"
+) -> Iterator[tuple[Figure, np.ndarray]]:
+    """A ``Figure`` in the CMS style (axes as a 2-d array); on exit labelled and, given ``path``, saved atomically."""
+    with matplotlib.style.context(mplhep.style.CMS):
+        fig = Figure(figsize=(8 * ncols, 6.5 * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        yield fig, axes
+        for ax in axes.flat:
+            # A plain text label: mplhep.cms.text redraws the figure to place itself (1 s a panel).
+            ax.text(0.0, 1.01, f"diffhep {label}", transform=ax.transAxes, fontsize=16,
+                    fontstyle="italic", ha="left", va="bottom")
+        if path is not None:
             save_figure(path, fig, dpi=DPI)
-        finally:
-            plt.close(fig)
 
 
-def plot_history(path: str | Path, history: Sequence[Mapping[str, float]], units: Mapping[str, str]) -> Path:
+def plot_history(path: str | Path | None, history: Sequence[Mapping[str, float]], units: Mapping[str, str]) -> Figure:
     """Objective and every cut value against the optimiser step (``history.png``).
 
     Args:
-        path: PNG to write.
+        path: PNG to write, or ``None`` to only draw.
         history: per step ``{"step", "objective", <cut>: value, "slope_scale", ...}``.
         units: cut name -> unit (the panels, in order).
+
+    Returns:
+        The figure.
     """
     steps = np.array([h["step"] for h in history], dtype=float)
-    with _figure(path, ncols=1 + len(units)) as (_, axes):
+    with _figure(path, ncols=1 + len(units)) as (fig, axes):
         ax = axes[0, 0]
         ax.plot(steps, [h["objective"] for h in history], color="k", label="objective")
         ax.set_xlabel("step")
@@ -67,7 +70,7 @@ def plot_history(path: str | Path, history: Sequence[Mapping[str, float]], units
             ax.plot(steps, [h[name] for h in history], color="tab:blue")
             ax.set_xlabel("step")
             ax.set_ylabel(f"{name} [{unit}]" if unit else name)
-    return Path(path)
+    return fig
 
 
 def _stack(ax: Any, edges: np.ndarray, counts: Mapping[str, np.ndarray], signal: Sequence[str], title: str) -> None:
@@ -86,73 +89,94 @@ def _stack(ax: Any, edges: np.ndarray, counts: Mapping[str, np.ndarray], signal:
 
 
 def plot_region(
-    path: str | Path,
+    path: str | Path | None,
     region: str,
     observable: str,
     edges: np.ndarray,
-    before: Mapping[str, np.ndarray],
+    before: Mapping[str, np.ndarray] | None,
     after: Mapping[str, np.ndarray],
     *,
     signal: Sequence[str],
-    z_before: float,
+    z_before: float | None = None,
     z_after: float,
-) -> Path:
+) -> Figure:
     """Stacked hard-cut histograms of a region at the initial and the optimised cuts (``region_<name>.png``).
 
+    With ``before=None``, one panel at one set of cuts (``after``): the figure of ``diffhep run``.
+
     Args:
-        before, after: sample -> ``Float[ndarray, "bins"]`` counts (events).
+        path: PNG to write, or ``None`` to only draw.
+        before, after: sample -> ``Float[ndarray, "bins"]`` counts (events); ``before`` may be ``None``.
         signal: the signal samples (drawn as lines on top of the background stack).
-        z_before, z_after: the hard-cut pyhf significances of all regions together, for the titles.
+        z_before, z_after: the hard-cut pyhf significances of all regions together, for the titles
+            (``z_before`` is needed only with ``before``).
+
+    Returns:
+        The figure.
     """
     edges = np.asarray(edges, dtype=float)
-    with _figure(path, ncols=2) as (_, axes):
-        _stack(axes[0, 0], edges, before, signal, f"{region}: initial cuts (total Z0 = {z_before:.2f})")
-        _stack(axes[0, 1], edges, after, signal, f"{region}: optimised cuts (total Z0 = {z_after:.2f})")
+    panels = [(after, f"{region}: hard cuts (total Z0 = {z_after:.2f})")]
+    if before is not None:
+        panels = [(before, f"{region}: initial cuts (total Z0 = {z_before:.2f})"),
+                  (after, f"{region}: optimised cuts (total Z0 = {z_after:.2f})")]
+    with _figure(path, ncols=len(panels)) as (fig, axes):
+        for ax, (counts, title) in zip(axes[0], panels):
+            _stack(ax, edges, counts, signal, title)
         top = max(ax.get_ylim()[1] for ax in axes[0])
         for ax in axes[0]:
             ax.set_xlabel(observable)
             ax.set_ylim(0, top * 1.15)
-    return Path(path)
+    return fig
 
 
 def plot_cutflow(
-    path: str | Path,
-    before: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | Path | None,
+    before: Mapping[str, Sequence[Mapping[str, Any]]] | None,
     after: Mapping[str, Sequence[Mapping[str, Any]]],
-) -> Path:
+) -> Figure:
     """Yield of every sample after each selection step, initial and optimised cuts (``cutflow.png``).
 
+    Hard-cut yields are lines, soft ones crosses. With ``before=None``, one set
+    of cuts (``after``): the figure of ``diffhep run``.
+
     Args:
-        before, after: ``analysis.cutflow`` output: sample -> ``[{"step", "soft", "hard"}, ...]``.
+        path: PNG to write, or ``None`` to only draw.
+        before, after: ``analysis.cutflow`` output: sample -> ``[{"step", "soft", "hard"}, ...]``;
+            ``before`` may be ``None``.
+
+    Returns:
+        The figure.
     """
-    with _figure(path) as (_, axes):
+    with _figure(path) as (fig, axes):
         ax = axes[0, 0]
         labels: list[str] = []
         for i, (sample, steps) in enumerate(after.items()):
             color = f"C{i}"
             x = np.arange(len(steps))
             labels = labels if len(labels) >= len(steps) else [s["step"] for s in steps]
-            ax.plot(x, [max(s["hard"], 1e-3) for s in steps], "o-", color=color, label=f"{sample} (optimised)")
+            ax.plot(x, [max(s["hard"], 1e-3) for s in steps], "o-", color=color,
+                    label=sample if before is None else f"{sample} (optimised)")
             ax.plot(x, [max(s["soft"], 1e-3) for s in steps], "x", color=color, ms=10)
-            if sample in before:
+            if before is not None and sample in before:
                 ax.plot(x, [max(s["hard"], 1e-3) for s in before[sample]][: len(x)], "s--", color=color,
                         alpha=0.5, label=f"{sample} (initial)")
         ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right", fontsize=14)
         ax.set_yscale("log")
         ax.set_ylabel("yield (events); x: soft")
         ax.legend(fontsize=12)
-    return Path(path)
+    return fig
 
 
-def plot_landscape(path: str | Path, scan: Mapping[str, Any], units: Mapping[str, str]) -> Path | None:
+def plot_landscape(path: str | Path | None, scan: Mapping[str, Any], units: Mapping[str, str]) -> Figure | None:
     """Hard-cut pyhf significance near the optimum, for one or two cuts (``landscape.png``).
 
     Args:
+        path: PNG to write, or ``None`` to only draw.
         scan: ``ScanResult.to_dict()`` of a grid scan.
         units: cut name -> unit.
 
     Returns:
-        The path, or ``None`` (nothing drawn) for a random search (more than two cuts).
+        The figure, or ``None`` (nothing drawn or written) for a random search (more than two cuts).
     """
     if scan["kind"] != "grid" or len(scan["parameters"]) > 2:
         return None
@@ -178,4 +202,4 @@ def plot_landscape(path: str | Path, scan: Mapping[str, Any], units: Mapping[str
             ax.set_xlabel(label[kx])
             ax.set_ylabel(label[ky])
             ax.legend(fontsize=12)
-    return Path(path)
+    return fig
