@@ -7,6 +7,10 @@
 * ``diffhep optimize CONFIG`` (:mod:`~diffhep.cli.optimize`): the checkpointed optimisation job;
 * ``diffhep bench agc`` (:mod:`~diffhep.cli.bench`): AGC-style event rates against plain Awkward.
 
+:mod:`~diffhep.cli.common` holds what the commands share (the one-line-error
+parser, config loading, tables); :mod:`~diffhep.cli.__main__` makes
+``python -m diffhep.cli`` the same as ``diffhep``.
+
 Every command has ``--help`` with examples and exits non-zero with one line
 ``error: ...`` for problems the user can fix (a :class:`diffhep.errors.DiffhepError`,
 a usage error, an interrupt), never a traceback; set ``DIFFHEP_DEBUG=1`` to see

@@ -1,9 +1,14 @@
 """Histograms: differentiable weighted KDE histograms and hard ``hist`` ones.
 
-- :func:`kde_hist` — weighted binned KDE of an observable (traced or not);
-- :func:`binned_kernel` / :func:`fill` — precompute a static observable's kernel
-  fractions once, fill with new weights every step;
-- :func:`hard_hist` — ``hist.Hist`` fill for hard-cut evaluation.
+- :mod:`~diffhep.histogram.types`: :class:`Histogram`, the ``(counts, sumw2)``
+  value that flows between the stages;
+- :mod:`~diffhep.histogram.kde`: :func:`kde_hist` — weighted binned KDE of an
+  observable (traced or not);
+- :mod:`~diffhep.histogram.kernel`: :func:`binned_kernel` / :func:`fill` —
+  precompute a static observable's banded kernel fractions once, fill with new
+  weights every step;
+- :mod:`~diffhep.histogram.hard`: :func:`hard_hist` — ``hist.Hist`` fill for
+  hard-cut evaluation.
 """
 
 from diffhep.histogram.hard import hard_hist, to_hist

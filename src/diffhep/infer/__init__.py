@@ -1,16 +1,24 @@
 """Fits, test statistics, hypothesis tests and differentiable objectives on :class:`diffhep.likelihood.Model`.
 
-- :func:`fit`, :func:`fixed_poi_fit` — jit/vmap-compatible projected-Newton MLE fits
-  honouring bounds and fixed parameters; :func:`implicit_fit` — the same with
-  derivatives of the fitted parameters (implicit function theorem);
-- :func:`hypotest` — asymptotic CLs (``qtilde``, ``q``) and discovery p-value
-  (``q0``) with expected bands, as ``pyhf.infer.hypotest``, returning a
-  :class:`HypotestResult`;
-- :func:`asimov_data`, :func:`discovery_q0`, :func:`log_likelihood_ratio` — building blocks;
-- objectives, differentiable in the model's numbers:
-  :func:`expected_discovery_significance`, :func:`expected_cls`,
-  :func:`expected_cls_band`, :func:`poi_uncertainty`, :func:`asimov_significance`;
-- :func:`pyhf_discovery_significance` — the pyhf reference value.
+- :mod:`~diffhep.infer.fit`: :func:`fit`, :func:`fixed_poi_fit` — jit/vmap-compatible
+  projected-Newton MLE fits honouring bounds and fixed parameters;
+- :mod:`~diffhep.infer.implicit`: :func:`implicit_fit` — the same with derivatives
+  of the fitted parameters (implicit function theorem);
+- :mod:`~diffhep.infer.ratio`: :func:`log_likelihood_ratio` without catastrophic
+  cancellation;
+- :mod:`~diffhep.infer.teststats`: the profile-likelihood test statistics ``q``,
+  ``qtilde`` and ``q0`` from fitted points;
+- :mod:`~diffhep.infer.asymptotics`: their asymptotic distributions (p-values,
+  CLs, expected bands), as pyhf's ``AsymptoticCalculator``;
+- :mod:`~diffhep.infer.hypotest`: :func:`hypotest` — asymptotic CLs (``qtilde``,
+  ``q``) and discovery p-value (``q0``) with expected bands, as
+  ``pyhf.infer.hypotest``, returning a :class:`HypotestResult`;
+- :mod:`~diffhep.infer.significance`: :func:`asimov_data`, :func:`discovery_q0`,
+  the objective :func:`expected_discovery_significance` and
+  :func:`pyhf_discovery_significance`, the pyhf reference value;
+- :mod:`~diffhep.infer.objectives`: the other objectives, differentiable in the
+  model's numbers: :func:`expected_cls`, :func:`expected_cls_band`,
+  :func:`poi_uncertainty`, :func:`asimov_significance`.
 """
 
 from diffhep.infer.asymptotics import EXPECTED_NSIGMA

@@ -3,6 +3,12 @@
 - :mod:`diffhep.io.generate`: synthetic NanoAOD-schema ntuples (signal, dy, ttbar, qcd).
 - :mod:`diffhep.io.read`: TTree/RNTuple reading with NanoAOD collection zipping.
 - :mod:`diffhep.io.samples`: samples with cross-sections and luminosity normalisation.
+- :mod:`diffhep.io.generate_agc`: synthetic CMS NanoAOD for the AGC ttbar template
+  (ttbar, W+jets, single top; :data:`AGC_PROCESSES`).
+- :mod:`diffhep.io.generate_hzz`: synthetic H -> ZZ* -> 4l samples in the schema of the
+  uproot H->ZZ tutorial file (:data:`HZZ_PROCESSES`).
+- :mod:`diffhep.io.generate_common`: what the two template generators share (block
+  seeding, atomic chunked writes, vectorised relativistic kinematics).
 """
 
 from diffhep.io.generate import PROCESSES, generate_dataset, generate_sample

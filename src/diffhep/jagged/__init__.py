@@ -14,6 +14,9 @@ Modules, in the order an analysis uses them:
   :func:`combinations` and :func:`cartesian`.
 * :mod:`~diffhep.jagged.kinematics`: :class:`FourVector` and angular distances
   in JAX, for parameter-dependent kinematics.
+* :mod:`~diffhep.jagged.candidates`: candidates built once on the host with
+  Awkward and ``vector`` (trijets, ZZ -> 4 lepton candidates), shared by the
+  config engine and the hand-written examples.
 """
 
 from diffhep.jagged.combinations import Combinations, cartesian, combinations
