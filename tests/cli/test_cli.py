@@ -142,7 +142,7 @@ def test_generate_config_keeps_foreign_files_and_regenerates_on_change(tmp_path,
     assert main(["generate", "--config", str(config), "--output", str(tmp_path)]) == 1
     assert "--output" in error_line(capsys)
     assert main(["generate", "--config", str(config), "--process", "dyy"]) == 1
-    assert "closest: dy" in error_line(capsys)
+    assert "did you mean 'dy'" in error_line(capsys)
 
 
 @pytest.mark.parametrize("generator, process", [("agc", "wjets"), ("hzz", "zz")])
@@ -181,14 +181,14 @@ def test_validate_errors_are_one_line(tiny, capsys, old, new, expected):
     err = error_line(capsys)
     assert expected in err
     if "MET_ptt" in new:
-        assert "closest: MET_pt" in err
+        assert "did you mean 'MET_pt'" in err
 
 
 def test_validate_missing_config_and_tree(tiny, tmp_path, capsys):
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 1
     assert "config file not found" in error_line(capsys)
     assert main(["validate", variant(tiny, "tree.yaml", "lumi_pb: 10000.0", "lumi_pb: 1.0\ntree: Event")]) == 1
-    assert "closest: Events" in error_line(capsys)
+    assert "did you mean 'Events'" in error_line(capsys)
 
 
 def test_validate_fallback_branch_names(tiny):
@@ -229,7 +229,7 @@ def test_run_needs_no_optimizer_section(tiny, tmp_path):
 @pytest.mark.parametrize(
     "setting, expected",
     [
-        ("muon_pt_mn=25", "closest: muon_pt_min"),
+        ("muon_pt_mn=25", "did you mean 'muon_pt_min'"),
         ("muon_pt_min=250", "outside the bounds"),
         ("muon_pt_min=abc", "not a number"),
         ("muon_pt_min", "expected name=value"),
@@ -343,7 +343,7 @@ def test_new_copies_a_template(templates, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["new", "x", "--from", "minni"], "closest: mini"),
+        (["new", "x", "--from", "minni"], "did you mean 'mini'"),
         (["new", "x", "--from", "not_a_template"], "available in"),
         (["new", "a/b", "--from", "mini"], "NAME"),
     ],

@@ -202,14 +202,14 @@ def _broken(**changes) -> dict:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"objects.jets.cuts": "ptt > jet_pt"}, ["object 'jets' cuts 'ptt > jet_pt'", "'Jet_ptt'", "closest: Jet_pt"]),
-        ({"objects.jets.require": "abs(etaa) < 2.4"}, ["object 'jets' require", "'Jet_etaa'", "closest: Jet_eta"]),
-        ({"objects.jets.collection": "Jets"}, ["object 'jets' require", "'Jets_eta'", "closest: Jet_eta"]),
+        ({"objects.jets.cuts": "ptt > jet_pt"}, ["object 'jets' cuts 'ptt > jet_pt'", "'Jet_ptt'", "mean 'Jet_pt'"]),
+        ({"objects.jets.require": "abs(etaa) < 2.4"}, ["object 'jets' require", "'Jet_etaa'", "mean 'Jet_eta'"]),
+        ({"objects.jets.collection": "Jets"}, ["object 'jets' require", "'Jets_eta'", "did you mean 'Jet_eta'"]),
         (
             {"regions.veto.select": "MET_ptt > met_min"},
-            ["region 'veto' select 'MET_ptt > met_min'", "'MET_ptt'", "closest: MET_pt"],
+            ["region 'veto' select 'MET_ptt > met_min'", "'MET_ptt'", "did you mean 'MET_pt'"],
         ),
-        ({"regions.veto.observable": "sum(jets.mas)"}, ["region 'veto' observable", "'Jet_mas'", "closest: Jet_mass"]),
+        ({"regions.veto.observable": "sum(jets.mas)"}, ["region 'veto' observable", "'Jet_mas'", "mean 'Jet_mass'"]),
     ],
 )
 def test_missing_branches_are_one_line_errors_naming_object_expression_and_closest_branch(folder, changes, expected):

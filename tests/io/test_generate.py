@@ -160,7 +160,7 @@ def test_generate_dataset_paths(tmp_path: Path) -> None:
 
 
 def test_unknown_process_is_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"'ttbarr'.*closest: ttbar") as info:
+    with pytest.raises(InputError, match=r"'ttbarr'.*did you mean 'ttbar'") as info:
         generate_sample(tmp_path / "x.root", "ttbarr", 10, seed=1)
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match="n_events"):

@@ -203,7 +203,7 @@ def test_dataset_and_errors(tmp_path: Path) -> None:
     assert list(every) == list(AGC_PROCESSES)
     assert all(uproot.open(p)["Events"].num_entries == 20 for p in every.values())
     assert abs(AGC_PROCESSES["wjets"]["xsec_pb"] - 15566.2551) < 1e-6
-    with pytest.raises(InputError, match=r"'ttbarr'.*closest: ttbar"):
+    with pytest.raises(InputError, match=r"'ttbarr'.*did you mean 'ttbar'"):
         generate_agc_sample(tmp_path / "x.root", "ttbarr", 10, seed=1)
     with pytest.raises(InputError, match="n_events"):
         generate_agc_sample(tmp_path / "x.root", "ttbar", -1, seed=1)

@@ -160,7 +160,7 @@ def test_dataset_and_errors(tmp_path: Path) -> None:
     every = generate_hzz_dataset(tmp_path, 10, seed=2)
     assert list(every) == list(HZZ_PROCESSES)
     assert all(meta["xsec_pb"] > 0 and meta["description"] for meta in HZZ_PROCESSES.values())
-    with pytest.raises(InputError, match=r"'higs'.*closest: higgs"):
+    with pytest.raises(InputError, match=r"'higs'.*did you mean 'higgs'"):
         generate_hzz_sample(tmp_path / "x.root", "higs", 10, seed=1)
     with pytest.raises(InputError, match="n_events"):
         generate_hzz_sample(tmp_path / "x.root", "zz", 1.5, seed=1)  # type: ignore[arg-type]

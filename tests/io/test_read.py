@@ -171,11 +171,11 @@ def test_error_missing_branch_suggests_closest(data_file) -> None:
         lambda: read_events(data_file(NANO), branches=["Muon_pt", "Muon_ptt"]),
         "'Muon_ptt'",
         NANO,
-        "closest: Muon_pt",
+        "did you mean 'Muon_pt'",
     )
     assert message.count("Muon_ptt") == 1
     _one_line_error(
-        MissingBranchError, lambda: read_events(data_file(RNTUPLE), branches=["Muon_charg"]), "closest: Muon_charge"
+        MissingBranchError, lambda: read_events(data_file(RNTUPLE), branches=["Muon_charg"]), "mean 'Muon_charge'"
     )
 
 

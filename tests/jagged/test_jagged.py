@@ -77,7 +77,7 @@ def test_jagged_is_a_pytree_with_static_structure():
 
 def test_errors_name_the_field():
     j = from_awkward(random_collection(7))
-    with pytest.raises(InputError, match=r"no field 'ptt'.*closest: pt"):
+    with pytest.raises(InputError, match=r"no field 'ptt'.*did you mean 'pt'"):
         j["ptt"]
     with pytest.raises(InputError, match="events \\* var"):
         from_awkward(ak.Array([1.0, 2.0]))

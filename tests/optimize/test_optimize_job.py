@@ -84,11 +84,11 @@ def test_settings_from_config_builds_optax_objects():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"name": "adamm"}, "optax has no 'adamm' (closest: adam"),
+        ({"name": "adamm"}, "optax has no 'adamm' (did you mean 'adam'?)"),
         ({"options": {"beta1": 0.9}}, "optimizer (adam): "),
-        ({"learning_rate": {"name": "cosine_decay_schedul", "init_value": 0.1}}, "closest: cosine_decay_schedule"),
+        ({"learning_rate": {"name": "cosine_decay_schedul", "init_value": 0.1}}, "mean 'cosine_decay_schedule'"),
         ({"learning_rate": {"name": "cosine_decay_schedule", "init": 0.1}}, "optimizer.learning_rate (cosine"),
-        ({"stepz": 3}, "unknown key 'stepz' (closest: steps"),
+        ({"stepz": 3}, "unknown key 'stepz' (did you mean 'steps'?)"),
         ({"steps": 0}, "optimizer.steps: expected an integer >= 1"),
         ({"slope_schedule": {"start": 0.0, "end": 4.0}}, "slope_schedule.start: must be > 0"),
         ({"early_stopping": {"min_delta": 0.1}}, "needs 'patience'"),

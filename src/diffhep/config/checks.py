@@ -20,8 +20,7 @@ from collections.abc import Collection
 from typing import Any, Protocol
 
 from diffhep.config.expr import BUILTIN_FUNCTIONS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS, Expr, parse
-from diffhep.config.schema import suggest
-from diffhep.errors import ConfigError, DiffhepError
+from diffhep.errors import ConfigError, DiffhepError, closest
 
 __all__ = ["check_config", "format_path", "FieldPath", "VARIATION_KINDS"]
 
@@ -132,7 +131,7 @@ class _Checker:
         name: str = node.func.id  # type: ignore[attr-defined]
         known = name in allowed or (self.plugins is not None and name in self.plugins)
         if not known and (self.plugins is not None or name in BUILTIN_FUNCTIONS):
-            hint = suggest(name, [*sorted(allowed), *sorted(self.plugins or ())])
+            hint = closest(name, [*sorted(allowed), *sorted(self.plugins or ())])
             raise self.fail(path, f"unknown {level}-level function {name!r}{hint}")
         low, high = _ARITY.get(name, (1, 1)) if name in BUILTIN_FUNCTIONS else (0, 999)
         if not low <= len(node.args) <= high:
@@ -162,7 +161,7 @@ class _Checker:
                 path = ("objects", name, "union", i)
                 if member not in self.objects or member == name:
                     others = [o for o in self.objects if o != name]
-                    raise self.fail(path, f"unknown object {member!r}{suggest(member, others)}")
+                    raise self.fail(path, f"unknown object {member!r}{closest(member, others)}")
                 if "union" in self.objects[member]:
                     raise self.fail(path, f"{member!r} is itself a union; expected objects with a collection")
             return
@@ -226,7 +225,7 @@ class _Checker:
             got = ast.unparse(node)
             raise self.fail(path, f"{function}() expects an object (jets), a flag (jets.btag) or a field, got {got!r}")
         if base.id not in self.objects:
-            raise self.fail(path, f"unknown object {base.id!r}{suggest(base.id, self.objects)}")
+            raise self.fail(path, f"unknown object {base.id!r}{closest(base.id, self.objects)}")
         fields = function in ("sum", "min", "max") or function not in BUILTIN_FUNCTIONS
         if isinstance(node, ast.Name):
             if function in ("sum", "min", "max"):
@@ -237,13 +236,13 @@ class _Checker:
         flags = self.objects[base.id].get("flags", {})
         if not fields and node.attr not in flags:  # type: ignore[attr-defined]
             attr = node.attr  # type: ignore[attr-defined]
-            hint = suggest(attr, flags) if flags else f"; object {base.id!r} has no flags"
+            hint = closest(attr, flags) if flags else f"; object {base.id!r} has no flags"
             raise self.fail(path, f"unknown flag {base.id}.{attr}{hint}")
 
     def systematic(self, name: str, syst: dict[str, Any]) -> None:
         for i, sample in enumerate(syst.get("samples", [])):
             if sample not in self.data["samples"]:
-                hint = suggest(sample, self.data["samples"])
+                hint = closest(sample, self.data["samples"])
                 raise self.fail(("systematics", name, "samples", i), f"unknown sample {sample!r}{hint}")
         for side in ("up", "down"):
             if side not in syst:
@@ -265,11 +264,11 @@ class _Checker:
         valid = [measurement["poi"], *self.data["systematics"]]
         for i, name in enumerate(measurement["fixed"]):
             if name not in valid:
-                raise self.fail(("measurement", "fixed", i), f"unknown parameter {name!r}{suggest(name, valid)}")
+                raise self.fail(("measurement", "fixed", i), f"unknown parameter {name!r}{closest(name, valid)}")
         for name, settings in measurement["parameters"].items():
             path = ("measurement", "parameters", name)
             if name not in valid:
-                raise self.fail(path, f"unknown parameter {name!r}{suggest(name, valid)}")
+                raise self.fail(path, f"unknown parameter {name!r}{closest(name, valid)}")
             bounds = settings.get("bounds", [])
             pairs = [bounds] if bounds and not isinstance(bounds[0], list) else bounds
             for low, high in pairs:

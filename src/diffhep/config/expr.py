@@ -28,8 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from diffhep.config.schema import suggest
-from diffhep.errors import ConfigError
+from diffhep.errors import ConfigError, closest
 
 __all__ = [
     "Expr",
@@ -145,78 +144,78 @@ def parse(text: str, *, where: str = "") -> Expr:
         ...
         diffhep.errors.ConfigError: objects.jets.cuts: 'pt.__class__' is not allowed in an expression (column 1; ...
     """
-    prefix = f"{where}: " if where else ""
+    key = where or None
     if not isinstance(text, str):
-        raise ConfigError(f"{prefix}expected an expression (text), got {text!r}")
+        raise ConfigError(f"expected an expression (text), got {text!r}", key=key)
     flat = text.replace("\n", " ").replace("\r", " ").replace("\t", " ").strip()
     if not flat:
-        raise ConfigError(f"{prefix}empty expression; expected e.g. 'pt > 30'")
+        raise ConfigError("empty expression; expected e.g. 'pt > 30'", key=key)
     try:
         tree = ast.parse(flat, mode="eval")
     except SyntaxError as exc:
         column = f" (column {exc.offset})" if exc.offset and exc.offset <= len(flat) else " (at the end)"
-        raise ConfigError(f"{prefix}invalid expression {flat!r}: {exc.msg}{column}") from None
+        raise ConfigError(f"invalid expression {flat!r}: {exc.msg}{column}", key=key) from None
     except (ValueError, RecursionError, MemoryError) as exc:
-        raise ConfigError(f"{prefix}invalid expression {flat!r}: {type(exc).__name__}") from None
-    _check(tree.body, flat, prefix)
+        raise ConfigError(f"invalid expression {flat!r}: {type(exc).__name__}", key=key) from None
+    _check(tree.body, flat, key)
     return Expr(flat, tree, where)
 
 
-def _reject(node: ast.AST, text: str, prefix: str, why: str = "") -> ConfigError:
+def _reject(node: ast.AST, text: str, key: str | None, why: str = "") -> ConfigError:
     piece = ast.get_source_segment(text, node) or type(node).__name__
     column = getattr(node, "col_offset", None)
     details = [f"column {column + 1}"] if column is not None else []
     details += [why] if why else []
     at = f" ({'; '.join(details)})" if details else ""
-    return ConfigError(f"{prefix}{piece!r} is not allowed in an expression{at}: {_ALLOWED}")
+    return ConfigError(f"{piece!r} is not allowed in an expression{at}: {_ALLOWED}", key=key)
 
 
-def _check_name(node: ast.AST, name: str, text: str, prefix: str) -> None:
+def _check_name(node: ast.AST, name: str, text: str, key: str | None) -> None:
     if name.startswith("__"):
-        raise _reject(node, text, prefix, "names starting with '__' are reserved")
+        raise _reject(node, text, key, "names starting with '__' are reserved")
 
 
-def _check(node: ast.AST, text: str, prefix: str) -> None:
+def _check(node: ast.AST, text: str, key: str | None) -> None:
     """Recursively refuse every node outside the whitelist."""
     if isinstance(node, ast.BinOp):
         if type(node.op) not in _BINOPS:
-            raise _reject(node, text, prefix, "operator not allowed")
+            raise _reject(node, text, key, "operator not allowed")
         children = [node.left, node.right]
     elif isinstance(node, ast.UnaryOp):
         if not isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
-            raise _reject(node, text, prefix, "operator not allowed")
+            raise _reject(node, text, key, "operator not allowed")
         children = [node.operand]
     elif isinstance(node, ast.BoolOp):
         children = list(node.values)
     elif isinstance(node, ast.Compare):
         if any(type(op) not in _CMPOPS for op in node.ops):
-            raise _reject(node, text, prefix, "comparison not allowed")
+            raise _reject(node, text, key, "comparison not allowed")
         children = [node.left, *node.comparators]
     elif isinstance(node, ast.Name):
-        _check_name(node, node.id, text, prefix)
+        _check_name(node, node.id, text, key)
         children = []
     elif isinstance(node, ast.Constant):
         if not isinstance(node.value, (bool, int, float)):
-            raise _reject(node, text, prefix, "only numbers and True/False are constants")
+            raise _reject(node, text, key, "only numbers and True/False are constants")
         children = []
     elif isinstance(node, ast.Attribute):
         if not isinstance(node.value, ast.Name):
-            raise _reject(node, text, prefix, "only name.name attributes")
-        _check_name(node, node.value.id, text, prefix)
-        _check_name(node, node.attr, text, prefix)
+            raise _reject(node, text, key, "only name.name attributes")
+        _check_name(node, node.value.id, text, key)
+        _check_name(node, node.attr, text, key)
         children = []
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.keywords:
             why = "keyword arguments" if node.keywords else "only calls of a function name"
-            raise _reject(node, text, prefix, why)
-        _check_name(node, node.func.id, text, prefix)
+            raise _reject(node, text, key, why)
+        _check_name(node, node.func.id, text, key)
         children = list(node.args)
     else:
-        raise _reject(node, text, prefix)
+        raise _reject(node, text, key)
     for child in children:
         if isinstance(child, ast.Starred):
-            raise _reject(child, text, prefix)
-        _check(child, text, prefix)
+            raise _reject(child, text, key)
+        _check(child, text, key)
 
 
 class Logic(Protocol):
@@ -314,15 +313,14 @@ class _Evaluator:
     logic: Logic
 
     def error(self, message: str) -> ConfigError:
-        prefix = f"{self.expr.where}: " if self.expr.where else ""
-        return ConfigError(f"{prefix}{message} in expression {self.expr.text!r}")
+        return ConfigError(f"{message} in expression {self.expr.text!r}", key=self.expr.where or None)
 
     def visit(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
             if node.id not in self.namespace:
-                raise self.error(f"unknown name {node.id!r}{suggest(node.id, self.namespace)}")
+                raise self.error(f"unknown name {node.id!r}{closest(node.id, self.namespace)}")
             return self.namespace[node.id]
         if isinstance(node, ast.Attribute):
             return self.attribute(node.value.id, node.attr)  # type: ignore[attr-defined]
@@ -351,7 +349,7 @@ class _Evaluator:
         if isinstance(node, ast.Call):
             name = node.func.id  # type: ignore[attr-defined]
             if name not in self.functions:
-                raise self.error(f"unknown function {name!r}{suggest(name, self.functions)}")
+                raise self.error(f"unknown function {name!r}{closest(name, self.functions)}")
             return self.functions[name](*(self.visit(arg) for arg in node.args))
         raise self.error(f"cannot evaluate {type(node).__name__}")  # unreachable after parse()
 
@@ -360,11 +358,11 @@ class _Evaluator:
         if key in self.namespace:
             return self.namespace[key]
         if base not in self.namespace:
-            raise self.error(f"unknown name {base!r}{suggest(base, self.namespace)}")
+            raise self.error(f"unknown name {base!r}{closest(base, self.namespace)}")
         value = self.namespace[base]
         if isinstance(value, Mapping):
             if attr not in value:
-                raise self.error(f"unknown attribute {key!r}{suggest(attr, value)}")
+                raise self.error(f"unknown attribute {key!r}{closest(attr, value)}")
             return value[attr]
         try:
             return getattr(value, attr)

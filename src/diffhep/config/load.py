@@ -1,7 +1,8 @@
 """Read a config: YAML with line numbers -> JSON schema -> meaning checks -> :class:`Config`.
 
 Every problem is one :class:`~diffhep.errors.ConfigError` line of the form
-``FILE:LINE: field.path: what is wrong; expected ...``. Line numbers come from
+``FILE:LINE: field.path: what is wrong; expected ...``, with the file, line and
+field path also as its ``path``, ``line`` and ``key``. Line numbers come from
 the composed YAML node tree (safe loader only), so every field path, including
 list items, maps to the line where it is written.
 
@@ -66,9 +67,7 @@ class _Source:
         return None
 
     def error(self, path: FieldPath, message: str) -> ConfigError:
-        line = self.line(path)
-        where = f"{self.name}:{line}" if line is not None else self.name
-        return ConfigError(f"{where}: {format_path(path)}: {message}" if path else f"{where}: {message}")
+        return ConfigError(message, path=self.name, line=self.line(path), key=format_path(path) or None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +107,11 @@ class Config:
         return self._where.line(_parse_path(field_path))
 
     def error(self, field_path: str | FieldPath, message: str) -> ConfigError:
-        """A :class:`ConfigError` ``FILE:LINE: field.path: message`` for later stages."""
+        """A :class:`ConfigError` ``FILE:LINE: field.path: message`` for later stages.
+
+        Its ``path`` is :attr:`source`, ``line`` the field's line (if known) and
+        ``key`` the field path.
+        """
         return self._where.error(_parse_path(field_path), message)
 
 
@@ -124,11 +127,11 @@ def load_config(path: str | Path, *, plugins: bool = True) -> Config:
     name = str(path)
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{name}: config file not found")
+        raise ConfigError("config file not found", path=name)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{name}: cannot read the config ({exc})") from None
+        raise ConfigError(f"{name}: cannot read the config ({exc})", path=name) from None
     data, lines = _read_yaml(text, name)
     return _build(data, _Source(name, lines), path.resolve(), path.resolve().parent, plugins)
 
@@ -141,7 +144,7 @@ def load_config_dict(
     Relative paths are relative to ``base_dir`` (default: the working directory).
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}", path=source)
     folder = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
     return _build(copy.deepcopy(dict(data)), _Source(source), None, folder, plugins)
 
@@ -187,9 +190,9 @@ def _read_yaml(text: str, name: str) -> tuple[Any, dict[FieldPath, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        line = f"{mark.line + 1}:" if mark is not None else ""
+        line = mark.line + 1 if mark is not None else None
         column = f" (column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError(f"{name}:{line} invalid YAML: {problem}{column}") from None
+        raise ConfigError(f"invalid YAML: {problem}{column}", path=name, line=line) from None
     finally:
         loader.dispose()
     lines: dict[FieldPath, int] = {}
@@ -212,9 +215,8 @@ def _check_duplicates(node: yaml.Node, path: FieldPath, where: _Source, seen: se
             name = str(key.value)
             if name in keys:
                 line = key.start_mark.line + 1
-                raise ConfigError(
-                    f"{where.name}:{line}: {format_path((*path, name))}: duplicate key (first on line {keys[name]})"
-                )
+                message = f"duplicate key (first on line {keys[name]})"
+                raise ConfigError(message, path=where.name, line=line, key=format_path((*path, name)))
             keys[name] = key.start_mark.line + 1
             _check_duplicates(value, (*path, name), where, seen)
     elif isinstance(node, yaml.SequenceNode):

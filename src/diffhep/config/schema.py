@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 from collections.abc import Iterable
 from importlib import resources
@@ -23,7 +22,9 @@ from typing import Any
 
 import jsonschema
 
-__all__ = ["SCHEMA", "schema_path", "schema_errors", "fill_defaults", "suggest"]
+from diffhep.errors import closest
+
+__all__ = ["SCHEMA", "schema_path", "schema_errors", "fill_defaults"]
 
 
 def schema_path() -> Path:
@@ -45,21 +46,6 @@ _TYPES = {
     "null": "nothing",
 }
 _NAME_RULE = "letters, digits and _, not starting with a digit"
-
-
-def suggest(name: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for a close candidate, else ``; expected one of: ...``.
-
-    >>> suggest("cust", ["collection", "cuts", "flags"])
-    " (did you mean 'cuts'?)"
-    >>> suggest("zzz", ["signal", "background"])
-    '; expected one of: signal, background'
-    """
-    candidates = list(dict.fromkeys(candidates))
-    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    if match:
-        return f" (did you mean {match[0]!r}?)"
-    return f"; expected one of: {', '.join(candidates)}" if candidates else ""
 
 
 def _deref(schema: Any) -> Any:
@@ -179,7 +165,7 @@ def _translate(error: jsonschema.ValidationError) -> tuple[tuple[Any, ...], str]
     if kind == "additionalProperties":
         allowed = list(schema.get("properties", {}))
         extra = next(k for k in value if k not in allowed)
-        return (*path, extra), f"unknown key{_branch_context(error)}{suggest(extra, allowed)}"
+        return (*path, extra), f"unknown key{_branch_context(error)}{closest(extra, allowed)}"
     if kind == "required":
         missing = next(k for k in error.validator_value if k not in value)
         about = _description(_field_schema((*path, missing)))
@@ -189,7 +175,7 @@ def _translate(error: jsonschema.ValidationError) -> tuple[tuple[Any, ...], str]
         return path, f"got {_show(value)}; expected {_expected(schema)}"
     if kind == "enum":
         options = [str(v) for v in error.validator_value]
-        hint = suggest(str(value), options)
+        hint = closest(str(value), options)
         hint = hint if hint.startswith(" (did") else ""
         return path, f"got {_show(value)}; expected one of: {', '.join(options)}{hint}"
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):

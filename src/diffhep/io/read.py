@@ -4,7 +4,8 @@ Flat branches named ``Prefix_field`` that are jagged with equal counts in every
 event become a record collection ``events.Prefix.field``; counters (``nMuon``,
 ``NMuon``) and non-jagged branches (``MET_pt``, ``genWeight``) stay top-level.
 Only the requested branches are read. Every problem with the input is raised as
-a one-line :class:`~diffhep.errors.InputError` subclass.
+a one-line :class:`~diffhep.errors.InputError` subclass whose ``path`` is the
+file and ``key`` the tree or branch concerned.
 
 Example:
     >>> import tempfile
@@ -84,7 +85,7 @@ def expand_files(files: FileArg) -> list[str]:
                 raise NoFilesMatchedError(f"no files matched the pattern {name!r}")
             out.extend(matched)
         elif not Path(name).is_file():
-            raise MissingFileError(f"file not found: {name}")
+            raise MissingFileError(f"file not found: {name}", path=name)
         else:
             out.append(name)
     return out
@@ -97,10 +98,10 @@ def _open_tree(path: str, tree: str) -> Any:
     try:
         file = uproot.open(path)
     except FileNotFoundError:
-        raise MissingFileError(f"file not found: {path}") from None
+        raise MissingFileError(f"file not found: {path}", path=path) from None
     except Exception as err:  # uproot raises OSError/ValueError/... for non-ROOT content
         raise NotRootFileError(
-            f"{path} is not a readable ROOT file ({type(err).__name__}: {_one_line(err)[:120]})"
+            f"{path} is not a readable ROOT file ({type(err).__name__}: {_one_line(err)[:120]})", path=path
         ) from None
     trees = sorted(
         {
@@ -110,9 +111,12 @@ def _open_tree(path: str, tree: str) -> Any:
         }
     )
     if tree not in trees:
+        hint = closest(tree, trees)  # the names are listed already: only a close one is added
         raise MissingTreeError(
             f"no tree or ntuple {tree!r} in {path}; available: {', '.join(trees) or 'none'}"
-            f"{closest(tree, trees) if trees else ''}"
+            f"{hint if hint.startswith(' (did') else ''}",
+            path=path,
+            key=tree,
         )
     return file[tree]
 
@@ -143,7 +147,7 @@ def _check_branches(obj: Any, path: str, branches: list[str]) -> None:
     for name in branches:
         if name not in known:
             raise MissingBranchError(
-                f"branch {name!r} not found in {path}:{obj.name}{closest(name, available)}"
+                f"branch {name!r} not found in {path}:{obj.name}{closest(name, available)}", path=path, key=name
             )
 
 
