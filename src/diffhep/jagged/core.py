@@ -262,7 +262,7 @@ def to_awkward(
     ``events * var * n``); without ``values`` it returns the member indices
     *within the event* (``events * var * n``), as ``ak.argcombinations``.
     """
-    if hasattr(jagged, "local_members"):  # a Combinations (duck-typed: combinations.py imports this module)
+    if not isinstance(jagged, Jagged):  # a Combinations (not imported: combinations.py imports this module)
         if values is None:
             return to_awkward(jagged.combos, np.asarray(jagged.local_members))
         jagged = jagged.combos
