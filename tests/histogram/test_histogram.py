@@ -45,6 +45,38 @@ def test_unit_weights_equal_relaxed_hist(sample):
     np.testing.assert_allclose(got.counts, relaxed.hist(x, jnp.asarray(EDGES), 2.0), rtol=1e-10)
 
 
+@pytest.mark.parametrize("bandwidth", [0.5, 2.0, 10.0])
+def test_unit_weights_equal_relaxed_hist_in_values_and_gradients(sample, bandwidth):
+    """Same bandwidth convention: the Gaussian kernel's standard deviation, in units of x (relaxed.hist's scale)."""
+    x, _ = sample
+    x = x[:400]
+    edges = jnp.asarray(EDGES)
+    got = kde_hist(x, jnp.ones_like(x), edges, bandwidth)
+    ref = relaxed.hist(x, edges, bandwidth)
+    np.testing.assert_allclose(got.counts, ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.sumw2, ref, rtol=1e-10, atol=1e-12)  # unit weights: sum w^2 = sum w
+    probe = jnp.arange(1.0, len(EDGES))  # a generic linear function of the counts
+    g = jax.grad(lambda v: kde_hist(v, jnp.ones_like(v), edges, bandwidth).counts @ probe)(x)
+    g_relaxed = jax.grad(lambda v: relaxed.hist(v, edges, bandwidth) @ probe)(x)
+    # diffhep's banded fill drops the kernel beyond 7 sigma: its density there (< 1e-11 / bandwidth) is the difference
+    np.testing.assert_allclose(g, g_relaxed, rtol=1e-8, atol=1e-9)
+
+
+def test_event_weights_which_relaxed_hist_does_not_take(sample):
+    """Weighted: counts = sum_e w_e k_e and sumw2 = sum_e w_e^2 k_e, with k_e relaxed.hist of event e alone."""
+    x, w = sample
+    x, w = x[:400], w[:400]
+    edges = jnp.asarray(EDGES)
+    per_event = jax.vmap(lambda v: relaxed.hist(v[None], edges, 2.0))(x)  # events x bins
+    got = kde_hist(x, w, edges, 2.0)
+    np.testing.assert_allclose(got.counts, w @ per_event, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.sumw2, (w * w) @ per_event, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(got.counts, relaxed.hist(x, edges, 2.0), rtol=1e-3)  # the weights matter
+    g = jax.grad(lambda ww: kde_hist(x, ww, edges, 2.0).counts.sum())(w)
+    # d counts / d w_e = event e's kernel mass inside the range (up to the banded fill's < 1e-11 beyond 7 sigma)
+    np.testing.assert_allclose(g, per_event.sum(axis=1), rtol=1e-10, atol=1e-11)
+
+
 def test_gradients_wrt_weights_and_values(sample):
     x, w = sample
     x, w = x[:300], w[:300]

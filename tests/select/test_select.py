@@ -46,6 +46,21 @@ def test_soft_cuts_equal_relaxed_cut_where_finite():
     np.testing.assert_allclose(soft_below(x, 0.5, 2.0), relaxed.cut(x, 0.5, 2.0, "below"), rtol=1e-12)
 
 
+@pytest.mark.parametrize("keep, ours", [("above", soft_above), ("below", soft_below)])
+@pytest.mark.parametrize("slope", [0.5, 2.0, 20.0])
+def test_soft_cut_gradients_equal_relaxed_cut_where_finite(keep, ours, slope):
+    """d/d(cut) and d/d(slope) of the summed weights, per event too (jacobian in x)."""
+    x = jnp.linspace(-5, 5, 101)
+    g_ours = jax.grad(lambda c, s: ours(x, c, s).sum(), argnums=(0, 1))(0.5, slope)
+    g_relaxed = jax.grad(lambda c, s: relaxed.cut(x, c, s, keep).sum(), argnums=(0, 1))(0.5, slope)
+    assert np.all(np.isfinite(g_relaxed))
+    np.testing.assert_allclose(g_ours, g_relaxed, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(
+        jax.jacfwd(lambda v: ours(v, 0.5, slope))(x), jax.jacfwd(lambda v: relaxed.cut(v, 0.5, slope, keep))(x),
+        rtol=1e-10, atol=1e-14,
+    )
+
+
 def test_temperature_is_inverse_slope_and_matches_relaxed_cut():
     x = jnp.linspace(-5, 5, 101)
     np.testing.assert_allclose(
@@ -85,6 +100,28 @@ def test_soft_cut_gradient_stays_finite_at_steep_slopes():
     assert np.isfinite(g)
     g_relaxed = jax.grad(lambda c: relaxed.cut(x, c, 50.0, "above").sum())(0.1)
     assert not np.isfinite(g_relaxed)  # the instability we avoid
+
+
+@pytest.mark.parametrize("keep, ours, hard", [("above", soft_above, hard_above), ("below", soft_below, hard_below)])
+@pytest.mark.parametrize("slope", [50.0, 1e4, 1e8])
+def test_steep_soft_cuts_stay_finite_where_relaxed_cut_gives_nan_gradients(keep, ours, hard, slope):
+    """exp(slope * |x - cut|) overflows in relaxed.cut: its weights stay 0/1 but the gradients are NaN."""
+    x = jnp.array([-1000.0, -3.0, 0.1 + 0.5 / slope, 3.0, 1000.0])
+    w = ours(x, 0.1, slope)
+    assert np.all(np.isfinite(w)) and np.all((w >= 0) & (w <= 1))
+    far = np.abs(np.asarray(x) - 0.1) > 1.0
+    np.testing.assert_allclose(np.asarray(w)[far], np.asarray(hard(x, 0.1), dtype=float)[far], atol=1e-30)
+    np.testing.assert_allclose(w, relaxed.cut(x, 0.1, slope, keep), rtol=1e-12)  # the values agree
+    g = jax.grad(lambda c, s: ours(x, c, s).sum(), argnums=(0, 1))(0.1, slope)
+    g_relaxed = jax.grad(lambda c, s: relaxed.cut(x, c, s, keep).sum(), argnums=(0, 1))(0.1, slope)
+    assert np.all(np.isfinite(g))
+    assert not np.any(np.isfinite(g_relaxed))  # the overflow diffhep's sigmoid avoids
+    # where relaxed.cut is finite (the one event near the cut), the gradients agree
+    near = x[2:3]
+    np.testing.assert_allclose(
+        jax.grad(lambda c: ours(near, c, slope).sum())(0.1),
+        jax.grad(lambda c: relaxed.cut(near, c, slope, keep).sum())(0.1), rtol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("slope", [1e2, 1e4, 1e6])
