@@ -96,7 +96,7 @@ def toy_config(folder: Path) -> dict:
                 "require": "abs(eta) < 2.4",
                 "cuts": "pt > lep_pt and iso < iso_max",
             },
-            "leptons": {"union": ["muons", "electrons"], "order": "pt"},
+            "leptons": {"union": ["muons", "electrons"]},  # muons, then electrons (the schema has no order here)
             "jets": {
                 "collection": "Jet",
                 "require": "abs(eta) < 2.4",
@@ -143,7 +143,6 @@ def reference(events: ak.Array, cuts: dict, normalisation: float) -> dict[str, t
     el = el[(abs(el.eta) < 2.4) & (el.pt > cuts["lep_pt"]) & (el.iso < cuts["iso_max"])]
     keep = ["pt", "eta", "phi", "mass"]
     lep = ak.concatenate([mu[keep], el[keep]], axis=1)
-    lep = lep[ak.argsort(lep.pt, axis=1, ascending=False, stable=True)]
     jet = jet[(abs(jet.eta) < 2.4) & (jet.pt > cuts["jet_pt"])]
     jet = jet[ak.argsort(jet.pt, axis=1, ascending=False, stable=True)]
     n_jet, n_tag = ak.num(jet, axis=1), ak.sum(jet.btag > cuts["btag_min"], axis=1)
@@ -311,3 +310,52 @@ def test_every_objective_is_a_finite_figure_to_maximise(toy, name):
     value = float(analysis.figure_of_merit(hists))
     assert np.isfinite(value)
     assert value > 0 if name == "asimov_significance" else value < 0
+
+
+def test_a_loaded_config_is_read_through_its_sections(toy):
+    """A dict and the same config loaded from YAML give the same analysis; no raw dict is kept."""
+    import yaml
+
+    from diffhep.config import load_config
+
+    folder, analysis, _ = toy
+    path = folder / "toy.yaml"
+    path.write_text(yaml.safe_dump(toy_config(folder), sort_keys=False))
+    config = load_config(path)
+    loaded = ConfiguredAnalysis.from_config(config)
+    assert loaded.config is config and loaded.sections is config.sections and loaded.base == folder.resolve()
+    assert [p.name for p in loaded.parameters] == [p.name for p in analysis.parameters]
+    assert loaded.samples == analysis.samples == {"sig": "signal", "bkg": "background"}
+    assert loaded._samples["bkg"].files == (str(folder.resolve() / "bkg*.root"),)
+    assert (loaded.poi, loaded.objective_name, loaded.objective_mu) == ("mu", "discovery_significance", 1.0)
+    assert loaded.branch_plan == analysis.branch_plan
+    with pytest.raises(Exception, match="differs from the config's folder"):
+        ConfiguredAnalysis.from_config(config, base=folder / "elsewhere")
+
+
+def test_execution_auto_builds_the_analysis_once(toy, monkeypatch):
+    """``execution: auto`` estimates the input size with the analysis the command then runs."""
+    import argparse
+
+    import yaml
+
+    from diffhep.cli.common import execution_settings, executed_analysis
+    from diffhep.config import load_config
+
+    folder, _, _ = toy
+    path = folder / "auto.yaml"
+    path.write_text(yaml.safe_dump({**toy_config(folder), "execution": {"mode": "auto"}}, sort_keys=False))
+    config = load_config(path)
+    built = []
+    init = ConfiguredAnalysis.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfiguredAnalysis, "__init__", counting)
+    settings = execution_settings(config, argparse.Namespace(execution=None, chunk_size=None, scheduler=None, workers=None))
+    assert settings.mode == "memory" and settings.note.startswith("auto:")
+    analysis = executed_analysis(config, settings)
+    assert built == [analysis]
+    assert executed_analysis(config, settings) is not analysis and len(built) == 2  # taken once, then built anew

@@ -188,8 +188,10 @@ def folder(tmp_path_factory):
 
 
 def _broken(**changes) -> dict:
+    """The logic config with its region ``veto`` only (which uses ``met_min``, or the loader refuses it unused)."""
     config = logic_config()
-    config["regions"] = {"veto": dict(config["regions"]["veto"])}
+    veto = config["regions"]["veto"]
+    config["regions"] = {"veto": dict(veto, select=f"{veto['select']} and MET_pt > met_min")}
     for path, value in changes.items():
         *parents, last = path.split(".")
         node = config
@@ -225,11 +227,16 @@ def test_missing_branches_are_one_line_errors_naming_object_expression_and_close
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"objects.jets.require": "pt > jet_pt"}, "require 'pt > jet_pt' uses parameter(s) jet_pt"),
-        ({"regions.veto.select": "cnt(jets) >= 2"}, "unknown function 'cnt'"),
-        ({"regions.veto.observable": "trijet_mass(jets)"}, "trijet_mass() takes 2 object argument(s)"),
-        ({"objects.jets.flags": {"btag": "btag == btag_min"}}, "'==' and '!=' cannot compare with a parameter"),
-        ({"samples.s.weight": "genWeight * jet_pt"}, "uses 'jet_pt': event weights are fixed"),
+        # found by the config loader (the dict is validated first)
+        ({"objects.jets.require": "pt > jet_pt"}, "objects.jets.require: parameter 'jet_pt' is not allowed in require"),
+        ({"regions.veto.select": "cnt(jets) >= 2"}, "regions.veto.select: unknown event-level function 'cnt'"),
+        ({"regions.veto.observable": "trijet_mass(jets)"}, "trijet_mass() takes 2 argument(s), got 1"),
+        # found by the engine, located by the config's sections
+        (
+            {"objects.jets.flags": {"btag": "btag == btag_min"}},
+            "objects.jets.flags.btag: '==' and '!=' cannot compare with a parameter",
+        ),
+        ({"samples.s.weight": "genWeight * jet_pt"}, "samples.s.weight: 'genWeight * jet_pt' uses 'jet_pt': event weights"),
     ],
 )
 def test_config_mistakes_are_one_line_config_errors(folder, changes, expected):
@@ -237,6 +244,19 @@ def test_config_mistakes_are_one_line_config_errors(folder, changes, expected):
         analysis = ConfiguredAnalysis.from_config(_broken(**changes), base=folder)
         analysis.hard_histograms(CUTS)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_engine_errors_name_the_file_and_line_of_the_field(folder):
+    """An error the engine finds after loading still names FILE:LINE (through the config's sections)."""
+    import yaml
+
+    from diffhep.config import load_config
+
+    path = folder / "broken.yaml"
+    path.write_text(yaml.safe_dump(_broken(**{"objects.jets.flags": {"btag": "btag == btag_min"}}), sort_keys=False))
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "btag == btag_min" in text)
+    with pytest.raises(ConfigError, match=rf"^{path}:{line}: objects\.jets\.flags\.btag: '==' and '!='"):
+        ConfiguredAnalysis.from_config(load_config(path))
 
 
 def test_missing_files_are_input_errors(folder):
@@ -256,6 +276,7 @@ def test_plugin_functions_get_values_or_weighted_objects(logic):
     try:
         config = logic_config()
         config["objects"]["jets"]["cuts"] = "test_double(pt) > 2 * jet_pt"
+        del config["parameters"]["met_min"]  # used by no region below: the loader would refuse it
         config["regions"] = {
             "a": {
                 "select": "count(jets) >= 2",
@@ -271,7 +292,7 @@ def test_plugin_functions_get_values_or_weighted_objects(logic):
             },
         }
         analysis = ConfiguredAnalysis.from_config(config, base=folder)
-        hard = analysis.hard_histograms(CUTS)
+        hard = analysis.hard_histograms({k: v for k, v in CUTS.items() if k != "met_min"})
     finally:
         del FUNCTIONS["test_double"], FUNCTIONS["test_weighted_ht"]
     events = read_events(folder / "s.root")

@@ -271,7 +271,7 @@ def run_benchmark(
     out: list[dict[str, Any]] = []
 
     def build() -> ConfiguredAnalysis:
-        return ConfiguredAnalysis.from_config(config.data, base=config.base_dir)
+        return ConfiguredAnalysis.from_config(config)
 
     probe = build()
     analysis_bytes = _analysis_bytes(probe)
@@ -283,7 +283,7 @@ def run_benchmark(
             skipped["step_memory"] = why.replace("auto: streaming", "does not fit in memory")
 
     def streamed(**kw: Any) -> ChunkedAnalysis:
-        return ChunkedAnalysis(build(), config.data, settings=ExecutionSettings(chunk_size=chunk_size, **kw))
+        return ChunkedAnalysis(build(), config, settings=ExecutionSettings(chunk_size=chunk_size, **kw))
 
     def hard() -> Any:
         if in_memory:

@@ -7,6 +7,7 @@ import math
 import re
 import sys
 import textwrap
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -53,10 +54,21 @@ def load(path: str | Path, *, plugins: bool = True) -> Config:
 
 
 def build_analysis(config: Config) -> ConfiguredAnalysis:
-    """The :class:`~diffhep.engine.configured.ConfiguredAnalysis` of a loaded config."""
+    """The :class:`~diffhep.engine.configured.ConfiguredAnalysis` of a loaded config.
+
+    The one :func:`execution_settings` built to estimate the input size, if any
+    (taken, so that it is used once), else a new one.
+    """
+    built = _BUILT.pop(config, None)
+    if built is not None:
+        return built
     from diffhep.engine.configured import ConfiguredAnalysis  # deferred: JAX and pyhf load when the command runs, not for --help
 
-    return ConfiguredAnalysis.from_config(config.data, base=config.base_dir)
+    return ConfiguredAnalysis.from_config(config)
+
+
+#: config -> the analysis :func:`execution_settings` built for ``auto``, until :func:`build_analysis` takes it.
+_BUILT: weakref.WeakKeyDictionary[Any, ConfiguredAnalysis] = weakref.WeakKeyDictionary()
 
 
 def add_execution_options(parser: argparse.ArgumentParser) -> None:
@@ -74,16 +86,22 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
 
 
 def execution_settings(config: Config, args: argparse.Namespace) -> Any:
-    """The config's :class:`~diffhep.execute.ExecutionSettings` with the command line's overrides."""
+    """The config's :class:`~diffhep.execute.ExecutionSettings` with the command line's overrides.
+
+    For ``auto`` it builds the analysis to estimate the input size and keeps it
+    for :func:`executed_analysis` (the analysis is built once per command).
+    """
     from diffhep.execute.settings import ExecutionSettings  # deferred: JAX and pyhf load when the command runs, not for --help
 
-    settings = ExecutionSettings.from_config(config.data.get("execution"), base=config.base_dir)
+    settings = ExecutionSettings.from_config(config.sections.execution, base=config.base_dir)
     settings = settings.override(mode=getattr(args, "execution", None), chunk_size=getattr(args, "chunk_size", None),
                                  scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None))
     if settings.mode != "auto":
         return settings
     try:  # memory, unless the estimated footprint exceeds half the available memory
-        size = build_analysis(config).input_bytes()
+        analysis = build_analysis(config)
+        _BUILT[config] = analysis  # built once: executed_analysis() takes this one
+        size = analysis.input_bytes()
     except (DiffhepError, OSError, KeyError):  # a missing file or branch: reported by the file checks that follow
         size = 0
     return settings.resolve(size)
@@ -96,12 +114,12 @@ def executed_analysis(config: Config, settings: Any) -> Any:
         return analysis
     from diffhep.engine.chunked import ChunkedAnalysis  # deferred: JAX and pyhf load when the command runs, not for --help
 
-    return ChunkedAnalysis(analysis, config.data, settings=settings)
+    return ChunkedAnalysis(analysis, config, settings=settings)
 
 
 def default_output(config: Config, command: str) -> Path:
     """``work/<analysis name>/<command>`` under the current folder."""
-    return Path("work") / str(config.data.get("name", "analysis")) / command
+    return Path("work") / config.sections.name / command
 
 
 def parse_sets(items: Sequence[str] | None, parameters: Sequence[Any]) -> dict[str, float]:

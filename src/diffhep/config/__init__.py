@@ -9,6 +9,11 @@ The format is documented key by key in ``configs/README.md`` and by the
   :data:`FUNCTIONS`, :func:`load_plugins` imports plugin modules by path.
 * :mod:`~diffhep.config.schema`: :data:`SCHEMA` (``schema.json``, draft
   2020-12) and its errors translated into one teaching line each.
+* :mod:`~diffhep.config.sections`: the typed, frozen sections of a loaded
+  config (:attr:`Config.sections`: :class:`Sections`, :class:`Sample`,
+  :class:`Parameters`, :class:`Measurement`, :class:`Objective`), the one reader
+  of the YAML mapping for later stages, each able to name FILE:LINE in an error.
+* :mod:`~diffhep.config.parameters`: :class:`CutParameter`, one optimisable cut value.
 * :mod:`~diffhep.config.checks`: meaning checks across sections (names,
   references, bounds, binnings, the level of each expression).
 * :mod:`~diffhep.config.expr`: the safe expression language: :func:`parse`
@@ -37,11 +42,17 @@ from diffhep.config.expr import (
 )
 from diffhep.config.load import FUNCTIONS, Config, load_config, load_config_dict, load_plugins, register
 from diffhep.config.schema import SCHEMA, schema_path
+from diffhep.config.sections import Measurement, Objective, Parameters, Sample, Sections
 
 __all__ = [
     "Config",
     "load_config",
     "load_config_dict",
+    "Sections",
+    "Sample",
+    "Parameters",
+    "Measurement",
+    "Objective",
     "SCHEMA",
     "schema_path",
     "Expr",

@@ -14,6 +14,7 @@ each file once per process.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.util
 import json
@@ -30,6 +31,7 @@ import yaml
 from diffhep.config import expr as _expr
 from diffhep.config.checks import FieldPath, check_config, format_path
 from diffhep.config.schema import fill_defaults, schema_errors
+from diffhep.config.sections import Sections, build_sections
 from diffhep.errors import ConfigError
 
 __all__ = ["Config", "FUNCTIONS", "load_config", "load_config_dict", "load_plugins", "register"]
@@ -113,6 +115,11 @@ class Config:
         ``key`` the field path.
         """
         return self._where.error(_parse_path(field_path), message)
+
+    @functools.cached_property
+    def sections(self) -> Sections:
+        """The typed, frozen sections (:mod:`~diffhep.config.sections`), built once; later stages read these."""
+        return build_sections(self)
 
 
 def load_config(path: str | Path, *, plugins: bool = True) -> Config:

@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from diffhep.config import Config
 from diffhep.engine import loading
 from diffhep.engine.combine import SampleData
 from diffhep.engine.configured import ConfiguredAnalysis
@@ -81,14 +82,16 @@ class ChunkProgram:
     base: str
 
     @classmethod
-    def of(cls, analysis: ConfiguredAnalysis, config: Mapping[str, Any]) -> ChunkProgram:
-        """The program of ``analysis`` (built from ``config``), which it reuses in this process."""
+    def of(cls, analysis: ConfiguredAnalysis, config: Config | Mapping[str, Any] | None = None) -> ChunkProgram:
+        """The program of ``analysis`` (built from ``config``, default its own), which it reuses in this process."""
+        if config is None or isinstance(config, Config):
+            config = (config or analysis.config).data
         program = cls(config_text(config), str(analysis.base))
         _ANALYSES.setdefault((program.config, program.base), analysis)
         return program
 
     def analysis(self) -> ConfiguredAnalysis:
-        """The analysis (built once per process from the config)."""
+        """The analysis (built once per process from the config, validated again there by the loader)."""
         key = (self.config, self.base)
         if key not in _ANALYSES:
             _ANALYSES[key] = ConfiguredAnalysis.from_config(json.loads(self.config), base=Path(self.base))

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from jax import Array
 
+from diffhep.config import Config
 from diffhep.engine import loading
 from diffhep.engine.chunk_padding import ShapePadder, plan_shapes, sizes_of
 from diffhep.engine.chunk_prepare import SLOPE, ChunkProgram, PrepareChunk, normalisation_pass
@@ -63,7 +64,8 @@ class ChunkedAnalysis:
 
     Args:
         analysis: the analysis, built from ``config``.
-        config: the config dict it was built from (workers rebuild the analysis from it).
+        config: the config (or config dict) it was built from, default ``analysis.config``
+            (workers rebuild the analysis from its data).
         settings: ``mode`` ``"streaming"`` or ``"dask"``, chunk size, scheduler, workers, cache.
         client: an open ``distributed.Client`` to use instead of ``settings.scheduler``.
         resolution: padding of each class of chunks to one shape: sizes grow by
@@ -73,8 +75,8 @@ class ChunkedAnalysis:
     """
 
     def __init__(
-        self, analysis: ConfiguredAnalysis, config: Mapping[str, Any], *, settings: ExecutionSettings,
-        client: Any = None, resolution: int = 8,
+        self, analysis: ConfiguredAnalysis, config: Config | Mapping[str, Any] | None = None, *,
+        settings: ExecutionSettings, client: Any = None, resolution: int = 8,
     ) -> None:  # fmt: skip
         if settings.mode not in ("streaming", "dask"):
             raise InputError(f"ChunkedAnalysis runs mode 'streaming' or 'dask', got {settings.mode!r}")
@@ -94,10 +96,11 @@ class ChunkedAnalysis:
 
     @classmethod
     def from_config(
-        cls, config: Mapping[str, Any], *, base: Any, settings: ExecutionSettings, client: Any = None
+        cls, config: Config | Mapping[str, Any], *, base: Any = None, settings: ExecutionSettings, client: Any = None
     ) -> ChunkedAnalysis:
-        """Build the configured analysis of ``config`` and wrap it."""
-        return cls(ConfiguredAnalysis.from_config(config, base=base), config, settings=settings, client=client)
+        """Build the configured analysis of ``config`` (a dict: relative paths start at ``base``) and wrap it."""
+        analysis = ConfiguredAnalysis.from_config(config, base=base)
+        return cls(analysis, analysis.config, settings=settings, client=client)
 
     def __repr__(self) -> str:
         return f"ChunkedAnalysis({self.name!r}, {self.settings.describe()})"

@@ -1,8 +1,9 @@
 """An analysis configured from a YAML config: the :class:`~diffhep.engine.protocol.Analysis` of ``configs/``.
 
-:meth:`ConfiguredAnalysis.from_config` takes the config as a plain dict (what
-:func:`diffhep.config.load_config` validated) and the folder that relative
-paths start from. Structure is static, values flow:
+:meth:`ConfiguredAnalysis.from_config` takes a loaded
+:class:`~diffhep.config.Config` (:func:`diffhep.config.load_config`) and reads
+its typed sections (:attr:`Config.sections <diffhep.config.Config.sections>`);
+a plain dict is validated into one first. Structure is static, values flow:
 
 * :meth:`~ConfiguredAnalysis.load` reads every sample and every ``histosys``
   variation once and computes everything the parameters cannot change
@@ -39,8 +40,9 @@ from diffhep.engine import branches, combine, counting, definitions, loading, re
 from diffhep.engine.combine import SampleData
 from diffhep.engine.expressions import HARD, SOFT, text
 from diffhep.engine.objects import ObjectWeights, parse_objects
+from diffhep.config import Config, load_config_dict
 from diffhep.config.parameters import check_values
-from diffhep.errors import ConfigError, closest
+from diffhep.errors import InputError
 from diffhep.histogram import Histogram
 from diffhep.infer import asimov_significance, expected_cls, expected_discovery_significance, poi_uncertainty
 from diffhep.io.read import read_events
@@ -48,14 +50,31 @@ from diffhep.likelihood import Model, build_model
 
 __all__ = ["ConfiguredAnalysis", "OBJECTIVES"]
 
-#: Objective names -> what is maximised.
+#: Objective names -> what is maximised (the schema's ``objective.name``; checked when the config is loaded).
 OBJECTIVES = ("discovery_significance", "cls", "poi_uncertainty", "asimov_significance")
 
 
+def _as_config(config: Config | Mapping[str, Any], base: str | Path | None) -> Config:
+    """``config`` itself, or a dict validated into a :class:`Config` (relative paths start at ``base``)."""
+    if isinstance(config, Config):
+        if base is not None and Path(base).resolve() != config.base_dir:
+            raise InputError(f"base {str(base)!r} differs from the config's folder {str(config.base_dir)!r}; "
+                             "leave base out for a loaded config")
+        return config
+    return load_config_dict(config, base_dir=base)
+
+
 class ConfiguredAnalysis:
-    """An analysis built from a config dict; implements :class:`~diffhep.engine.protocol.Analysis`.
+    """An analysis built from a loaded config; implements :class:`~diffhep.engine.protocol.Analysis`.
+
+    It reads the config only through its typed sections (:attr:`Config.sections
+    <diffhep.config.Config.sections>`), and relies on what loading checked
+    (signal samples, roles, bounds, the objective name) without checking again.
 
     Attributes:
+        config: the loaded config (``config.error(field, message)`` locates later errors).
+        sections: its typed sections.
+        base: the folder relative paths of the config start from.
         name: analysis name.
         parameters: the optimisable cuts (config order).
         edges: region -> bin edges of its observable.
@@ -74,38 +93,33 @@ class ConfiguredAnalysis:
     chunk's data from these, the same way :meth:`load` builds all events.
     """
 
-    def __init__(self, config: Mapping[str, Any], *, base: Path):
-        base = Path(base)
-        self.base = base
-        self.name = str(config.get("name", "analysis"))
-        self.lumi_pb = float(config["lumi_pb"])
-        self.functions = definitions.plugin_functions(config, base)
-        self.parameters = definitions.parse_parameters(config.get("parameters") or {})
+    def __init__(self, config: Config | Mapping[str, Any], *, base: str | Path | None = None):
+        config = _as_config(config, base)
+        sections = config.sections
+        self.config = config
+        self.sections = sections
+        self.base = config.base_dir
+        self.name = sections.name
+        self.lumi_pb = sections.lumi_pb
+        self.functions = definitions.plugin_functions(sections)
+        self.parameters = definitions.parse_parameters(sections)
         self.parameter_map = {p.name: p for p in self.parameters}
-        self._samples = definitions.parse_samples(config.get("samples") or {}, base, str(config.get("tree", "Events")))
+        self._samples = definitions.parse_samples(sections)
         self.samples = {k: s.role for k, s in self._samples.items()}
-        self.signal = [k for k, role in self.samples.items() if role == "signal"]
-        self.object_defs = parse_objects(config.get("objects") or {}, self.parameter_map)
-        self.region_defs = regions.parse_regions(config.get("regions") or {}, self.object_defs, self.parameter_map)
-        if not self.region_defs:
-            raise ConfigError("the config has no regions")
+        self.signal = list(sections.signal)
+        self.object_defs = parse_objects(sections.objects, self.parameter_map)
+        self.region_defs = regions.parse_regions(sections.regions, self.object_defs, self.parameter_map)
         self.edges = {k: r.edges for k, r in self.region_defs.items()}
         self.observables = {k: r.label for k, r in self.region_defs.items()}
-        self._systematics = systematics.parse_systematics(config.get("systematics") or {}, list(self._samples), base)
-        measurement = dict(config.get("measurement") or {})
-        self.poi = str(measurement.get("poi", "mu"))
-        self._fixed = tuple(measurement.get("fixed") or ())
-        self._settings = dict(measurement.get("parameters") or {})
-        goal = dict(config.get("objective") or {})
-        self.objective_name = str(goal.get("name", "discovery_significance"))
-        if self.objective_name not in OBJECTIVES:
-            raise ConfigError(
-                f"objective {self.objective_name!r} is not one of {', '.join(OBJECTIVES)}"
-                f"{closest(self.objective_name, OBJECTIVES, 1)}"
-            )
-        self.objective_mu = float(goal.get("mu", 1.0))
+        self._systematics = systematics.parse_systematics(sections.systematics, list(self._samples), self.base)
+        self.poi = sections.measurement.poi
+        self._fixed = sections.measurement.fixed
+        self._settings = {k: dict(v) for k, v in sections.measurement.parameters.items()}
+        self.objective_name = sections.objective.name
+        self.objective_mu = sections.objective.mu
         self.expressions = definitions.check_expressions(
-            self.object_defs, self.region_defs, self._samples, self._systematics, self.parameter_map, self.functions
+            self.object_defs, self.region_defs, self._samples, self._systematics, self.parameter_map, self.functions,
+            sections,
         )
         event = {
             f"region {k!r} {part} {r.sources[part]!r}": node
@@ -123,8 +137,13 @@ class ConfiguredAnalysis:
         self._soft_flow: Callable[..., Any] | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, base: Path) -> ConfiguredAnalysis:
-        """Build the analysis from a config dict; relative paths start at ``base``."""
+    def from_config(cls, config: Config | Mapping[str, Any], *, base: str | Path | None = None) -> ConfiguredAnalysis:
+        """Build the analysis from a loaded :class:`~diffhep.config.Config`.
+
+        A plain dict (tests, programmatic use) is first validated by
+        :func:`~diffhep.config.load_config_dict` with relative paths starting at
+        ``base`` (default: the working directory), so both take one path.
+        """
         return cls(config, base=base)
 
     # -- loading ------------------------------------------------------------
