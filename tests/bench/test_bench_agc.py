@@ -25,7 +25,9 @@ def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeyp
     pytest.importorskip("distributed")
     out = tmp_path / "out"
     fits = iter([("memory", "auto: in memory"), ("streaming", "auto: streaming (estimated 9 GB, 1 GB available)")])
-    monkeypatch.setattr("diffhep.execute.settings.choose_mode", lambda *a: next(fits))  # the 2nd size "does not fit"
+    # the 2nd size "does not fit"; patched where the bench looks it up (a patch of diffhep.execute.settings would
+    # stay bound in diffhep.bench.agc, imported by the command under it, after this test)
+    monkeypatch.setattr("diffhep.bench.agc.choose_mode", lambda *a: next(fits))
     argv = ["bench", "agc", "--config", str(CONFIG), "--events", "3e3", "2e3", "--chunk-size", "1000",
             "--repeat", "1", "--dask-threads", "--workdir", str(tmp_path / "data"), "--output", str(out), "--quiet"]
     assert main(argv) == 0
@@ -78,3 +80,33 @@ def test_bench_agc_bad_options_are_one_line(tmp_path, capsys):
     assert err.startswith("error: --events 'lots'") and "\n" not in err
     assert main(["bench", "agc", "--scheduler", "nowhere", "--output", str(tmp_path)]) == 1
     assert "not a Dask scheduler address" in capsys.readouterr().err
+
+
+def test_prepare_config_with_a_relative_folder_names_the_generated_files(tmp_path, monkeypatch):
+    """Issue 17, item 0: the copy lives in ``folder``, so its paths must not be relative to the working directory."""
+    from diffhep.bench import agc as bench_agc
+    from diffhep.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    path = bench_agc.prepare_config(CONFIG, 500, Path("work") / "bench" / "agc-data" / "events_500")
+    config = load_config(path)
+    assert path.resolve().parent == tmp_path.resolve() / "work" / "bench" / "agc-data" / "events_500"
+    for sample in config.resolved["samples"].values():
+        for f in sample["files"]:
+            assert Path(f).is_file() and Path(f).parent == path.resolve().parent, f
+    assert sum(bench_agc._entries(f) for s in config.data["samples"].values() for f in s["files"]) == 500
+
+
+def test_bench_agc_with_a_relative_workdir(tmp_path, capsys, monkeypatch, no_persistent_cache):
+    """``diffhep bench agc --workdir work/bench/agc-data`` from a fresh folder (issue 17, item 0)."""
+    pytest.importorskip("distributed")
+    monkeypatch.chdir(tmp_path)
+    # streaming only (the in-memory step is skipped): one program less to compile; the paths are what is tested
+    monkeypatch.setattr("diffhep.bench.agc.choose_mode", lambda *a: ("streaming", "auto: streaming (test)"))
+    argv = ["bench", "agc", "--config", str(CONFIG), "--events", "1e3", "--chunk-size", "1000", "--repeat", "1",
+            "--dask-threads", "--workdir", "work/bench/agc-data", "--output", "work/bench/agc", "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "work" / "bench" / "agc" / "bench.json").read_text())
+    (size,) = report["results"]
+    assert size["events"] == 1000 and all(m["entries"] == 1000 for m in size["measurements"])
+    assert (tmp_path / "work" / "bench" / "agc-data" / "events_1000" / "ttbar.root").is_file()

@@ -46,26 +46,25 @@ import jax
 import numpy as np
 import yaml
 
-from diffhep.errors import ConfigError
-from diffhep.io.generate_agc import AGC_PROCESSES, generate_agc_sample
-from diffhep.io.read import num_entries
-from diffhep.examples import ttbar
-from diffhep.io.read import iterate_events
+from diffhep.config import load_config
+from diffhep.config.templates import template_root
 from diffhep.engine import loading
 from diffhep.engine.chunked import ChunkedAnalysis
 from diffhep.engine.configured import ConfiguredAnalysis
-from diffhep.optimize.bounds import to_unconstrained
-from diffhep.config import load_config
+from diffhep.errors import ConfigError, DiffhepError
+from diffhep.examples import ttbar
 from diffhep.execute import ExecutionSettings
 from diffhep.execute.settings import available_memory, choose_mode
+from diffhep.io.generate_agc import AGC_PROCESSES, generate_agc_sample
+from diffhep.io.read import iterate_events, num_entries
+from diffhep.optimize.bounds import to_unconstrained
 from diffhep.optimize.run import chunked_step, compiled_step
 from diffhep.optimize.settings import OptimizerSettings
-from diffhep.errors import DiffhepError
 
 __all__ = ["prepare_config", "run_benchmark", "markdown_table", "DEFAULT_CONFIG"]
 
-#: The AGC ttbar template.
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "analyses" / "ttbar" / "config.yaml"
+#: The AGC ttbar template (installed with diffhep, or ``analyses/ttbar`` of the source checkout).
+DEFAULT_CONFIG = template_root() / "ttbar" / "config.yaml"
 
 
 # -- samples -------------------------------------------------------------------
@@ -76,8 +75,11 @@ def prepare_config(config_path: Path, events: int, folder: Path, *, variations: 
     {events}``; files named by ``histosys`` variations (``ttbar_alt.root``) are
     generated with as many events as the sample. Without ``variations``, the
     ``histosys`` systematics are dropped (the plain Awkward baseline has none).
+    The copy names its files by absolute paths: it lives in ``folder``, and a
+    path relative to the working directory would be read relative to it.
     """
 
+    folder = Path(folder).resolve()
     config = yaml.safe_load(Path(config_path).read_text())
     samples = config.get("samples") or {}
     weights = {k: float((s.get("generate") or {}).get("events", 1)) for k, s in samples.items()}

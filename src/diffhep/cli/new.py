@@ -1,7 +1,8 @@
 """``diffhep new NAME --from TEMPLATE``: copy a template analysis into a new folder, ready to edit.
 
-The template is a folder ``analyses/<TEMPLATE>/`` of the source checkout
-(``config.yaml``, ``README.md``, optional plugin modules). Data files
+The template is a folder ``<TEMPLATE>/`` of :func:`~diffhep.config.templates.template_root`
+(``analyses/`` of the source checkout, shipped in the wheel as ``diffhep/templates/``:
+``config.yaml``, ``README.md``, optional plugin modules). Data files
 (``*.root``) are not copied: every relative ``files`` path of the config (and
 of a plugin that is not copied) is rewritten, on its own line so comments stay,
 to point from the new folder to the same data; so are those of every other
@@ -19,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 from diffhep.cli.common import add_command, load
+from diffhep.config.templates import template_names, template_root
 from diffhep.errors import DiffhepError, closest
-import diffhep
 
 EXAMPLES = """
   diffhep new myana --from dimuon                    # ./myana/config.yaml, README.md
@@ -41,30 +42,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     n.add_argument("name", metavar="NAME", help="the new analysis (folder name and the config's name)")
     n.add_argument("--from", dest="template", required=True, metavar="TEMPLATE",
-                   help="template analysis (a folder of analyses/ with a config.yaml)")
+                   help="template analysis (a folder of the templates with a config.yaml)")
     n.add_argument("--output", default=".", help="folder in which NAME/ is created (default: current folder)")
     n.add_argument("--templates", default=None, metavar="DIR",
-                   help="folder of template analyses (default: analyses/ of the diffhep source checkout)")
+                   help="folder of template analyses (default: the templates installed with diffhep)")
 
 
 def templates_folder(given: str | None) -> Path:
-    """``--templates``, or ``analyses/`` next to ``src/`` of the installed (editable) package."""
+    """``--templates``, or the templates shipped with diffhep (:func:`~diffhep.config.templates.template_root`)."""
     if given is not None:
         folder = Path(given).expanduser()
         if not folder.is_dir():
             raise DiffhepError(f"--templates {given}: not a folder")
         return folder
 
-    folder = Path(diffhep.__file__).resolve().parents[2] / "analyses"
+    folder = template_root()
     if not folder.is_dir():
-        raise DiffhepError(f"no template analyses: looked in {folder} (diffhep is not installed from a "
-                           "source checkout?); pass --templates DIR")
+        raise DiffhepError(f"no template analyses: looked in {folder} (neither diffhep/templates of a wheel nor "
+                           "analyses/ of a source checkout); pass --templates DIR")
     return folder
 
 
 def templates(folder: Path) -> list[str]:
     """Names of the template analyses in ``folder`` (sub-folders with a config.yaml)."""
-    return sorted(d.name for d in folder.iterdir() if (d / "config.yaml").is_file())
+    return template_names(folder)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,7 +157,7 @@ def rewrite(
         if line is None or not pattern.search(lines[line - 1]):
             kept.append(value)
             continue
-        lines[line - 1] = pattern.sub(lambda _: new, lines[line - 1], count=1)
+        lines[line - 1] = pattern.sub(lambda _, new=new: new, lines[line - 1], count=1)
         changed.append((value, new))
     line = config.line("name") if name is not None else None  # type: ignore[attr-defined]
     if line is not None:

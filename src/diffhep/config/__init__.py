@@ -19,6 +19,7 @@ The format is documented key by key in ``configs/README.md`` and by the
 * :mod:`~diffhep.config.expr`: the safe expression language: :func:`parse`
   (an :mod:`ast` whitelist, never ``eval``), :class:`Expr` and the generic
   tree-walking :func:`evaluate` with comparison and logic hooks.
+* :mod:`~diffhep.config.templates`: :func:`template_root` / :func:`template_names`, the shipped template analyses.
 
 Every problem is a :class:`~diffhep.errors.ConfigError` with one line
 ``FILE:LINE: field.path: what is wrong; expected ...``.
