@@ -141,7 +141,7 @@ def parse_systematics(config: Mapping[str, Mapping[str, Any]], samples: list[str
         where = f"systematic {name!r}"
         kind = spec.get("type")
         if kind not in TYPES:
-            raise ConfigError(f"{where}: type {kind!r} is not one of {', '.join(TYPES)}{closest(str(kind), TYPES, 1)}")
+            raise ConfigError(f"{where}: type {kind!r} is not a systematic type{closest(str(kind), TYPES)}")
         chosen = tuple(spec.get("samples") or samples)
         for s in chosen:
             if s not in samples:

@@ -75,7 +75,7 @@ def _process_id(process: str) -> int:
 def _check_process(process: str) -> None:
     if process not in PROCESSES:
         raise UnknownProcessError(
-            f"unknown process {process!r}; valid: {', '.join(PROCESSES)}{closest(process, PROCESSES)}"
+            f"unknown process {process!r}{closest(process, PROCESSES)}"
         )
 
 

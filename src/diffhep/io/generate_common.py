@@ -55,7 +55,7 @@ def check_process(process: str, processes: Mapping[str, dict]) -> None:
     """Raise :class:`UnknownProcessError` (one line, closest names) if ``process`` is unknown."""
     if process not in processes:
         raise UnknownProcessError(
-            f"unknown process {process!r}; valid: {', '.join(processes)}{closest(process, processes)}"
+            f"unknown process {process!r}{closest(process, processes)}"
         )
 
 

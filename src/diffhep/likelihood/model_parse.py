@@ -153,8 +153,7 @@ def _read_channels(
                 where = f"channel {c!r} sample {s!r} modifier {mname!r}"
                 if mtype not in MODIFIER_ORDER:
                     raise ConfigError(
-                        f"{where} has unsupported type {mtype!r}; supported types are "
-                        f"{', '.join(MODIFIER_ORDER)}{closest(str(mtype), MODIFIER_ORDER, 1)}"
+                        f"{where} has unsupported type {mtype!r}{closest(str(mtype), MODIFIER_ORDER)}"
                     )
                 if (mname, mtype) in mods:
                     raise ConfigError(f"{where} of type {mtype!r} appears twice on the sample")

@@ -55,8 +55,7 @@ def _explain(error: Any) -> tuple[str, str]:
                 str(e.validator_value) for errs in branches.values() for e in errs if list(e.relative_path) == ["type"]
             )
             return _path([*path, "type"]), (
-                f"{instance['type']!r} is not a modifier type (valid: {', '.join(valid)})"
-                f"{closest(str(instance['type']), valid, 1)}"
+                f"{instance['type']!r} is not a modifier type{closest(str(instance['type']), valid)}"
             )
         sub = meant[0][0]
         return _path([*path, *sub.relative_path]), _short(sub.message)
