@@ -287,7 +287,7 @@ def test_peak_memory_does_not_grow_with_events(tmp_path):
     except OSError:
         pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
     path = generate_agc_sample(tmp_path / "tt.root", "ttbar", 8000, seed=5)
-    script = MEMORY_SCRIPT.format(tests=str(Path(__file__).resolve().parents[1]), path=str(path), chunk=2000)
+    script = MEMORY_SCRIPT.format(tests=str(Path(__file__).resolve().parent), path=str(path), chunk=2000)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     peaks = json.loads(out.stdout.strip().splitlines()[-1])
