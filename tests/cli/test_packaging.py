@@ -76,6 +76,8 @@ print("NAMES=" + json.dumps(names))
     assert names == TEMPLATES
     assert (tmp_path / "myana" / "config.yaml").is_file() and (tmp_path / "myana" / "README.md").is_file()
     assert "name: myana" in (tmp_path / "myana" / "config.yaml").read_text()
+    # Generated data go to ./work/data as in a checkout, never into site-packages.
+    assert "files: [../work/data/dimuon/signal.root]" in (tmp_path / "myana" / "config.yaml").read_text()
     for name in TEMPLATES:
         made = tmp_path / "all" / f"copy_{name}"
         assert (made / "config.yaml").is_file() and (made / "README.md").is_file(), name

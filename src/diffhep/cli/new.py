@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from diffhep.cli.common import add_command, load
-from diffhep.config.templates import template_names, template_root
+from diffhep.config.templates import is_installed, template_names, template_root
 from diffhep.errors import DiffhepError, closest
 
 EXAMPLES = """
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise DiffhepError(f"unknown template {args.template!r}{closest(args.template, known)}; "
                            f"available in {folder}: {', '.join(known) or 'none'}")
     source = folder / args.template
+    anchor = _data_anchor(folder, source)
     parent = Path(args.output)
     dest = parent / name
     if dest.exists():
@@ -88,13 +89,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         shutil.copytree(source, tmp, ignore=_IGNORE, dirs_exist_ok=True)
         _remove_empty_folders(tmp)
-        changed, kept = rewrite(tmp / "config.yaml", config, source.resolve(), tmp.resolve(), name)
+        changed, kept = rewrite(tmp / "config.yaml", config, anchor, tmp.resolve(), name)
         load(tmp / "config.yaml", plugins=False)
         for other in sorted(source.glob("*.yaml")):
             if other.name == "config.yaml" or other.is_symlink():
                 continue
             variant = load(other, plugins=False)  # every config of a template must load
-            more, left = rewrite(tmp / other.name, variant, source.resolve(), tmp.resolve(), None)
+            more, left = rewrite(tmp / other.name, variant, anchor, tmp.resolve(), None)
             changed += [(f"{other.name}: {old}", new) for old, new in more]
             kept += [f"{other.name}: {v}" for v in left]
             load(tmp / other.name, plugins=False)
@@ -118,6 +119,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"  diffhep generate --config {config_path}     # the samples it generates")
     print(f"  diffhep optimize {config_path} --output work/{name}")
     return 0
+
+
+def _data_anchor(folder: Path, source: Path) -> Path:
+    """The folder the template's relative data paths start from.
+
+    In a checkout that is the template itself (``analyses/dimuon``: ``../../work/data``
+    is the checkout's ``work/data``). The templates installed with a wheel live in
+    site-packages, where no data is (or should be written): there the current folder
+    stands for the checkout, so ``../../work/data`` becomes ``./work/data``.
+    """
+    if is_installed(folder):
+        return (Path.cwd() / "analyses" / source.name).resolve()
+    return source.resolve()
 
 
 def _remove_empty_folders(root: Path) -> None:

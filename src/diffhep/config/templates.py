@@ -18,7 +18,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["template_root", "template_names"]
+__all__ = ["template_root", "template_names", "is_installed"]
 
 #: The templates of the source checkout: ``analyses/`` beside ``src/`` (src/diffhep/config/templates.py -> parents[3]).
 _CHECKOUT = Path(__file__).resolve().parents[3] / "analyses"
@@ -44,3 +44,9 @@ def template_names(root: Path | None = None) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(d.name for d in folder.iterdir() if (d / "config.yaml").is_file())
+
+
+def is_installed(folder: Path) -> bool:
+    """Whether ``folder`` is the templates folder installed with the package (not a checkout's ``analyses/``)."""
+    installed = resources.files("diffhep") / "templates"
+    return installed.is_dir() and Path(folder).resolve() == Path(str(installed)).resolve()
