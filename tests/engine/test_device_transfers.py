@@ -2,7 +2,7 @@
 
 In memory, :meth:`ConfiguredAnalysis.load` leaves every event buffer on the
 device and an optimisation step copies nothing more than its inputs; streaming
-copies each chunk once per step (``tests/test_execute_streaming.py``). The guard
+copies each chunk once per step (``tests/execute/test_execute_streaming.py``). The guard
 raises on any implicit host-to-device copy, on CPU as on GPU.
 """
 

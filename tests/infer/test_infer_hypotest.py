@@ -3,7 +3,7 @@
 Small workspaces are compared live. The HEPData-style workspace (105
 parameters) takes pyhf's numpy backend about five minutes per run of
 :func:`_pyhf_reference`, so its pyhf numbers are stored in
-``HEPDATA_REFERENCE`` (regenerate with ``python tests/test_infer_hypotest.py``);
+``HEPDATA_REFERENCE`` (regenerate with ``python tests/infer/test_infer_hypotest.py``);
 set ``DIFFHEP_SLOW=1`` to recompute them in the test instead.
 """
 

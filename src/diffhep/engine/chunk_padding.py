@@ -27,7 +27,7 @@ class, usually one in all.
 * kernels of static observables get zero fractions for the padding entries.
 
 Padding events have zero weight, so histograms and cutflows are unchanged
-(``tests/test_execute_configured.py`` compares with the in-memory analysis).
+(``tests/engine/test_execute_configured.py`` compares with the in-memory analysis).
 """
 
 from __future__ import annotations
