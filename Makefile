@@ -26,8 +26,18 @@ demo: $(STAMP)
 	$(BIN)/diffhep generate --config $(DEMO)
 	$(BIN)/diffhep optimize $(DEMO) --output work/results
 
-test: $(STAMP)
+# The whole suite, lint first (what CI runs).
+test: lint
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the end-to-end tests marked slow (templates, notebooks,
+# wheel, benchmarks, Dask clusters); stops at the first failure.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -x
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_step.py

@@ -85,3 +85,18 @@ def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     from diffhep.io import generate_dataset
 
     return generate_dataset(tmp_path_factory.mktemp("synthetic"), n_events=20_000, seed=7)
+
+
+#: Test files (relative to tests/) that are end to end: ``make test-fast`` leaves them out.
+SLOW = ("templates/", "docs/test_notebooks.py", "bench/", "cli/test_packaging.py", "execute/test_execute_dask.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            rel = Path(str(item.fspath)).resolve().relative_to(here).as_posix()
+        except ValueError:
+            continue
+        if rel.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
