@@ -125,7 +125,12 @@ def test_sections_of_a_dict_and_the_copies_they_hold(tmp_path):
     s = config.sections
     assert s.samples["s"].files == (str(tmp_path.resolve() / "s.root"),)
     assert s.samples["s"].where("xsec_pb") == "<dict>: samples.s.xsec_pb"  # no lines for a dict
-    assert (s.measurement.poi, s.objective.name, s.objective.mu, s.tree) == ("mu", "discovery_significance", 1.0, "Events")
+    assert (s.measurement.poi, s.objective.name, s.objective.mu, s.tree) == (
+        "mu",
+        "discovery_significance",
+        1.0,
+        "Events",
+    )
     s.regions["r"]["bandwidth"] = 5  # a copy: the config's data do not change
     assert config.data["regions"]["r"]["bandwidth"] == 0
     again = pickle.loads(pickle.dumps(s))

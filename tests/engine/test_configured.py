@@ -339,7 +339,7 @@ def test_execution_auto_builds_the_analysis_once(toy, monkeypatch):
 
     import yaml
 
-    from diffhep.cli.common import execution_settings, executed_analysis
+    from diffhep.cli.common import executed_analysis, execution_settings
     from diffhep.config import load_config
 
     folder, _, _ = toy

@@ -263,8 +263,12 @@ class Sections:
 
 def _located(section: Any) -> Located:
     if section.located is None:  # built by hand, not by build_sections
-        return Located((), "<config>", lambda _: None, lambda path, message: ConfigError(
-            f"{format_path(path)}: {message}" if path else message))
+        return Located(
+            (),
+            "<config>",
+            lambda _: None,
+            lambda path, message: ConfigError(f"{format_path(path)}: {message}" if path else message),
+        )
     return section.located
 
 
