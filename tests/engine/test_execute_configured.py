@@ -202,7 +202,8 @@ def test_optimize_streaming_gives_the_in_memory_cuts(dimuon, tmp_path, capsys):
         assert b["final"][name] == pytest.approx(value, rel=1e-9)
     assert b["final"] != b["initial"]
     for stage in ("before", "after"):
-        assert b["significance"]["hard_pyhf"][stage] == pytest.approx(a["significance"]["hard_pyhf"][stage], rel=1e-9)
+        # pyhf's fit (scipy, finite tolerance) turns yields equal to 1e-15 into Z equal to ~1e-9.
+        assert b["significance"]["hard_pyhf"][stage] == pytest.approx(a["significance"]["hard_pyhf"][stage], rel=1e-7)
         assert b["significance"]["soft"][stage] == pytest.approx(a["significance"]["soft"][stage], rel=1e-9)
     for region, yields in a["yields"]["after"].items():
         assert b["yields"]["after"][region] == pytest.approx(yields, rel=1e-10)
