@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import awkward as ak
 import equinox as eqx
@@ -32,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from diffhep.engine import backend
+from diffhep.engine.backend import SOFT, Backend
 from diffhep.engine.expressions import text
 from diffhep.engine.objects import ObjectDef, Ref, parse_ref
 from diffhep.errors import ConfigError
@@ -208,7 +207,7 @@ def probabilities(
     weight: Callable[[str], Array],
     raw: Callable[[str], Array],
     parent: Callable[[str], Jagged],
-    xp: Any = jnp,
+    backend: Backend = SOFT,
 ) -> Array:
     """Probability that each candidate is the chosen one, ``Float[Array, "candidates"]``.
 
@@ -218,30 +217,31 @@ def probabilities(
         weight: weight key (``"jets"``, ``"jets.btag"``) -> ``(objects,)`` weights.
         raw: flag key -> ``(objects,)`` weight of the flag alone.
         parent: object name -> its :class:`~diffhep.jagged.Jagged`.
-        xp: ``jax.numpy`` (soft) or ``numpy`` (hard, 0/1 weights).
+        backend: :data:`~diffhep.engine.backend.SOFT` or
+            :data:`~diffhep.engine.backend.HARD` (0/1 weights).
     """
-    m = np.asarray(cands.members) if xp is np else cands.members
+    m = backend.asarray(cands.members)
     if spec.kind in ("max", "min"):
-        return backend.first_pass(cands.combos, weight(spec.refs[0].key)[m[:, 0]], xp)
+        return backend.first_pass(cands.combos, weight(spec.refs[0].key)[m[:, 0]])
     if spec.kind == "pair_mass":
         ref = spec.refs[0]
         w = weight(ref.key)
         w_second = w[m[:, 1]]
-        first = backend.first_pass(parent(ref.obj), w, xp)[m[:, 0]]
-        return first * w_second * backend.none_before(cands.runs, w_second, xp)
+        first = backend.first_pass(parent(ref.obj), w)[m[:, 0]]
+        return first * w_second * backend.none_before(cands.runs, w_second)
     if spec.kind == "trijet_mass":
         w, tag = weight(spec.refs[0].key), raw(spec.refs[1].key)
         selected = w[m[:, 0]] * w[m[:, 1]] * w[m[:, 2]]
         untagged = (1.0 - tag[m[:, 0]]) * (1.0 - tag[m[:, 1]]) * (1.0 - tag[m[:, 2]])
-        return backend.first_pass(cands.combos, selected * (1.0 - untagged), xp)
-    w = xp.concatenate([weight(r.key) for r in spec.refs])
-    return backend.first_pass(cands.combos, w[m[:, 0]] * w[m[:, 1]] * w[m[:, 2]] * w[m[:, 3]], xp)
+        return backend.first_pass(cands.combos, selected * (1.0 - untagged))
+    w = backend.xp.concatenate([weight(r.key) for r in spec.refs])
+    return backend.first_pass(cands.combos, w[m[:, 0]] * w[m[:, 1]] * w[m[:, 2]] * w[m[:, 3]])
 
 
-def expected(cands: Candidates, prob: Array, xp: Any = jnp) -> tuple[Array, Array]:
+def expected(cands: Candidates, prob: Array, backend: Backend = SOFT) -> tuple[Array, Array]:
     """``(P(a candidate is chosen), expected value given one is)``, both ``(events,)``; value 0 if none."""
-    value = np.asarray(cands.combos.value) if xp is np else cands.combos.value
-    exists = backend.segment_sum(cands.combos, prob, xp)
-    total = backend.segment_sum(cands.combos, prob * value, xp)
+    xp, value = backend.xp, backend.asarray(cands.combos.value)
+    exists = backend.segment_sum(cands.combos, prob)
+    total = backend.segment_sum(cands.combos, prob * value)
     ok = exists > 0
     return exists, xp.where(ok, total / xp.where(ok, exists, 1.0), 0.0)

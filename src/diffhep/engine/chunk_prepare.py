@@ -45,9 +45,10 @@ from jax import Array
 
 from diffhep.config import Config
 from diffhep.engine import loading
+from diffhep.engine.backend import HARD, SOFT, Backend
 from diffhep.engine.combine import SampleData
 from diffhep.engine.configured import ConfiguredAnalysis
-from diffhep.engine.expressions import HARD, SOFT, names
+from diffhep.engine.expressions import names
 from diffhep.engine.systematics import Variation
 from diffhep.errors import InputError
 from diffhep.execute.chunks import Chunk, read_chunk
@@ -133,10 +134,10 @@ class ChunkProgram:
         soft = _soft_flow(self)(dict(cuts), data)
         return np.stack([np.asarray(soft), np.asarray(self._flow(dict(cuts), data, HARD))])
 
-    def _flow(self, cuts: Mapping[str, Any], data: SampleData, mode: str) -> Any:
+    def _flow(self, cuts: Mapping[str, Any], data: SampleData, mode: Backend) -> Any:
         """As ``ConfiguredAnalysis._flow`` for data with one sample: ``all events``, then each ``and`` term."""
         analysis = self.analysis()
-        xp = np if mode == HARD else jnp
+        xp = mode.xp
         step = analysis.selection_step(data, cuts, {p.name: p.slope for p in analysis.parameters}, mode)
         weight = xp.asarray(data.weight)
         rows = [weight.sum()]

@@ -4,7 +4,7 @@ Every sample and every variation has its own static structure, but they are
 all flat buffers with segment ids, so they concatenate: events one after the
 other (each with the index of its sample in ``SampleData.sample``), objects
 and candidates likewise with their indices shifted. The step then runs once
-over everything, and :func:`diffhep.engine.backend.fill_by_sample` sums
+over everything, and :meth:`Backend.fill_by_sample <diffhep.engine.backend.Backend.fill_by_sample>` sums
 the weights into ``(samples, bins)``. The compiled program has one copy of every selection,
 whatever the number of samples and variations (compilation, not the events,
 dominates the cost of small analyses).

@@ -38,7 +38,8 @@ from jax import Array
 
 from diffhep.engine import branches, combine, counting, definitions, loading, regions, systematics
 from diffhep.engine.combine import SampleData
-from diffhep.engine.expressions import HARD, SOFT, text
+from diffhep.engine.backend import HARD, SOFT, Backend
+from diffhep.engine.expressions import text
 from diffhep.engine.objects import ObjectWeights, parse_objects
 from diffhep.config import Config, load_config_dict
 from diffhep.config.parameters import check_values
@@ -211,22 +212,21 @@ class ConfiguredAnalysis:
 
     # -- the step -------------------------------------------------------------
     def selection_step(
-        self, data: SampleData, cuts: Mapping[str, Any], slopes: Mapping[str, Any], mode: str
+        self, data: SampleData, cuts: Mapping[str, Any], slopes: Mapping[str, Any], mode: Backend
     ) -> regions.Step:
         """The object and event weights of ``data`` at ``cuts`` (``mode`` soft: JAX; hard: NumPy 0/1)."""
-        xp = np if mode == HARD else jnp
-        options = dict(parameters=self.parameter_map, cuts=cuts, slopes=slopes, mode=mode, xp=xp,
+        options = dict(parameters=self.parameter_map, cuts=cuts, slopes=slopes, backend=mode,
                        functions=self.functions)  # fmt: skip
         weights = ObjectWeights(self.object_defs, data.objects, data.union_index, **options)
         return regions.Step(data, self.object_defs, self.expressions, weights, options, self._limits)
 
     def histograms_at(
-        self, cuts: Mapping[str, Any], data: SampleData, slope_scale: Any, mode: str
+        self, cuts: Mapping[str, Any], data: SampleData, slope_scale: Any, mode: Backend
     ) -> dict[str, dict[str, Histogram]]:
         """Histograms ``region -> key -> Histogram`` of ``data`` at ``cuts``, soft or hard (``mode``)."""
         slopes = {p.name: p.slope * slope_scale for p in self.parameters}
         step = self.selection_step(data, cuts, slopes, mode)
-        return {name: regions.histogram(region, step, hard=mode == HARD) for name, region in self.region_defs.items()}
+        return {name: regions.histogram(region, step) for name, region in self.region_defs.items()}
 
     def soft_histograms(
         self, cuts: Mapping[str, Array], data: SampleData, slope_scale: Array | float = 1.0
@@ -295,9 +295,9 @@ class ConfiguredAnalysis:
         return systematics.workspace(self.spec(histograms), poi=self.poi, name=self.name)
 
     # -- cutflow ------------------------------------------------------------------
-    def _flow(self, cuts: Mapping[str, Any], data: SampleData, mode: str) -> Any:
+    def _flow(self, cuts: Mapping[str, Any], data: SampleData, mode: Backend) -> Any:
         """Yields ``(steps, samples)`` of :meth:`cutflow` (NumPy if hard)."""
-        xp = np if mode == HARD else jnp
+        xp = mode.xp
         step = self.selection_step(data, cuts, {p.name: p.slope for p in self.parameters}, mode)
         weight, sample = xp.asarray(data.weight), xp.asarray(data.sample)
         index = xp.asarray([data.keys.index(s) for s in self._samples])
@@ -325,6 +325,6 @@ class ConfiguredAnalysis:
         hard = self._flow(values, data, HARD)
         names = ["all events"] + [f"{n}: {text(t)}" for n, r in self.region_defs.items() for t in r.terms()]
         return {
-            sample: [{"step": name, SOFT: float(soft[k, i]), HARD: float(hard[k, i])} for k, name in enumerate(names)]
+            sample: [{"step": name, "soft": float(soft[k, i]), "hard": float(hard[k, i])} for k, name in enumerate(names)]
             for i, sample in enumerate(self._samples)
         }

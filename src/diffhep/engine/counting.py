@@ -15,7 +15,9 @@ largest ``N + 1``, :func:`count_limits`), so one distribution per key and step
 serves every region (and every cutflow step); a condition that only tells
 "none" from "some" (``>= 1``, ``== 0``) uses the cheaper
 :func:`~diffhep.select.none_pass` unless the distribution is already there.
-In hard mode the counts are plain sums of 0/1 weights.
+The distributions come from the step's backend: with the hard one (0/1
+weights) a distribution is all on the plain count, so the same code gives
+exactly the 0/1 answer.
 """
 
 from __future__ import annotations
@@ -24,14 +26,11 @@ import ast
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from diffhep.engine import backend
-from diffhep.engine.expressions import COMPARE, HARD, split_compare
+from diffhep.engine.expressions import COMPARE, split_compare
 from diffhep.engine.objects import ObjectDef, Ref, parse_ref
-from diffhep.select import count_distribution, joint_count_distribution, none_pass
 
 if TYPE_CHECKING:
     from diffhep.engine.regions import Step
@@ -99,7 +98,7 @@ def _joint(step: Step, obj: str, flag: str, n_sel: int, n_tag: int) -> Array:
     jagged, weights = step.data.objects[obj], step.weights
     return step.cached(
         ("joint", obj, flag, n_sel, n_tag),
-        lambda: joint_count_distribution(jagged, weights(obj), weights(f"{obj}.{flag}"), n_sel, n_tag),
+        lambda: step.backend.joint_count_distribution(jagged, weights(obj), weights(f"{obj}.{flag}"), n_sel, n_tag),
     )
 
 
@@ -114,25 +113,17 @@ def _distribution(step: Step, obj: str, flag: str | None, n_max: int, *, compute
     if not compute:
         return None
     jagged, w = step.data.objects[obj], step.weights(key)
-    return step.cached(("count", key, n_max), lambda: count_distribution(jagged, w, n_max))
+    return step.cached(("count", key, n_max), lambda: step.backend.count_distribution(jagged, w, n_max))
 
 
-def probability(step: Step, conditions: list[Condition], mode: str, xp: Any) -> Any:
+def probability(step: Step, conditions: list[Condition]) -> Any:
     """Probability that every ``count(ref) op N`` holds, ``(events,)``.
 
     Args:
-        step: the sample's step (data, weights, limits and cache).
+        step: the sample's step (data, weights, backend, limits and cache).
         conditions: the comparisons of one ``and``.
-        mode: ``"soft"`` (exact distributions) or ``"hard"`` (sums of 0/1 weights).
-        xp: the array module of the weights.
     """
-    objects, weights = step.data.objects, step.weights
-    if mode == HARD:
-        result = 1.0
-        for ref, op, n in conditions:
-            count = backend.segment_sum(objects[ref.obj], weights(ref.key), xp)
-            result = result * xp.where(COMPARE[type(op)](count, n), 1.0, 0.0)
-        return result
+    objects, weights, backend = step.data.objects, step.weights, step.backend
     groups: dict[str, dict[str | None, list[tuple[ast.cmpop, int]]]] = {}
     for ref, op, n in conditions:
         groups.setdefault(ref.obj, {}).setdefault(ref.flag, []).append((op, n))
@@ -143,14 +134,16 @@ def probability(step: Step, conditions: list[Condition], mode: str, xp: Any) -> 
             own, tagged = by_flag.pop(None), by_flag.pop(flags[0])
             n_sel, n_tag = _limit(step, obj, own), _limit(step, f"{obj}.{flags[0]}", tagged)
             both = np.outer(mask(own, n_sel), mask(tagged, n_tag))
-            result = result * jnp.sum(_joint(step, obj, flags[0], n_sel, n_tag) * both, axis=(1, 2))
+            result = result * backend.xp.sum(_joint(step, obj, flags[0], n_sel, n_tag) * both, axis=(1, 2))
         for flag, conds in by_flag.items():
             key = obj if flag is None else f"{obj}.{flag}"
             n_max = _limit(step, key, conds)
             m = mask(conds, n_max)
             dist = _distribution(step, obj, flag, n_max, compute=not np.all(m[1:] == m[1]))
             if dist is None:  # only "none" vs "some" matters: one product
-                none = step.cached(("none", key), lambda key=key, obj=obj: none_pass(objects[obj], weights(key)))
+                none = step.cached(
+                    ("none", key), lambda key=key, obj=obj: backend.none_pass(objects[obj], weights(key))
+                )
                 result = result * (m[0] * none + m[1] * (1.0 - none))
             else:
                 result = result * (dist @ m)

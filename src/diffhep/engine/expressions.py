@@ -6,13 +6,16 @@ times by an :class:`Evaluator`:
 
 * numbers, ``+ - * / **``, unary ``-``, and the elementwise functions
   :data:`ELEMENTWISE` act on arrays (NumPy on the host, JAX in the step);
-* a comparison with a parameter is a soft cut in ``"soft"`` mode,
-  ``soft_above``/``soft_below`` with that parameter's slope (1/unit, already
-  multiplied by the slope scale), and a step (0 or 1) in ``"hard"`` mode; a
+* a comparison with a parameter is a soft cut with the :data:`~diffhep.engine.backend.SOFT`
+  backend, ``soft_above``/``soft_below`` with that parameter's slope (1/unit, already
+  multiplied by the slope scale), and a step (0 or 1) with :data:`~diffhep.engine.backend.HARD`; a
   comparison without a parameter is always a step;
 * ``and`` multiplies weights, ``or`` is ``1 - (1 - a)(1 - b)``, ``not`` is
-  ``1 - a`` (``diffhep.select.logic``); an operand that is not itself a
+  ``1 - a`` (``diffhep.select.logic``; hard: steps); an operand that is not itself a
   condition (a bare field such as ``tightId``) counts as ``value != 0``.
+
+What differs between the two paths is in the :class:`~diffhep.engine.backend.Backend`
+the evaluator is given; the evaluator itself is written once.
 
 Subclasses say what names and calls mean (object fields in
 :mod:`diffhep.engine.objects`, event branches and reductions in
@@ -29,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from diffhep.config import expr as config_expr
+from diffhep.engine.backend import COMPARE, HARD, SOFT, Backend
 from diffhep.errors import ConfigError, closest
-from diffhep.select import and_, not_, or_, soft_above, soft_below
 
 __all__ = [
     "SOFT",
@@ -47,8 +50,6 @@ __all__ = [
     "parameters_in",
     "Evaluator",
 ]
-
-SOFT, HARD = "soft", "hard"
 
 #: Elementwise functions allowed in every expression: name -> (NumPy name, number of arguments).
 ELEMENTWISE = {
@@ -78,14 +79,6 @@ _ARITHMETIC = {
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
     ast.Pow: operator.pow,
-}
-COMPARE = {
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
 }
 
 
@@ -134,8 +127,7 @@ class Evaluator:
         cuts: parameter name -> cut value (JAX or float); ``None`` where
             parameters are not allowed (``require``).
         slopes: parameter name -> slope (1/unit) times the slope scale.
-        mode: :data:`SOFT` (sigmoids) or :data:`HARD` (steps).
-        xp: the array module, ``numpy`` or ``jax.numpy``.
+        backend: :data:`SOFT` (JAX, sigmoids) or :data:`HARD` (NumPy, steps).
         functions: plugin functions, name -> callable on arrays.
         where: what is evaluated, for error messages.
     """
@@ -146,16 +138,14 @@ class Evaluator:
         parameters: Mapping[str, Any],
         cuts: Mapping[str, Any] | None,
         slopes: Mapping[str, Any],
-        mode: str,
-        xp: Any,
+        backend: Backend,
         functions: Mapping[str, Callable[..., Any]],
         where: str,
     ):
         self.parameters = parameters
         self.cuts = cuts
         self.slopes = slopes
-        self.mode = mode
-        self.xp = xp
+        self.backend = backend
         self.functions = functions
         self.where = where
 
@@ -179,9 +169,14 @@ class Evaluator:
         """Whether ``node`` evaluates to a weight (subclasses add probabilities)."""
         return is_condition(node)
 
+    @property
+    def xp(self) -> Any:
+        """The array namespace of the backend, ``jax.numpy`` or ``numpy``."""
+        return self.backend.xp
+
     def step(self, mask: Any) -> Any:
         """1.0 where ``mask`` else 0.0."""
-        return self.xp.where(mask, 1.0, 0.0)
+        return self.backend.step(mask)
 
     # -- leaves -----------------------------------------------------------
     def visit_Constant(self, node: ast.Constant) -> float:
@@ -208,7 +203,7 @@ class Evaluator:
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
         if isinstance(node.op, ast.Not):
             value = self.weight(node.operand)
-            return not_(value) if self.mode == SOFT else self.step(value == 0)
+            return self.backend.not_(value)
         value = self(node.operand)
         if isinstance(node.op, ast.USub):
             return -value
@@ -238,12 +233,12 @@ class Evaluator:
         return result
 
     def and_(self, a: Any, b: Any) -> Any:
-        """Soft AND (a product); in hard mode both non-zero."""
-        return and_(a, b) if self.mode == SOFT else self.step((a != 0) & (b != 0))
+        """Soft AND (a product); hard: both non-zero."""
+        return self.backend.and_(a, b)
 
     def or_(self, a: Any, b: Any) -> Any:
-        """Soft OR ``1 - (1 - a)(1 - b)``; in hard mode either non-zero."""
-        return or_(a, b) if self.mode == SOFT else self.step((a != 0) | (b != 0))
+        """Soft OR ``1 - (1 - a)(1 - b)``; hard: either non-zero."""
+        return self.backend.or_(a, b)
 
     # -- comparisons --------------------------------------------------------
     def visit_Compare(self, node: ast.Compare) -> Any:
@@ -262,14 +257,10 @@ class Evaluator:
         return self.slopes[found[0]] if found else None
 
     def compare_values(self, a: Any, op: ast.cmpop, b: Any, slope: Any | None) -> Any:
-        """``a op b`` as a weight: sigmoid with ``slope`` (soft mode), else a step."""
+        """``a op b`` as a weight: sigmoid with ``slope`` (soft backend), else a step."""
         if slope is not None and isinstance(op, (ast.Eq, ast.NotEq)):
             raise ConfigError(f"{self.where}: '==' and '!=' cannot compare with a parameter (use < or >)")
-        if slope is not None and self.mode == SOFT:
-            if isinstance(op, (ast.Gt, ast.GtE)):
-                return soft_above(a, b, slope)
-            return soft_below(a, b, slope)
-        return self.step(COMPARE[type(op)](a, b))
+        return self.backend.compare(a, op, b, slope)
 
     # -- calls ----------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> Any:

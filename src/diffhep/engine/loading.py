@@ -256,7 +256,7 @@ def event_weight(
     if expr is None:
         return np.ones(n)
     ev = ObjectEvaluator(
-        columns, parameters={}, cuts=None, slopes={}, mode=HARD, xp=np, functions=functions, where=where
+        columns, parameters={}, cuts=None, slopes={}, backend=HARD, functions=functions, where=where
     )
     return np.broadcast_to(np.asarray(ev(expr), dtype=np.float64), (n,))
 
@@ -321,7 +321,7 @@ def load_sample(
             source = objects.build_host(defs, raw_objects(extended)[0], parameters=parameters, functions=functions)
         leading = {r: _leading_values(source, r) for r in refs}
         evaluator = _WeightEvaluator(
-            event_cols, leading, parameters={}, cuts=None, slopes={}, mode=HARD, xp=np, functions=functions,
+            event_cols, leading, parameters={}, cuts=None, slopes={}, backend=HARD, functions=functions,
             where=weight_where,
         )
         weight = weight * np.broadcast_to(np.asarray(evaluator(variation.weight), dtype=np.float64), (n,))
@@ -378,7 +378,7 @@ def with_kernels(
     functions: Mapping[str, Callable[..., Any]],
 ) -> SampleData:
     """``data`` with the kernels of every static or candidate observable (soft and bandwidth 0)."""
-    options = dict(parameters=parameters, cuts={}, slopes={}, mode=HARD, xp=np, functions=functions)
+    options = dict(parameters=parameters, cuts={}, slopes={}, backend=HARD, functions=functions)
     step = regions.Step(
         data, defs, specs, objects.ObjectWeights(defs, data.objects, data.union_index, **options), options
     )

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from diffhep.engine.expressions import HARD, Evaluator, host_mask, names, parameters_in, parse
+from diffhep.engine.backend import HARD
+from diffhep.engine.expressions import Evaluator, host_mask, names, parameters_in, parse
 from diffhep.errors import ConfigError, closest
 from diffhep.jagged import Jagged, from_awkward
 
@@ -209,8 +210,7 @@ def build_host(
                 parameters=parameters,
                 cuts=None,
                 slopes={},
-                mode=HARD,
-                xp=np,
+                backend=HARD,
                 functions=functions,
                 where=d.where("require"),
             )
@@ -244,8 +244,8 @@ class ObjectWeights:
         union_index: union name -> ``Int[Array, "objects"]`` index into the
             concatenated member weights.
         evaluator: keyword arguments of :class:`~diffhep.engine.expressions.Evaluator`
-            (``parameters, cuts, slopes, mode, xp, functions``); with ``xp=numpy``
-            (hard path) the weights are NumPy arrays.
+            (``parameters, cuts, slopes, backend, functions``); with ``backend=HARD``
+            the weights are NumPy arrays.
     """
 
     def __init__(
@@ -261,13 +261,12 @@ class ObjectWeights:
         self.options = evaluator
         self._weights: dict[str, Array] = {}
         self._raw: dict[str, Array] = {}
-        self.dtype = np.float64 if evaluator["xp"] is np else jnp.result_type(float)
+        self.backend = evaluator["backend"]
+        self.dtype = self.backend.float_dtype
 
     def _evaluate(self, name: str, part: str, node: ast.expr) -> Array:
-        d, xp = self.defs[name], self.options["xp"]
-        fields = self.objects[name].fields
-        if xp is np:
-            fields = {k: np.asarray(v) for k, v in fields.items()}
+        d, backend, xp = self.defs[name], self.backend, self.backend.xp
+        fields = {k: backend.asarray(v) for k, v in self.objects[name].fields.items()}
         evaluator = ObjectEvaluator(fields, where=d.where(part), **self.options)
         w = xp.asarray(evaluator.weight(node), dtype=self.dtype)
         return xp.broadcast_to(w, (self.objects[name].n_objects,))
@@ -287,11 +286,11 @@ class ObjectWeights:
         if flag:
             w = self(name) * self.raw(key)
         else:
-            d, xp = self.defs[name], self.options["xp"]
+            d, xp = self.defs[name], self.backend.xp
             w = xp.ones((self.objects[name].n_objects,), dtype=self.dtype)
             if d.union:
                 members = xp.concatenate([self(m) for m in d.union])
-                w = members[np.asarray(self.union_index[name]) if xp is np else self.union_index[name]]
+                w = members[self.backend.asarray(self.union_index[name])]
             if d.cuts is not None:
                 w = w * self._evaluate(name, "cuts", d.cuts)
         self._weights[key] = w

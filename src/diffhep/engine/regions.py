@@ -13,8 +13,9 @@ collection and one of its flags are computed jointly
 (:func:`~diffhep.select.joint_count_distribution`); different collections,
 and further flags, are multiplied (treated as independent). A comparison of a
 candidate observable (``pair_mass(muons) > 60``) is the probability that the
-chosen candidate exists and passes. In hard mode counts are plain sums of 0/1
-weights and every comparison is a step.
+chosen candidate exists and passes. With the hard backend
+(:data:`~diffhep.engine.backend.HARD`) counts are plain sums of 0/1 weights
+and every comparison is a step; the code is the same, the backend differs.
 
 The observable of a region is histogrammed per event (an event-level value),
 or per candidate (a candidate observable, weighted by the probability that it
@@ -33,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from diffhep.engine import backend, builtins, counting
+from diffhep.engine import builtins, counting
+from diffhep.engine.backend import Backend
 from diffhep.engine.builtins import Candidates, CandidateSpec, candidate_spec
 from diffhep.engine.combine import SampleData
 from diffhep.engine.expressions import Evaluator, is_condition, parameters_in, parse, split_compare, text
@@ -41,7 +43,6 @@ from diffhep.engine.objects import ObjectDef, ObjectWeights, Ref, is_soft, parse
 from diffhep.errors import ConfigError, closest
 from diffhep.histogram import BinnedKernel, Histogram, binned_kernel
 from diffhep.jagged import Jagged
-from diffhep.select import any_pass
 
 __all__ = [
     "RegionDef",
@@ -154,7 +155,8 @@ class Step:
         defs: object definitions.
         specs: candidate key -> spec (every candidate observable of the config).
         weights: lazy object weights.
-        options: keyword arguments of :class:`~diffhep.engine.expressions.Evaluator`.
+        options: keyword arguments of :class:`~diffhep.engine.expressions.Evaluator`
+            (its ``backend``: soft or hard).
         limits: weight key -> counts tracked by its distribution (:func:`~diffhep.engine.counting.count_limits`).
         cache: count distributions and products computed in this step, shared by regions.
     """
@@ -170,6 +172,11 @@ class Step:
     def __post_init__(self) -> None:
         self._probs: dict[str, Array] = {}
 
+    @property
+    def backend(self) -> Backend:
+        """The backend of this step's evaluation (:data:`~diffhep.engine.backend.SOFT` or ``HARD``)."""
+        return self.options["backend"]
+
     def cached(self, key: tuple, compute: Callable[[], Array]) -> Array:
         """``cache[key]``, computed first if missing."""
         if key not in self.cache:
@@ -181,7 +188,7 @@ class Step:
         cands = self.data.candidates[spec.key]
         if spec.key not in self._probs:
             self._probs[spec.key] = builtins.probabilities(
-                spec, cands, self.weights, self.weights.raw, lambda name: self.data.objects[name], self.options["xp"]
+                spec, cands, self.weights, self.weights.raw, lambda name: self.data.objects[name], self.backend
             )
         return cands, self._probs[spec.key]
 
@@ -200,7 +207,7 @@ class EventEvaluator(Evaluator):
     def name(self, node: ast.Name) -> Any:
         events = self.step_.data.events
         if node.id in events:
-            return np.asarray(events[node.id]) if self.xp is np else events[node.id]
+            return self.backend.asarray(events[node.id])
         if node.id in self.step_.defs:
             raise self.error(
                 node, f"{node.id!r} are objects: use count({node.id}), sum({node.id}.<field>), any({node.id}), ..."
@@ -220,23 +227,23 @@ class EventEvaluator(Evaluator):
         return ref, self.step_.data.objects[ref.obj]
 
     def call(self, name: str, node: ast.Call) -> Any:
-        xp = self.xp
+        backend = self.backend
         if name in ("count", "any"):
             ref, jagged = self._ref(node, with_field=False)
             w = self.step_.weights(ref.key)
             if name == "count":
-                return backend.segment_sum(jagged, w, xp)
-            return self.step(backend.segment_sum(jagged, w, xp) > 0) if backend.is_numpy(xp) else any_pass(jagged, w)
+                return backend.segment_sum(jagged, w)
+            return backend.any_pass(jagged, w)
         if name == "sum":
             ref, jagged = self._ref(node, with_field=True)
-            values = np.asarray(jagged[ref.field]) if backend.is_numpy(xp) else jagged[ref.field]
-            return backend.segment_sum(jagged, self.step_.weights(ref.key) * values, xp)
+            values = backend.asarray(jagged[ref.field])
+            return backend.segment_sum(jagged, self.step_.weights(ref.key) * values)
         spec = candidate_spec(node, self.step_.defs, self.where)
         if spec is not None:
-            return builtins.expected(*self.step_.candidate(spec), xp)[1]
+            return builtins.expected(*self.step_.candidate(spec), backend)[1]
         if name in self.functions and name not in ("max", "min"):
             result = self.functions[name](*(self._plugin_argument(a) for a in node.args))
-            return np.asarray(result) if backend.is_numpy(xp) else result
+            return backend.asarray(result)
         return super().call(name, node)
 
     def _plugin_argument(self, node: ast.expr) -> Any:
@@ -259,17 +266,16 @@ class EventEvaluator(Evaluator):
             raise self.error(node, "a comparison can have a candidate observable on one side only")
         if any(specs):
             cands, prob = self.step_.candidate(specs[0] or specs[1])
-            combos, xp = cands.combos, self.xp
-            segments = np.asarray(combos.segment_ids) if backend.is_numpy(xp) else combos.segment_ids
-            value = np.asarray(combos.value) if backend.is_numpy(xp) else combos.value
+            combos, backend, xp = cands.combos, self.backend, self.xp
+            segments, value = backend.asarray(combos.segment_ids), backend.asarray(combos.value)
             a = value if specs[0] else xp.broadcast_to(self(left), (combos.n_events,))[segments]
             b = value if specs[1] else xp.broadcast_to(self(right), (combos.n_events,))[segments]
-            return backend.segment_sum(combos, prob * self.compare_values(a, op, b, self.slope(node)), xp)
+            return backend.segment_sum(combos, prob * self.compare_values(a, op, b, self.slope(node)))
         return super().compare(node)
 
     def counts(self, conditions: list[tuple[Ref, ast.cmpop, int]]) -> Any:
         """Probability that all ``count(ref) op N`` hold, ``(events,)`` (:mod:`~diffhep.engine.counting`)."""
-        return counting.probability(self.step_, conditions, self.mode, self.xp)
+        return counting.probability(self.step_, conditions)
 
     def conjunction(self, nodes: list[ast.expr]) -> Any:
         flat: list[ast.expr] = []
@@ -286,29 +292,27 @@ class EventEvaluator(Evaluator):
         return result
 
 
-def histogram(region: RegionDef, step: Step, *, hard: bool) -> dict[str, Histogram]:
-    """The region's histograms, ``key -> Histogram`` (counts and sumw2 per bin, events; NumPy if hard)."""
-    data, xp = step.data, step.options["xp"]
+def histogram(region: RegionDef, step: Step) -> dict[str, Histogram]:
+    """The region's histograms, ``key -> Histogram`` (counts and sumw2 per bin, events).
+
+    Soft: kernel density estimates at the region's bandwidth (JAX); hard:
+    bandwidth 0 (NumPy), as the step's backend says.
+    """
+    data, backend = step.data, step.backend
     evaluator = step.evaluator(f"region {region.name!r} select")
-    weight = np.asarray(data.weight) if backend.is_numpy(xp) else data.weight
-    sample = np.asarray(data.sample) if backend.is_numpy(xp) else data.sample
+    weight, sample = backend.asarray(data.weight), backend.asarray(data.sample)
     if region.select is not None:
         weight = weight * evaluator.weight(region.select)
-    kernels = data.hard_kernels if hard else data.kernels
+    kernels = backend.kernels(data)
     if region.candidate is not None:
         cands, prob = step.candidate(region.candidate)
-        segments = np.asarray(cands.combos.segment_ids) if backend.is_numpy(xp) else cands.combos.segment_ids
-        return backend.fill_by_sample(kernels[region.name], prob * weight[segments], sample[segments], data.keys, xp)
+        segments = backend.asarray(cands.combos.segment_ids)
+        return backend.fill_by_sample(kernels[region.name], prob * weight[segments], sample[segments], data.keys)
     if region.static:
-        return backend.fill_by_sample(kernels[region.name], weight, sample, data.keys, xp)
+        return backend.fill_by_sample(kernels[region.name], weight, sample, data.keys)
     evaluator.where = f"region {region.name!r} observable"
-    x = xp.broadcast_to(evaluator(region.observable), weight.shape)
-    if backend.is_numpy(xp):
-        first, inside = backend.hard_bins(x, region.edges)
-        kernel = BinnedKernel(first, inside[:, None], tuple(float(e) for e in region.edges), 0.0)
-    else:
-        kernel = binned_kernel(x, region.edges, 0.0 if hard else region.bandwidth)
-    return backend.fill_by_sample(kernel, weight, sample, data.keys, xp)
+    x = backend.xp.broadcast_to(evaluator(region.observable), weight.shape)
+    return backend.fill_by_sample(backend.kernel(x, region.edges, region.bandwidth), weight, sample, data.keys)
 
 
 def static_kernels(region: RegionDef, step: Step) -> tuple[BinnedKernel, BinnedKernel]:
