@@ -19,6 +19,8 @@ The format is documented key by key in ``configs/README.md`` and by the
 * :mod:`~diffhep.config.expr`: the safe expression language: :func:`parse`
   (an :mod:`ast` whitelist, never ``eval``), :class:`Expr` and the generic
   tree-walking :func:`evaluate` with comparison and logic hooks.
+* :mod:`~diffhep.config.functions`: :data:`BUILTINS`, the one table of built-in
+  expression functions (kind, arity, the NumPy/``jax.numpy`` function of elementwise ones).
 * :mod:`~diffhep.config.templates`: :func:`template_root` / :func:`template_names`, the shipped template analyses.
 
 Every problem is a :class:`~diffhep.errors.ConfigError` with one line
@@ -32,15 +34,13 @@ Example:
 
 from diffhep.config.checks import VARIATION_KINDS
 from diffhep.config.expr import (
-    BUILTIN_FUNCTIONS,
-    EVENT_FUNCTIONS,
-    OBJECT_FUNCTIONS,
     BitwiseLogic,
     Expr,
     Logic,
     evaluate,
     parse,
 )
+from diffhep.config.functions import BUILTIN_FUNCTIONS, BUILTINS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS
 from diffhep.config.load import FUNCTIONS, Config, load_config, load_config_dict, load_plugins, register
 from diffhep.config.schema import SCHEMA, schema_path
 from diffhep.config.sections import Measurement, Objective, Parameters, Sample, Sections
@@ -64,6 +64,7 @@ __all__ = [
     "register",
     "load_plugins",
     "FUNCTIONS",
+    "BUILTINS",
     "BUILTIN_FUNCTIONS",
     "OBJECT_FUNCTIONS",
     "EVENT_FUNCTIONS",

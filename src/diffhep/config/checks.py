@@ -19,15 +19,14 @@ import re
 from collections.abc import Collection
 from typing import Any, Protocol
 
-from diffhep.config.expr import BUILTIN_FUNCTIONS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS, Expr, parse
+from diffhep.config.expr import Expr, parse
+from diffhep.config.functions import BUILTIN_FUNCTIONS, BUILTINS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS
 from diffhep.errors import ConfigError, DiffhepError, closest
 
 __all__ = ["check_config", "format_path", "FieldPath", "VARIATION_KINDS"]
 
 #: The kinds of a systematic variation; exactly one per variation.
 VARIATION_KINDS = ("scale", "branches", "weight", "files", "smear")
-_ARITY = {"arctan2": (2, 2), "min": (1, 99), "max": (1, 99), "count": (1, 1), "any": (1, 1), "sum": (1, 1)}
-_ARITY |= {"pair_mass": (1, 1), "trijet_mass": (2, 2), "m4l": (2, 2)}
 #: Functions of variation weights only: leading(jets.pt, i) (checked further by the engine).
 WEIGHT_FUNCTIONS = frozenset({"leading"})
 #: A field path: mapping keys and list indices, ``("objects", "jets", "cuts")``.
@@ -133,7 +132,7 @@ class _Checker:
         if not known and (self.plugins is not None or name in BUILTIN_FUNCTIONS):
             hint = closest(name, [*sorted(allowed), *sorted(self.plugins or ())])
             raise self.fail(path, f"unknown {level}-level function {name!r}{hint}")
-        low, high = _ARITY.get(name, (1, 1)) if name in BUILTIN_FUNCTIONS else (0, 999)
+        low, high = BUILTINS[name].arity if name in BUILTINS else (0, 999)
         if not low <= len(node.args) <= high:
             count = f"{low}" if low == high else f"{low} or more"
             raise self.fail(path, f"{name}() takes {count} argument(s), got {len(node.args)}")
@@ -195,7 +194,9 @@ class _Checker:
         """Check an event-level subtree; object references only as call arguments (``extra``: more functions)."""
         if isinstance(node, ast.Call):
             name = self.call(path, node, EVENT_FUNCTIONS | OBJECT_FUNCTIONS | extra, "event")
-            reduction = (name in ("min", "max") and len(node.args) == 1) or name in EVENT_FUNCTIONS - {"min", "max"}
+            kinds = BUILTINS[name].kinds if name in BUILTINS else frozenset()
+            # min(c.f) reduces over objects; min(a, b) is elementwise (both kinds: one argument reduces).
+            reduction = bool(kinds & {"reduction", "candidate"}) and ("elementwise" not in kinds or len(node.args) == 1)
             plugin = name not in BUILTIN_FUNCTIONS
             for i, arg in enumerate(node.args):
                 if reduction or (plugin and self.is_object(arg)):

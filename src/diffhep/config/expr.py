@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from diffhep.config.functions import BUILTIN_FUNCTIONS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS
 from diffhep.errors import ConfigError, closest
 
 __all__ = [
@@ -41,12 +42,6 @@ __all__ = [
     "BUILTIN_FUNCTIONS",
 ]
 
-#: Functions of object-level expressions (``require``, ``cuts``, ``flags``).
-OBJECT_FUNCTIONS = frozenset("abs sqrt exp log sin cos tan sinh cosh tanh arctan2 min max".split())
-#: Reductions over objects and built-in candidate observables (event level).
-EVENT_FUNCTIONS = frozenset("count sum max min any pair_mass trijet_mass m4l".split())
-#: Every built-in function name; plugins may not register these.
-BUILTIN_FUNCTIONS = OBJECT_FUNCTIONS | EVENT_FUNCTIONS
 _ALLOWED = "only names, numbers, arithmetic, comparisons, and/or/not and calls of known functions"
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
