@@ -138,7 +138,9 @@ def _pad_jagged(c: Jagged, size: int, per_event: int, n_events: int, n_padded: i
     )
 
 
-def _shift(index: object, sources: Sequence[str], before: Mapping[str, Jagged], after: Mapping[str, Jagged]) -> np.ndarray:
+def _shift(
+    index: object, sources: Sequence[str], before: Mapping[str, Jagged], after: Mapping[str, Jagged]
+) -> np.ndarray:
     """Indices into the concatenation of ``sources`` before padding -> after padding."""
     index = np.asarray(index).astype(np.int64)
     out = np.zeros_like(index)

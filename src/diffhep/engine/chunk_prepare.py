@@ -269,8 +269,14 @@ def normalisation_pass(
                 continue
             shifted = _shifted(variation, skips.get(chunk))
             smeared = any(n in variation.smear for n in _weight_names(sample))
-            memo = (chunk.file, chunk.tree, chunk.start, chunk.stop, sample.weight_text,
-                    tuple((n, variation.read_branches(n), variation.scale.get(n)) for n in _weight_names(sample)))
+            memo = (
+                chunk.file,
+                chunk.tree,
+                chunk.start,
+                chunk.stop,
+                sample.weight_text,
+                tuple((n, variation.read_branches(n), variation.scale.get(n)) for n in _weight_names(sample)),
+            )
             if smeared or memo not in seen:
                 branches = sorted({variation.read_branches(n) for n in _weight_names(sample)})
                 events = read_chunk(chunk, branches)
