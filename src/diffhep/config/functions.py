@@ -46,6 +46,7 @@ class Builtin:
         arity: ``(fewest, most)`` arguments.
         numpy: elementwise only: the name of the NumPy / ``jax.numpy`` function that computes it.
         doc: one line for the documentation.
+        unit: unit of the value, for axis labels (``"GeV"`` for masses), or ``""``.
     """
 
     name: str
@@ -53,11 +54,13 @@ class Builtin:
     arity: tuple[int, int]
     numpy: str | None
     doc: str
+    unit: str = ""
 
 
 def _table(*rows: tuple[str, str, tuple[int, int], str | None, str]) -> dict[str, Builtin]:
     return {
-        name: Builtin(name, frozenset(kinds.split("+")), arity, numpy, doc) for name, kinds, arity, numpy, doc in rows
+        name: Builtin(name, frozenset(kinds.split("+")), arity, numpy, doc, "GeV" if doc.endswith(", GeV") else "")
+        for name, kinds, arity, numpy, doc in rows
     }
 
 

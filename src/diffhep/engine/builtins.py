@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from diffhep.config.functions import CANDIDATES
 from diffhep.engine.backend import SOFT, Backend
 from diffhep.engine.expressions import text
 from diffhep.engine.objects import ObjectDef, Ref, parse_ref
@@ -41,7 +42,8 @@ from diffhep.jagged.candidates import trijets, zz_candidates
 __all__ = ["BUILTINS", "CandidateSpec", "Candidates", "candidate_spec", "prepare", "probabilities", "expected"]
 
 #: Built-in candidate observables (and the number of collection arguments).
-BUILTINS = {"pair_mass": 1, "trijet_mass": 2, "m4l": 2}
+#: Candidate observables: name -> number of object arguments (the table is :data:`diffhep.config.functions.BUILTINS`).
+BUILTINS = CANDIDATES
 
 
 @dataclass(frozen=True)

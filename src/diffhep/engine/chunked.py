@@ -42,12 +42,12 @@ import numpy as np
 from jax import Array
 
 from diffhep.config import Config
+from diffhep.config.parameters import check_values
 from diffhep.engine import loading
 from diffhep.engine.chunk_padding import ShapePadder, plan_shapes, sizes_of
 from diffhep.engine.chunk_prepare import SLOPE, ChunkProgram, PrepareChunk, normalisation_pass
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.engine.expressions import text
-from diffhep.config.parameters import check_values
 from diffhep.errors import InputError
 from diffhep.execute import ChunkCache, ChunkedStep, DaskStep, StepResult, plan_chunks
 from diffhep.execute.settings import ExecutionSettings

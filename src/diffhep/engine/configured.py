@@ -36,13 +36,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from diffhep.engine import branches, combine, counting, definitions, loading, regions, systematics
-from diffhep.engine.combine import SampleData
-from diffhep.engine.backend import HARD, SOFT, Backend
-from diffhep.engine.expressions import text
-from diffhep.engine.objects import ObjectWeights, parse_objects
 from diffhep.config import Config, load_config_dict
 from diffhep.config.parameters import check_values
+from diffhep.engine import branches, combine, counting, definitions, loading, regions, systematics
+from diffhep.engine.backend import HARD, SOFT, Backend
+from diffhep.engine.combine import SampleData
+from diffhep.engine.expressions import text
+from diffhep.engine.objects import ObjectWeights, parse_objects
 from diffhep.errors import InputError
 from diffhep.histogram import Histogram
 from diffhep.infer import asimov_significance, expected_cls, expected_discovery_significance, poi_uncertainty

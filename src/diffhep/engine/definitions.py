@@ -16,20 +16,20 @@ import ast
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from diffhep.config import FUNCTIONS, load_plugins
+from diffhep.config.functions import REDUCTIONS
+from diffhep.config.parameters import CutParameter
+from diffhep.config.sections import Sections
 from diffhep.engine.builtins import BUILTINS, CandidateSpec, candidate_spec
 from diffhep.engine.expressions import ELEMENTWISE, LEADING, names, parameters_in, split_compare, text
 from diffhep.engine.loading import SampleDef, weight_refs
 from diffhep.engine.objects import ObjectDef
-from diffhep.config import FUNCTIONS, load_plugins
-from diffhep.config.parameters import CutParameter
-from diffhep.config.sections import Sections
 from diffhep.engine.regions import RegionDef
 from diffhep.engine.systematics import SystematicDef
 from diffhep.errors import ConfigError, closest
 
 __all__ = ["plugin_functions", "parse_parameters", "parse_samples", "check_expressions"]
 
-_REDUCTIONS = ("count", "sum", "any")
 
 
 def plugin_functions(sections: Sections) -> dict[str, Callable[..., Any]]:
@@ -94,7 +94,7 @@ def check_expressions(
     for d in defs.values():
         for part, node in d.expressions().items():
             _check_calls(node, object_level, parameters, located("objects", d.name, *part.split(".")))
-    event_level = object_level | set(_REDUCTIONS) | set(BUILTINS)
+    event_level = object_level | set(REDUCTIONS) | set(BUILTINS)
     specs: dict[str, CandidateSpec] = {}
     for name, r in region_defs.items():
         for part, node in (("select", r.select), ("observable", r.observable)):

@@ -25,6 +25,7 @@ Subclasses say what names and calls mean (object fields in
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from diffhep.config import expr as config_expr
+from diffhep.config.functions import BUILTINS
+from diffhep.config.functions import ELEMENTWISE as FUNCTION_TABLE_ELEMENTWISE
 from diffhep.engine.backend import COMPARE, HARD, SOFT, Backend
 from diffhep.errors import ConfigError, closest
 
@@ -51,22 +54,9 @@ __all__ = [
     "Evaluator",
 ]
 
-#: Elementwise functions allowed in every expression: name -> (NumPy name, number of arguments).
-ELEMENTWISE = {
-    "abs": ("abs", 1),
-    "sqrt": ("sqrt", 1),
-    "exp": ("exp", 1),
-    "log": ("log", 1),
-    "sin": ("sin", 1),
-    "cos": ("cos", 1),
-    "tan": ("tan", 1),
-    "sinh": ("sinh", 1),
-    "cosh": ("cosh", 1),
-    "tanh": ("tanh", 1),
-    "arctan2": ("arctan2", 2),
-    "min": ("minimum", 2),
-    "max": ("maximum", 2),
-}
+#: Elementwise functions allowed in every expression: name -> NumPy / jax.numpy function name
+#: (the table is :data:`diffhep.config.functions.BUILTINS`).
+ELEMENTWISE = FUNCTION_TABLE_ELEMENTWISE
 
 #: Function of variation weights only (host, static): ``leading(jets.pt, i)`` is field ``pt`` of the
 #: ``i``-th object of ``jets`` after its ``require`` and ``order``, 0 if the event has fewer
@@ -271,10 +261,13 @@ class Evaluator:
     def call(self, name: str, node: ast.Call) -> Any:
         """Elementwise functions and plugins (subclasses add reductions)."""
         if name in ELEMENTWISE:
-            fname, nargs = ELEMENTWISE[name]
-            if len(node.args) != nargs:
-                raise self.error(node, f"{name}() takes {nargs} argument(s), got {len(node.args)}")
-            return getattr(self.xp, fname)(*(self(a) for a in node.args))
+            low, high = BUILTINS[name].arity
+            low = max(low, 2) if "reduction" in BUILTINS[name].kinds else low  # min(x) alone reduces objects
+            if not low <= len(node.args) <= high:
+                raise self.error(node, f"{name}() takes {low} to {high} argument(s), got {len(node.args)}")
+            function = getattr(self.xp, ELEMENTWISE[name])
+            args = [self(a) for a in node.args]
+            return functools.reduce(function, args) if len(args) > 2 else function(*args)  # min(a, b, c)
         if name in self.functions:
             return self.functions[name](*(self(a) for a in node.args))
         known = [*ELEMENTWISE, *self.functions]

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from diffhep.config.functions import BUILTINS as FUNCTIONS
 from diffhep.engine import builtins, counting
 from diffhep.engine.backend import Backend
 from diffhep.engine.builtins import Candidates, CandidateSpec, candidate_spec
@@ -131,7 +132,8 @@ def parse_regions(
         select = parse(spec["select"], f"{where} select") if spec.get("select") is not None else None
         observable = parse(spec["observable"], f"{where} observable")
         cand = candidate_spec(observable, defs, f"{where} observable")
-        unit = " [GeV]" if cand is not None and cand.kind in builtins.BUILTINS else ""
+        unit = FUNCTIONS[cand.kind].unit if cand is not None and cand.kind in FUNCTIONS else ""
+        unit = f" [{unit}]" if unit else ""
         out[name] = RegionDef(
             name=name,
             select=select,
