@@ -8,7 +8,8 @@ Modules, in the order a config flows through them:
 
 * :mod:`~diffhep.engine.definitions`: the config's sections -> parameters, samples, plugin functions;
 * :mod:`~diffhep.engine.expressions`: an expression tree evaluated soft (sigmoids) or hard (steps);
-* :mod:`~diffhep.engine.backend`: the few segment operations, in JAX (soft) and NumPy (hard);
+* :mod:`~diffhep.engine.backend`: :class:`Backend`, ``SOFT`` (JAX, sigmoids, KDE) and ``HARD`` (NumPy, steps): the
+  operations that differ between the two paths, so the rest of the engine is written once;
 * :mod:`~diffhep.engine.objects`: object collections (static ``require``/``order``/``union``, soft ``cuts``/``flags``);
 * :mod:`~diffhep.engine.builtins`: candidate observables (``pair_mass``, ``trijet_mass``, ``m4l``, ``max``/``min``);
 * :mod:`~diffhep.engine.counting`: ``count(c) <op> N`` as exact count probabilities;
