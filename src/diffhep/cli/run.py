@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffhep.workflow.job import evaluate  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.workflow.job import evaluate, versions  # deferred: JAX and pyhf load when the command runs, not for --help
     from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX and pyhf load when the command runs, not for --help
 
     config = load(args.config)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     samples = _nominal(analysis, ev.hard)
     results = {
         "analysis": analysis.name, "config": str(config.path), "config_hash": config.config_hash,
-        "versions": _versions(), "objective": config.data["objective"]["name"], "cuts": ev.cuts, "slope_scale": ev.slope_scale,
+        "versions": versions(), "objective": config.data["objective"]["name"], "cuts": ev.cuts, "slope_scale": ev.slope_scale,
         "significance": {"soft": _finite(ev.soft_significance), "hard_pyhf": _finite(ev.hard_significance)},
         "yields": {r: {s: float(ev.hard[r][s].counts.sum()) for s in samples} for r in ev.hard},
         "cutflow": ev.cutflow,
@@ -89,16 +89,6 @@ def _finite(x: Any) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for package in ("diffhep", "jax", "pyhf", "optax", "awkward"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = "not installed"
-    return out
 
 
 def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], results: dict) -> dict[str, str]:

@@ -27,7 +27,7 @@ from diffhep.outputs import write_json, write_text
 from diffhep.report import plot_cutflow, plot_history, plot_landscape, plot_region, render_report
 from diffhep.report import write_histograms
 
-__all__ = ["Evaluation", "evaluate", "build_results", "write_outputs", "run_job"]
+__all__ = ["Evaluation", "evaluate", "build_results", "write_outputs", "run_job", "versions"]
 
 #: id(analysis) -> (analysis, jitted objective); the analysis is kept so its id is not reused.
 _OBJECTIVES: OrderedDict[int, tuple[Analysis, Any]] = OrderedDict()
@@ -82,7 +82,8 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
     )
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Versions of diffhep and the packages its numbers depend on, for ``results.json``."""
     out = {}
     for package in ("diffhep", "jax", "pyhf", "optax", "awkward"):
         try:
@@ -130,7 +131,7 @@ def build_results(
     return _finite({
         "analysis": analysis.name,
         "config_hash": config_hash,
-        "versions": _versions(),
+        "versions": versions(),
         "seed": settings.seed,
         "settings": settings.to_dict(),
         "parameters": {p.name: {"unit": p.unit, "low": p.low, "high": p.high, "slope": p.slope,
