@@ -145,15 +145,25 @@ def parse(text: str, *, where: str = "") -> Expr:
     flat = text.replace("\n", " ").replace("\r", " ").replace("\t", " ").strip()
     if not flat:
         raise ConfigError("empty expression; expected e.g. 'pt > 30'", key=key)
-    try:
-        tree = ast.parse(flat, mode="eval")
-    except SyntaxError as exc:
-        column = f" (column {exc.offset})" if exc.offset and exc.offset <= len(flat) else " (at the end)"
-        raise ConfigError(f"invalid expression {flat!r}: {exc.msg}{column}", key=key) from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise ConfigError(f"invalid expression {flat!r}: {type(exc).__name__}", key=key) from None
-    _check(tree.body, flat, key)
+    tree = _PARSED.get(flat)
+    if tree is None:
+        try:
+            tree = ast.parse(flat, mode="eval")
+        except SyntaxError as exc:
+            column = f" (column {exc.offset})" if exc.offset and exc.offset <= len(flat) else " (at the end)"
+            raise ConfigError(f"invalid expression {flat!r}: {exc.msg}{column}", key=key) from None
+        except (ValueError, RecursionError, MemoryError) as exc:
+            raise ConfigError(f"invalid expression {flat!r}: {type(exc).__name__}", key=key) from None
+        _check(tree.body, flat, key)
+        if len(_PARSED) < _PARSED_MAX:
+            _PARSED[flat] = tree
     return Expr(flat, tree, where)
+
+
+#: Whitelisted trees by expression text: the loader parses every expression of a config once,
+#: and the engine, asking for the same text again, gets the same (never mutated) tree.
+_PARSED: dict[str, ast.Expression] = {}
+_PARSED_MAX = 100_000
 
 
 def _reject(node: ast.AST, text: str, key: str | None, why: str = "") -> ConfigError:
