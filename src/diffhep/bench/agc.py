@@ -90,7 +90,9 @@ def prepare_config(config_path: Path, events: int, folder: Path, *, variations: 
     for name, sample in samples.items():
         process = (sample.get("generate") or {}).get("process", name)
         if process not in AGC_PROCESSES:
-            raise ConfigError(f"sample {name!r}: process {process!r} is not an AGC process ({', '.join(AGC_PROCESSES)})")
+            raise ConfigError(
+                f"sample {name!r}: process {process!r} is not an AGC process ({', '.join(AGC_PROCESSES)})"
+            )
         sample["files"] = [str(_generated(folder / f"{name}.root", process, counts[name], seed, generate_agc_sample))]
         sample.pop("generate", None)
     systematics = config.get("systematics") or {}
@@ -267,9 +269,7 @@ def run_benchmark(
     config = load_config(path)
     cuts = {k: float(p["init"]) for k, p in config.data["parameters"].items()}
     settings = OptimizerSettings.from_config(config.data.get("optimizer"))
-    n_events = sum(
-        sum(_entries(f) for f in s["files"]) for s in config.data["samples"].values()
-    )
+    n_events = sum(sum(_entries(f) for f in s["files"]) for s in config.data["samples"].values())
     out: list[dict[str, Any]] = []
 
     def build() -> ConfiguredAnalysis:
@@ -342,7 +342,9 @@ def run_benchmark(
                 chunks=len(chunked.chunks), processes=processes if mode == "dask" else None,
             ))  # fmt: skip
     plain_rate = next(m for m in out if m["measurement"] == "hard_forward_plain")["event_rate_khz"]
-    ratios = {m["measurement"]: m["event_rate_khz"] / plain_rate for m in out if m["measurement"] != "hard_forward_plain"}
+    ratios = {
+        m["measurement"]: m["event_rate_khz"] / plain_rate for m in out if m["measurement"] != "hard_forward_plain"
+    }
     return {"events": n_events, "config": str(path), "measurements": out, "ratios_to_plain": ratios,
             "skipped": skipped}  # fmt: skip
 
@@ -389,7 +391,9 @@ def markdown_table(report: Mapping[str, Any]) -> str:
                 f"| {m['walltime']:.3f} | {m['event_rate_khz']:.2f} | {m['event_rate_per_worker_khz']:.2f} "
                 f"| {m['bytesread'] / 1e6:.2f} | {m['peak_rss_bytes'] / 1e6:.0f} | {'1' if ratio is None else f'{ratio:.3g}'} |"
             )
-        notes += [f"{size['events']} events: {name} not measured: {why}" for name, why in (size.get("skipped") or {}).items()]
+        notes += [
+            f"{size['events']} events: {name} not measured: {why}" for name, why in (size.get("skipped") or {}).items()
+        ]
     return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else [])) + "\n"
 
 
@@ -402,7 +406,10 @@ def config_or_fallback(requested: Path | None, fallback: Path) -> tuple[Path, st
         load_config(DEFAULT_CONFIG)
         return DEFAULT_CONFIG, None
     except DiffhepError as err:
-        return fallback, f"the AGC template {DEFAULT_CONFIG} does not validate ({' '.join(str(err).split())[:160]}); used {fallback}"
+        return (
+            fallback,
+            f"the AGC template {DEFAULT_CONFIG} does not validate ({' '.join(str(err).split())[:160]}); used {fallback}",
+        )
 
 
 def sizes(values: Sequence[str | float]) -> list[int]:
@@ -417,4 +424,3 @@ def sizes(values: Sequence[str | float]) -> list[int]:
             raise ConfigError(f"--events {v!r}: expected a whole number of events >= 1, such as 1e5")
         out.append(int(n))
     return out
-

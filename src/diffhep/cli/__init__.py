@@ -71,8 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug, but still one line (DIFFHEP_DEBUG=1 for the traceback)
         if os.environ.get("DIFFHEP_DEBUG"):
             raise
-        print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-              "(this is a bug in diffhep; rerun with DIFFHEP_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+            "(this is a bug in diffhep; rerun with DIFFHEP_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

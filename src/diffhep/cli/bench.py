@@ -27,24 +27,37 @@ FALLBACK = Path(__file__).resolve().parents[3] / "benchmarks" / "agc_config.yaml
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     b = add_command(
-        sub, "bench", help="benchmarks: event rates against a plain Awkward implementation",
+        sub,
+        "bench",
+        help="benchmarks: event rates against a plain Awkward implementation",
         description="Benchmarks. `diffhep bench agc`: over generated AGC NanoAOD events, the event rate of the "
         "hard-cut analysis and of one optimisation step (in memory, streaming, Dask) next to the plain "
         "Awkward/NumPy AGC selection, with peak memory and bytes read.",
-        examples=EXAMPLES, func=run,
+        examples=EXAMPLES,
+        func=run,
     )
     b.add_argument("which", choices=("agc",), help="the benchmark: agc (the AGC ttbar analysis)")
-    b.add_argument("--config", default=None,
-                   help="analysis config (default analyses/ttbar/config.yaml; samples are regenerated)")
-    b.add_argument("--events", nargs="+", default=["1e5"], metavar="N",
-                   help="total generated events, one or more sizes (default 1e5)")
+    b.add_argument(
+        "--config", default=None, help="analysis config (default analyses/ttbar/config.yaml; samples are regenerated)"
+    )
+    b.add_argument(
+        "--events",
+        nargs="+",
+        default=["1e5"],
+        metavar="N",
+        help="total generated events, one or more sizes (default 1e5)",
+    )
     b.add_argument("--chunk-size", type=int, default=200_000, metavar="N", help="events per chunk (AGC: 200000)")
     b.add_argument("--workers", type=int, default=2, metavar="N", help="local Dask cluster workers (default 2)")
     b.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler instead of a local cluster")
-    b.add_argument("--dask-threads", action="store_true",
-                   help="local Dask workers as threads of this process (faster to start; shares one GIL)")
-    b.add_argument("--variations", action="store_true",
-                   help="keep the config's histosys variations (the plain baseline has none)")
+    b.add_argument(
+        "--dask-threads",
+        action="store_true",
+        help="local Dask workers as threads of this process (faster to start; shares one GIL)",
+    )
+    b.add_argument(
+        "--variations", action="store_true", help="keep the config's histosys variations (the plain baseline has none)"
+    )
     b.add_argument("--repeat", type=int, default=3, metavar="N", help="timed calls per measurement (median)")
     b.add_argument("--workdir", default="work/bench/agc-data", help="where generated samples are kept")
     b.add_argument("--output", default="work/bench/agc", help="folder for bench.json and bench.md")
@@ -52,8 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffhep.bench import agc as bench_agc  # deferred: JAX and pyhf load when the command runs, not for --help
-    from diffhep.execute.settings import check_scheduler  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.bench import agc as bench_agc  # deferred: JAX loads when the command runs
+    from diffhep.execute.settings import check_scheduler  # deferred: JAX loads when the command runs
 
     sizes = bench_agc.sizes(args.events)
     for name in ("chunk_size", "workers", "repeat"):

@@ -12,16 +12,27 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from diffhep.errors import ConfigError, DiffhepError
-from diffhep.errors import closest
+from diffhep.config import Config, load_config
+from diffhep.errors import ConfigError, DiffhepError, closest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from diffhep.engine.configured import ConfiguredAnalysis  # deferred: JAX and pyhf load when the command runs, not for --help
-    from diffhep.config import Config  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.engine.configured import ConfiguredAnalysis
 
 __all__ = [
-    "Parser", "add_command", "load", "build_analysis", "default_output", "parse_sets", "table", "number", "say",
-    "files_listing", "check_output_is_folder", "add_execution_options", "execution_settings", "executed_analysis",
+    "Parser",
+    "add_command",
+    "load",
+    "build_analysis",
+    "default_output",
+    "parse_sets",
+    "table",
+    "number",
+    "say",
+    "files_listing",
+    "check_output_is_folder",
+    "add_execution_options",
+    "execution_settings",
+    "executed_analysis",
 ]
 
 
@@ -34,12 +45,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_command(
-    sub: argparse._SubParsersAction, name: str, *, help: str, description: str, examples: str,
+    sub: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    examples: str,
     func: Callable[[argparse.Namespace], int],
 ) -> argparse.ArgumentParser:
     """A subcommand with ``description``, an ``examples:`` epilog and ``func`` as its action."""
     parser = sub.add_parser(
-        name, help=help, description=textwrap.fill(" ".join(description.split()), 88), epilog="examples:\n" + examples.strip("\n") + "\n",
+        name,
+        help=help,
+        description=textwrap.fill(" ".join(description.split()), 88),
+        epilog="examples:\n" + examples.strip("\n") + "\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(func=func)
@@ -48,8 +67,6 @@ def add_command(
 
 def load(path: str | Path, *, plugins: bool = True) -> Config:
     """The validated config at ``path`` (schema and meaning checks); a ConfigError names FILE:LINE."""
-    from diffhep.config import load_config  # deferred: JAX and pyhf load when the command runs, not for --help
-
     return load_config(path, plugins=plugins)
 
 
@@ -62,7 +79,7 @@ def build_analysis(config: Config) -> ConfiguredAnalysis:
     built = _BUILT.pop(config, None)
     if built is not None:
         return built
-    from diffhep.engine.configured import ConfiguredAnalysis  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.engine.configured import ConfiguredAnalysis  # deferred: JAX loads when the command runs
 
     return ConfiguredAnalysis.from_config(config)
 
@@ -74,14 +91,22 @@ _BUILT: weakref.WeakKeyDictionary[Any, ConfiguredAnalysis] = weakref.WeakKeyDict
 def add_execution_options(parser: argparse.ArgumentParser) -> None:
     """``--execution``, ``--chunk-size``, ``--scheduler``, ``--workers``: override the config's ``execution:``."""
     g = parser.add_argument_group("execution (override the config's execution: section)")
-    g.add_argument("--execution", choices=("auto", "memory", "streaming", "dask"), default=None,
-                   help="all events in memory, one chunk at a time, or chunks kept on Dask workers; auto "
-                   "(the default): in memory unless the estimated footprint exceeds half the available memory")
-    g.add_argument("--chunk-size", type=int, default=None, metavar="N",
-                   help="events per chunk (default 200000, as the AGC)")
-    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask scheduler address such as tcp://10.0.0.1:8786 (implies --execution dask); "
-                   "default: a local cluster")
+    g.add_argument(
+        "--execution",
+        choices=("auto", "memory", "streaming", "dask"),
+        default=None,
+        help="all events in memory, one chunk at a time, or chunks kept on Dask workers; auto "
+        "(the default): in memory unless the estimated footprint exceeds half the available memory",
+    )
+    g.add_argument(
+        "--chunk-size", type=int, default=None, metavar="N", help="events per chunk (default 200000, as the AGC)"
+    )
+    g.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Dask scheduler address such as tcp://10.0.0.1:8786 (implies --execution dask); default: a local cluster",
+    )
     g.add_argument("--workers", type=int, default=None, metavar="N", help="local Dask cluster workers (default 2)")
 
 
@@ -91,11 +116,15 @@ def execution_settings(config: Config, args: argparse.Namespace) -> Any:
     For ``auto`` it builds the analysis to estimate the input size and keeps it
     for :func:`executed_analysis` (the analysis is built once per command).
     """
-    from diffhep.execute.settings import ExecutionSettings  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.execute.settings import ExecutionSettings  # deferred: JAX loads when the command runs
 
     settings = ExecutionSettings.from_config(config.sections.execution, base=config.base_dir)
-    settings = settings.override(mode=getattr(args, "execution", None), chunk_size=getattr(args, "chunk_size", None),
-                                 scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None))
+    settings = settings.override(
+        mode=getattr(args, "execution", None),
+        chunk_size=getattr(args, "chunk_size", None),
+        scheduler=getattr(args, "scheduler", None),
+        workers=getattr(args, "workers", None),
+    )
     if settings.mode != "auto":
         return settings
     try:  # memory, unless the estimated footprint exceeds half the available memory
@@ -112,7 +141,7 @@ def executed_analysis(config: Config, settings: Any) -> Any:
     analysis = build_analysis(config)
     if settings.mode == "memory":
         return analysis
-    from diffhep.engine.chunked import ChunkedAnalysis  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.engine.chunked import ChunkedAnalysis  # deferred: JAX loads when the command runs
 
     return ChunkedAnalysis(analysis, config, settings=settings)
 
@@ -142,7 +171,9 @@ def parse_sets(items: Sequence[str] | None, parameters: Sequence[Any]) -> dict[s
         p = known[name]
         if not (math.isfinite(value) and p.low < value < p.high):
             unit = f" {p.unit}" if p.unit else ""
-            raise ConfigError(f"--set {item!r}: {value:g}{unit} is outside the bounds of {name!r}, ({p.low:g}, {p.high:g})")
+            raise ConfigError(
+                f"--set {item!r}: {value:g}{unit} is outside the bounds of {name!r}, ({p.low:g}, {p.high:g})"
+            )
         values[name] = value
     return values
 

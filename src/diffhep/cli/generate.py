@@ -42,21 +42,38 @@ MANIFEST = "diffhep-generated.json"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     g = add_command(
-        sub, "generate", help="write synthetic NanoAOD ROOT files",
+        sub,
+        "generate",
+        help="write synthetic NanoAOD ROOT files",
         description="Write synthetic NanoAOD-style ROOT files: the processes of one generator "
         "(dimuon, agc, hzz) into --output, or, with --config, every sample that has a generate: block "
         "into the path its config names (skipped when already written with the same settings).",
-        examples=EXAMPLES, func=run,
+        examples=EXAMPLES,
+        func=run,
     )
     g.add_argument("--config", help="analysis config: generate the samples with a generate: block")
-    g.add_argument("--output", default=None,
-                   help="folder for the ROOT files (default work/data, or work/data/<generator>); not with --config")
-    g.add_argument("--generator", choices=list(GENERATORS), default=None,
-                   help="which generator (default dimuon; with --config: from each sample's process)")
-    g.add_argument("--events", type=int, default=None,
-                   help="events per process (default: the dimuon template's sizes); with --config it overrides every sample")
-    g.add_argument("--process", action="append",
-                   help="process to generate (repeatable; default all); with --config a process or sample name")
+    g.add_argument(
+        "--output",
+        default=None,
+        help="folder for the ROOT files (default work/data, or work/data/<generator>); not with --config",
+    )
+    g.add_argument(
+        "--generator",
+        choices=list(GENERATORS),
+        default=None,
+        help="which generator (default dimuon; with --config: from each sample's process)",
+    )
+    g.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="events per process (default: the dimuon template's sizes); with --config it overrides every sample",
+    )
+    g.add_argument(
+        "--process",
+        action="append",
+        help="process to generate (repeatable; default all); with --config a process or sample name",
+    )
     g.add_argument("--seed", type=int, default=None, help="random seed (default 1; a sample's own seed wins)")
     g.add_argument("--force", action="store_true", help="with --config: regenerate files even when up to date")
 
@@ -82,8 +99,10 @@ def _by_process(args: argparse.Namespace) -> int:
     chosen = args.process or list(defaults)
     for p in chosen:
         if p not in processes:
-            raise DiffhepError(f"unknown process {p!r} of the {name} generator{closest(p, processes)}; "
-                               f"choose from {', '.join(processes)}")
+            raise DiffhepError(
+                f"unknown process {p!r} of the {name} generator{closest(p, processes)}; "
+                f"choose from {', '.join(processes)}"
+            )
     n = {p: (args.events if args.events is not None else defaults[p]) for p in chosen}
     output = Path(args.output or ("work/data" if name == "dimuon" else f"work/data/{name}"))
     for p in chosen:
@@ -101,14 +120,17 @@ def pick_generator(process: str, sample: str, config: Any) -> str:
     block = config.data["samples"][sample]["generate"]
     if block.get("generator"):
         if block["generator"] not in GENERATORS:
-            raise config.error(f"samples.{sample}.generate.generator",
-                               f"unknown generator {block['generator']!r}; expected one of {', '.join(GENERATORS)}")
+            raise config.error(
+                f"samples.{sample}.generate.generator",
+                f"unknown generator {block['generator']!r}; expected one of {', '.join(GENERATORS)}",
+            )
         return str(block["generator"])
     having = [g for g in GENERATORS if process in _generator(g)[0]]
     if not having:
         every = sorted({p for g in GENERATORS for p in _generator(g)[0]})
-        raise config.error(f"samples.{sample}.generate.process",
-                           f"no generator has process {process!r}{closest(process, every)}")
+        raise config.error(
+            f"samples.{sample}.generate.process", f"no generator has process {process!r}{closest(process, every)}"
+        )
     if len(having) > 1:
         wanted = {s["generate"]["process"] for s in config.data["samples"].values() if s.get("generate")}
         covering = [g for g in having if wanted <= set(_generator(g)[0])]
@@ -143,14 +165,17 @@ def _for_config(args: argparse.Namespace) -> int:
         block = sample["generate"]
         target = sample["files"][0]
         if glob.has_magic(target):
-            raise config.error(f"samples.{name}.files[0]", f"{target!r} is a glob pattern; "
-                               "generate: needs a file name as the first entry of files")
+            raise config.error(
+                f"samples.{name}.files[0]",
+                f"{target!r} is a glob pattern; generate: needs a file name as the first entry of files",
+            )
         path = config.resolve(target)
         generator = pick_generator(block["process"], name, config)
         processes, write, _ = _generator(generator)
         module = importlib.import_module(GENERATORS[generator][0])
         settings = {
-            "generator": generator, "process": block["process"],
+            "generator": generator,
+            "process": block["process"],
             "events": args.events if args.events is not None else int(block["events"]),
             "seed": int(block["seed"]) if "seed" in block else (1 if args.seed is None else args.seed),
             "schema_version": getattr(module, "SCHEMA_VERSION", 1),
@@ -172,6 +197,11 @@ def _for_config(args: argparse.Namespace) -> int:
         manifest[path.name] = settings
         write_json(path.parent / MANIFEST, manifest)
         rows.append((name, generator, block["process"], f"{settings['events']:,}", "written", path))
-    print(table(("sample", "generator", "process", "events", "status", "file"),
-                [(*r[:5], str(r[5])) for r in rows], indent=""))
+    print(
+        table(
+            ("sample", "generator", "process", "events", "status", "file"),
+            [(*r[:5], str(r[5])) for r in rows],
+            indent="",
+        )
+    )
     return 0

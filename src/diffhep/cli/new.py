@@ -35,17 +35,29 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     n = add_command(
-        sub, "new", help="copy a template analysis into a new folder",
+        sub,
+        "new",
+        help="copy a template analysis into a new folder",
         description="Copy the template analysis TEMPLATE (config.yaml, README.md, plugins) into OUTPUT/NAME, "
         "with the config's relative data paths rewritten to point to the template's data from there.",
-        examples=EXAMPLES, func=run,
+        examples=EXAMPLES,
+        func=run,
     )
     n.add_argument("name", metavar="NAME", help="the new analysis (folder name and the config's name)")
-    n.add_argument("--from", dest="template", required=True, metavar="TEMPLATE",
-                   help="template analysis (a folder of the templates with a config.yaml)")
+    n.add_argument(
+        "--from",
+        dest="template",
+        required=True,
+        metavar="TEMPLATE",
+        help="template analysis (a folder of the templates with a config.yaml)",
+    )
     n.add_argument("--output", default=".", help="folder in which NAME/ is created (default: current folder)")
-    n.add_argument("--templates", default=None, metavar="DIR",
-                   help="folder of template analyses (default: the templates installed with diffhep)")
+    n.add_argument(
+        "--templates",
+        default=None,
+        metavar="DIR",
+        help="folder of template analyses (default: the templates installed with diffhep)",
+    )
 
 
 def templates_folder(given: str | None) -> Path:
@@ -58,8 +70,10 @@ def templates_folder(given: str | None) -> Path:
 
     folder = template_root()
     if not folder.is_dir():
-        raise DiffhepError(f"no template analyses: looked in {folder} (neither diffhep/templates of a wheel nor "
-                           "analyses/ of a source checkout); pass --templates DIR")
+        raise DiffhepError(
+            f"no template analyses: looked in {folder} (neither diffhep/templates of a wheel nor "
+            "analyses/ of a source checkout); pass --templates DIR"
+        )
     return folder
 
 
@@ -75,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     folder = templates_folder(args.templates)
     known = templates(folder)
     if args.template not in known:
-        raise DiffhepError(f"unknown template {args.template!r}{closest(args.template, known)}; "
-                           f"available in {folder}: {', '.join(known) or 'none'}")
+        raise DiffhepError(
+            f"unknown template {args.template!r}{closest(args.template, known)}; "
+            f"available in {folder}: {', '.join(known) or 'none'}"
+        )
     source = folder / args.template
     anchor = _data_anchor(folder, source)
     parent = Path(args.output)
@@ -108,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
     for f in copied:
         print(f"  {f}")
     if changed:
-        print(f"{len(changed)} relative path(s) in the configs now point to the template's data: "
-              + ", ".join(f"{old} -> {new}" for old, new in changed))
+        print(
+            f"{len(changed)} relative path(s) in the configs now point to the template's data: "
+            + ", ".join(f"{old} -> {new}" for old, new in changed)
+        )
     if kept:
         print("left as written (not found on their line; check them): " + ", ".join(kept))
     config_path = dest / "config.yaml"
@@ -176,7 +194,8 @@ def rewrite(
     line = config.line("name") if name is not None else None  # type: ignore[attr-defined]
     if line is not None:
         old = config.data["name"]  # type: ignore[attr-defined]
-        lines[line - 1] = re.sub(r"^(\s*name\s*:\s*)([\"']?)" + re.escape(old) + r"\2", lambda m: m.group(1) + name,
-                                 lines[line - 1], count=1)
+        lines[line - 1] = re.sub(
+            r"^(\s*name\s*:\s*)([\"']?)" + re.escape(old) + r"\2", lambda m: m.group(1) + name, lines[line - 1], count=1
+        )
     path.write_text("".join(lines), encoding="utf-8")
     return changed, kept

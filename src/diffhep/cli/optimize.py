@@ -15,8 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from diffhep.cli.common import (
-    add_command, add_execution_options, check_output_is_folder, default_output, executed_analysis,
-    execution_settings, files_listing, load, number, say, table,
+    add_command,
+    add_execution_options,
+    check_output_is_folder,
+    default_output,
+    executed_analysis,
+    execution_settings,
+    files_listing,
+    load,
+    number,
+    say,
+    table,
 )
 from diffhep.cli.validate import check_files
 from diffhep.errors import DiffhepError
@@ -32,24 +41,30 @@ EXAMPLES = """
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     o = add_command(
-        sub, "optimize", help="optimise the cut values (checkpointed, resumable) and report",
+        sub,
+        "optimize",
+        help="optimise the cut values (checkpointed, resumable) and report",
         description="Optimise the cuts of CONFIG with its optimizer settings: progress bar, checkpoints "
         "every optimizer.checkpoint_every steps, early stopping, a clear stop on a non-finite objective; "
         "then hard-cut pyhf significance before and after, and a scan around the optimum.",
-        examples=EXAMPLES, func=run,
+        examples=EXAMPLES,
+        func=run,
     )
     o.add_argument("config", metavar="CONFIG", help="the analysis config (YAML)")
     o.add_argument("--output", default=None, help="output folder (default work/<analysis>/optimize)")
-    o.add_argument("--resume", action="store_true",
-                   help="continue from the last checkpoint in OUTPUT/checkpoints (same result as uninterrupted)")
+    o.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in OUTPUT/checkpoints (same result as uninterrupted)",
+    )
     o.add_argument("--steps", type=int, default=None, help="optimiser steps (default: optimizer.steps of the config)")
     o.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     add_execution_options(o)
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffhep.workflow.job import run_job  # deferred: JAX and pyhf load when the command runs, not for --help
-    from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX loads when the command runs
+    from diffhep.workflow.job import run_job  # deferred: JAX loads when the command runs
 
     if args.steps is not None and args.steps < 1:
         raise DiffhepError(f"--steps must be >= 1, got {args.steps}")
@@ -63,11 +78,14 @@ def run(args: argparse.Namespace) -> int:
     output = check_output_is_folder(Path(args.output) if args.output else default_output(config, "optimize"))
     if args.resume:
         _check_resume(output, config.config_hash, quiet=args.quiet)
-    args.on_interrupt = (f"checkpoints are in {output / 'checkpoints'}; continue with: "
-                         f"diffhep optimize {args.config} --output {output} --resume")
+    args.on_interrupt = (
+        f"checkpoints are in {output / 'checkpoints'}; continue with: "
+        f"diffhep optimize {args.config} --output {output} --resume"
+    )
     try:
-        results = run_job(analysis, settings, output, config_hash=config.config_hash, resume=args.resume,
-                          progress=not args.quiet)
+        results = run_job(
+            analysis, settings, output, config_hash=config.config_hash, resume=args.resume, progress=not args.quiet
+        )
     finally:
         if hasattr(analysis, "close"):
             analysis.close()
@@ -78,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_resume(output: Path, config_hash: str, *, quiet: bool) -> None:
     """Refuse to resume the job of another config; say so when there is nothing to resume."""
-    from diffhep.optimize.checkpoint import latest_checkpoint  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.optimize.checkpoint import latest_checkpoint  # deferred: JAX loads when the command runs
 
     previous = output / "results.json"
     if previous.is_file():
@@ -87,8 +105,10 @@ def _check_resume(output: Path, config_hash: str, *, quiet: bool) -> None:
         except (OSError, ValueError, AttributeError):
             written = None
         if written and written != config_hash:
-            raise DiffhepError(f"--resume: {output} holds the job of another config (hash {written[:12]}, this "
-                               f"config {config_hash[:12]}); choose another --output or drop --resume")
+            raise DiffhepError(
+                f"--resume: {output} holds the job of another config (hash {written[:12]}, this "
+                f"config {config_hash[:12]}); choose another --output or drop --resume"
+            )
     if latest_checkpoint(output / "checkpoints") is None:
         say(f"note: no checkpoint in {output / 'checkpoints'}; starting from step 0", quiet=quiet)
 
@@ -97,12 +117,18 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
     """Cuts before/after, soft and hard significance before/after, the scan comparison."""
     units = {p.name: p.unit for p in analysis.parameters}
     bounds = {p.name: f"[{number(p.low)}, {number(p.high)}]" for p in analysis.parameters}
-    cuts = [(k, number(results["initial"][k]), number(results["final"][k]), bounds[k], units[k] or "-")
-            for k in units if k in results["final"]]
+    cuts = [
+        (k, number(results["initial"][k]), number(results["final"][k]), bounds[k], units[k] or "-")
+        for k in units
+        if k in results["final"]
+    ]
     z = results["significance"]
     sig = [
-        (f"soft objective (slopes x{number(z['soft'].get('slope_scale', settings.slope_end))})",
-         number(z["soft"]["before"]), number(z["soft"]["after"])),
+        (
+            f"soft objective (slopes x{number(z['soft'].get('slope_scale', settings.slope_end))})",
+            number(z["soft"]["before"]),
+            number(z["soft"]["after"]),
+        ),
         ("hard Z0 (step cuts, standard pyhf)", number(z["hard_pyhf"]["before"]), number(z["hard_pyhf"]["after"])),
     ]
     resumed = "" if results.get("resumed_from") is None else f", resumed from step {results['resumed_from']}"
@@ -125,6 +151,8 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
             verdict = "the optimiser's cuts are within 2% of the best point scanned"
         else:
             verdict = "a scanned point is better: try more --steps or another learning rate"
-        lines.append(f"{kind} around the optimum ({n} points): best hard Z0 {number(scan.get('best_significance'))} "
-                     f"at {best}; optimiser {number(z_opt)} (brute force gains {number(gain)}): {verdict}")
+        lines.append(
+            f"{kind} around the optimum ({n} points): best hard Z0 {number(scan.get('best_significance'))} "
+            f"at {best}; optimiser {number(z_opt)} (brute force gains {number(gain)}): {verdict}"
+        )
     return "\n".join(lines)

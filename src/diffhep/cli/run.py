@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from diffhep.cli.common import (
-    add_command, add_execution_options, check_output_is_folder, default_output, executed_analysis,
-    execution_settings, files_listing, load, number, parse_sets, say, table,
+    add_command,
+    add_execution_options,
+    check_output_is_folder,
+    default_output,
+    executed_analysis,
+    execution_settings,
+    files_listing,
+    load,
+    number,
+    parse_sets,
+    say,
+    table,
 )
 from diffhep.cli.validate import check_files
 from diffhep.outputs import write_json
@@ -31,23 +41,34 @@ EXAMPLES = """
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     r = add_command(
-        sub, "run", help="evaluate the analysis at given cut values (cutflow, histograms, pyhf)",
+        sub,
+        "run",
+        help="evaluate the analysis at given cut values (cutflow, histograms, pyhf)",
         description="Evaluate CONFIG at given cut values (default: every parameter's init): soft and hard "
         "cutflow, hard-cut histograms, the pyhf workspace and its expected discovery significance by "
         "standard pyhf, next to the soft (differentiable) objective.",
-        examples=EXAMPLES, func=run,
+        examples=EXAMPLES,
+        func=run,
     )
     r.add_argument("config", metavar="CONFIG", help="the analysis config (YAML)")
-    r.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
-                   help="a cut value (repeatable); values must lie inside the parameter's bounds")
+    r.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        default=[],
+        help="a cut value (repeatable); values must lie inside the parameter's bounds",
+    )
     r.add_argument("--output", default=None, help="output folder (default work/<analysis>/run)")
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_execution_options(r)
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffhep.workflow.job import evaluate, versions  # deferred: JAX and pyhf load when the command runs, not for --help
-    from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX loads when the command runs
+    from diffhep.workflow.job import (  # deferred: JAX loads when the command runs
+        evaluate,
+        versions,
+    )
 
     config = load(args.config)
     execution = execution_settings(config, args)
@@ -66,8 +87,13 @@ def run(args: argparse.Namespace) -> int:
             analysis.close()
     samples = _nominal(analysis, ev.hard)
     results = {
-        "analysis": analysis.name, "config": str(config.path), "config_hash": config.config_hash,
-        "versions": versions(), "objective": config.data["objective"]["name"], "cuts": ev.cuts, "slope_scale": ev.slope_scale,
+        "analysis": analysis.name,
+        "config": str(config.path),
+        "config_hash": config.config_hash,
+        "versions": versions(),
+        "objective": config.data["objective"]["name"],
+        "cuts": ev.cuts,
+        "slope_scale": ev.slope_scale,
         "significance": {"soft": _finite(ev.soft_significance), "hard_pyhf": _finite(ev.hard_significance)},
         "yields": {r: {s: float(ev.hard[r][s].counts.sum()) for s in samples} for r in ev.hard},
         "cutflow": ev.cutflow,
@@ -89,13 +115,15 @@ def _finite(x: Any) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
-
-
 def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], results: dict) -> dict[str, str]:
     """Every file (atomically; ``results.json`` last) -> label; sets ``results["files"]``."""
     import numpy as np
 
-    from diffhep.report import plot_cutflow, plot_region, write_histograms  # deferred: JAX and pyhf load when the command runs, not for --help
+    from diffhep.report import (  # deferred: JAX loads when the command runs
+        plot_cutflow,
+        plot_region,
+        write_histograms,
+    )
 
     files: dict[str, str] = {}
     output.mkdir(parents=True, exist_ok=True)
@@ -106,9 +134,16 @@ def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], resu
     files["hard-cut histograms (TH1D per region/sample)"] = "histograms.root"
     for region in ev.hard:
         counts = {s: np.asarray(ev.hard[region][s].counts) for s in samples}
-        plot_region(output / f"region_{region}.png", region, analysis.observables[region], analysis.edges[region],
-                    before=None, after=counts, signal=[s for s in analysis.signal if s in counts],
-                    z_after=ev.hard_significance)
+        plot_region(
+            output / f"region_{region}.png",
+            region,
+            analysis.observables[region],
+            analysis.edges[region],
+            before=None,
+            after=counts,
+            signal=[s for s in analysis.signal if s in counts],
+            z_after=ev.hard_significance,
+        )
         files[f"region {region}"] = f"region_{region}.png"
     plot_cutflow(output / "cutflow.png", before=None, after=ev.cutflow)
     files["cutflow"] = "cutflow.png"
@@ -131,23 +166,29 @@ def _check_workspace(ws: dict) -> None:
 
 def report(analysis: Any, ev: Any, samples: list[str], results: dict) -> str:
     """The printed summary: cuts, significances, cutflow and yields."""
-    params = [(p.name, number(ev.cuts[p.name]), number(p.init), f"[{number(p.low)}, {number(p.high)}]",
-               p.unit or "-") for p in analysis.parameters]
+    params = [
+        (p.name, number(ev.cuts[p.name]), number(p.init), f"[{number(p.low)}, {number(p.high)}]", p.unit or "-")
+        for p in analysis.parameters
+    ]
     flow_samples = list(ev.cutflow)
     steps = [row["step"] for row in ev.cutflow[flow_samples[0]]] if flow_samples else []
-    flow = [(step, *(f"{number(ev.cutflow[s][i]['soft'])} / {number(ev.cutflow[s][i]['hard'])}"
-                     for s in flow_samples)) for i, step in enumerate(steps)]
+    flow = [
+        (step, *(f"{number(ev.cutflow[s][i]['soft'])} / {number(ev.cutflow[s][i]['hard'])}" for s in flow_samples))
+        for i, step in enumerate(steps)
+    ]
     yields = [(r, *(number(results["yields"][r][s]) for s in samples)) for r in results["yields"]]
     z = results["significance"]
-    return "\n".join([
-        f"{analysis.name} at these cuts:",
-        table(("parameter", "value", "init", "bounds", "unit"), params),
-        f"soft objective ({results['objective']}; sigmoid cuts, slopes x{number(ev.slope_scale)}): "
-        f"{number(z['soft'])}",
-        f"hard expected discovery significance Z0 (step cuts, standard pyhf, Asimov mu = 1): "
-        f"{number(z['hard_pyhf'])}",
-        "cutflow (events, soft / hard):",
-        table(("step", *flow_samples), flow),
-        "yields per region (events, hard cuts):",
-        table(("region", *samples), yields),
-    ])
+    return "\n".join(
+        [
+            f"{analysis.name} at these cuts:",
+            table(("parameter", "value", "init", "bounds", "unit"), params),
+            f"soft objective ({results['objective']}; sigmoid cuts, slopes x{number(ev.slope_scale)}): "
+            f"{number(z['soft'])}",
+            f"hard expected discovery significance Z0 (step cuts, standard pyhf, Asimov mu = 1): "
+            f"{number(z['hard_pyhf'])}",
+            "cutflow (events, soft / hard):",
+            table(("step", *flow_samples), flow),
+            "yields per region (events, hard cuts):",
+            table(("region", *samples), yields),
+        ]
+    )

@@ -15,9 +15,8 @@ from typing import Any
 
 from diffhep.cli.common import add_command, build_analysis, load, number, table
 from diffhep.errors import InputError, closest
+from diffhep.io.read import branch_names, expand_files, num_entries
 from diffhep.outputs import write_json
-from diffhep.io.read import expand_files
-from diffhep.io.read import branch_names, num_entries
 
 EXAMPLES = """
   diffhep validate analyses/dimuon/config.yaml
@@ -27,11 +26,14 @@ EXAMPLES = """
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     v = add_command(
-        sub, "validate", help="check a config and every file, tree and branch it names",
+        sub,
+        "validate",
+        help="check a config and every file, tree and branch it names",
         description="Validate CONFIG (schema, names, references, expressions), then check that every "
         "file exists (globs expanded), holds the tree, and has every branch the config's expressions need. "
         "Prints a summary: samples, events per sample, parameters, regions.",
-        examples=EXAMPLES, func=run,
+        examples=EXAMPLES,
+        func=run,
     )
     v.add_argument("config", metavar="CONFIG", help="the analysis config (YAML)")
     v.add_argument("--no-data", action="store_true", help="check the config only, open no data file")
@@ -50,11 +52,16 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         from pathlib import Path
 
-
-        path = write_json(Path(args.output) / "validate.json", {
-            "config": str(config.path), "config_hash": config.config_hash, "events": events,
-            "parameters": [p.name for p in analysis.parameters], "regions": list(analysis.edges),
-        })
+        path = write_json(
+            Path(args.output) / "validate.json",
+            {
+                "config": str(config.path),
+                "config_hash": config.config_hash,
+                "events": events,
+                "parameters": [p.name for p in analysis.parameters],
+                "regions": list(analysis.edges),
+            },
+        )
         print(f"summary written to {path}")
     return 0
 
@@ -114,13 +121,14 @@ def check_data(config: Any, analysis: Any) -> tuple[dict[str, int | None], int]:
     return events, len({p for _, p, _, _ in seen})
 
 
-def _check_branches(config: Any, analysis: Any, name: str, sample: Any, variation: Any, path: str, tree: str,
-                    available: list[str]) -> None:
+def _check_branches(
+    config: Any, analysis: Any, name: str, sample: Any, variation: Any, path: str, tree: str, available: list[str]
+) -> None:
     """Every branch the expressions need: the engine's own resolution if it has one, else the config's names."""
     plan, defs = getattr(analysis, "branch_plan", None), getattr(analysis, "object_defs", None)
     if variation is not None and plan is not None and defs is not None:
         try:
-            from diffhep.engine.loading import required_branches  # deferred: JAX and pyhf load when the command runs, not for --help
+            from diffhep.engine.loading import required_branches  # deferred: JAX loads when the command runs
         except ImportError:  # pragma: no cover - engine reorganised: fall back to the config's names
             required_branches = None
         if required_branches is not None:
@@ -166,23 +174,42 @@ def needed_branches(config: Any, sample: str) -> dict[str, str]:
 def summary(config: Any, analysis: Any, events: dict[str, int | None]) -> str:
     """Samples (with events), parameters and regions, as short tables."""
     data = config.data
-    samples = [(k, s["role"], len(s["files"]), "-" if events.get(k) is None else f"{events[k]:,}",
-                number(s["xsec_pb"]), s.get("tree", data["tree"])) for k, s in data["samples"].items()]
-    params = [(p.name, number(p.init), f"[{number(p.low)}, {number(p.high)}]", number(p.slope), p.unit or "-")
-              for p in analysis.parameters]
+    samples = [
+        (
+            k,
+            s["role"],
+            len(s["files"]),
+            "-" if events.get(k) is None else f"{events[k]:,}",
+            number(s["xsec_pb"]),
+            s.get("tree", data["tree"]),
+        )
+        for k, s in data["samples"].items()
+    ]
+    params = [
+        (p.name, number(p.init), f"[{number(p.low)}, {number(p.high)}]", number(p.slope), p.unit or "-")
+        for p in analysis.parameters
+    ]
     regions = []
     for k, r in data["regions"].items():
         b = r["binning"]
-        binning = f"{b['bins']} bins in [{number(b['range'][0])}, {number(b['range'][1])}]" if "bins" in b \
+        binning = (
+            f"{b['bins']} bins in [{number(b['range'][0])}, {number(b['range'][1])}]"
+            if "bins" in b
             else f"{len(b['edges']) - 1} bins in [{number(b['edges'][0])}, {number(b['edges'][-1])}]"
+        )
         regions.append((k, r["observable"], binning))
     systematics = ", ".join(f"{k} ({s['type']})" for k, s in data["systematics"].items()) or "none"
-    return "\n".join([
-        f"analysis {data['name']} (lumi {number(data['lumi_pb'], 8)} pb^-1, config hash {config.config_hash[:12]})",
-        "samples:", table(("sample", "role", "files", "events", "xsec [pb]", "tree"), samples),
-        "parameters:", table(("parameter", "init", "bounds", "slope", "unit"), params),
-        "regions:", table(("region", "observable", "binning"), regions),
-        f"systematics: {systematics}",
-        f"objective: {data['objective']['name']}; optimizer: {data['optimizer']['name']}, "
-        f"{data['optimizer']['steps']} steps",
-    ])
+    return "\n".join(
+        [
+            f"analysis {data['name']} (lumi {number(data['lumi_pb'], 8)} pb^-1, config hash {config.config_hash[:12]})",
+            "samples:",
+            table(("sample", "role", "files", "events", "xsec [pb]", "tree"), samples),
+            "parameters:",
+            table(("parameter", "init", "bounds", "slope", "unit"), params),
+            "regions:",
+            table(("region", "observable", "binning"), regions),
+            f"systematics: {systematics}",
+            f"objective: {data['objective']['name']}; optimizer: {data['optimizer']['name']}, "
+            f"{data['optimizer']['steps']} steps",
+        ]
+    )

@@ -301,8 +301,10 @@ class _Checker:
             raise self.fail(("execution", "scheduler"), str(err)) from None
         mode = section.get("mode", "memory")
         if mode != "dask":
-            raise self.fail(("execution", "scheduler"), f"is set but execution.mode is {mode!r}; "
-                            "set mode: dask, or remove scheduler")
+            raise self.fail(
+                ("execution", "scheduler"),
+                f"is set but execution.mode is {mode!r}; set mode: dask, or remove scheduler",
+            )
 
 
 def format_path(path: FieldPath) -> str:
@@ -319,7 +321,9 @@ _ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+]*://)?(?:\[[0-9a-fA-F:]+\]|[^\s/:\[\]]
 def check_scheduler(address: object, where: str) -> str:
     """``address`` if it looks like a Dask scheduler address (``tcp://host:8786``), else a one-line error."""
     if not isinstance(address, str) or not _ADDRESS.match(address.strip()):
-        message = (f"{where} {address!r} is not a Dask scheduler address; expected PROTOCOL://HOST:PORT such as "
-                   "tcp://10.0.0.1:8786 (from `dask scheduler`), or leave it out for a local cluster")
+        message = (
+            f"{where} {address!r} is not a Dask scheduler address; expected PROTOCOL://HOST:PORT such as "
+            "tcp://10.0.0.1:8786 (from `dask scheduler`), or leave it out for a local cluster"
+        )
         raise ConfigError(message.lstrip())
     return address.strip()

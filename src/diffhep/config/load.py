@@ -359,4 +359,3 @@ def load_plugins(paths: Iterable[str | Path]) -> list[ModuleType]:
     naming the file; functions registered by a failed plugin are removed again.
     """
     return [_load_plugin(Path(p)) for p in paths]
-

@@ -55,8 +55,6 @@ def check_values(params: Sequence[CutParameter], values: Mapping[str, float]) ->
     for p in params:
         v = float(values.get(p.name, p.init))
         if not (p.low < v < p.high):
-            raise ConfigError(
-                f"cut parameter {p.name!r} = {v} is outside its bounds ({p.low}, {p.high})"
-            )
+            raise ConfigError(f"cut parameter {p.name!r} = {v} is outside its bounds ({p.low}, {p.high})")
         out[p.name] = v
     return out

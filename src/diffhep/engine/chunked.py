@@ -256,4 +256,3 @@ class ChunkedAnalysis:
     def workspace(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> dict:
         """A pyhf workspace of ``histograms`` (Asimov observations)."""
         return self.inner.workspace(histograms)
-

@@ -59,8 +59,10 @@ def _as_config(config: Config | Mapping[str, Any], base: str | Path | None) -> C
     """``config`` itself, or a dict validated into a :class:`Config` (relative paths start at ``base``)."""
     if isinstance(config, Config):
         if base is not None and Path(base).resolve() != config.base_dir:
-            raise InputError(f"base {str(base)!r} differs from the config's folder {str(config.base_dir)!r}; "
-                             "leave base out for a loaded config")
+            raise InputError(
+                f"base {str(base)!r} differs from the config's folder {str(config.base_dir)!r}; "
+                "leave base out for a loaded config"
+            )
         return config
     return load_config_dict(config, base_dir=base)
 
@@ -119,7 +121,12 @@ class ConfiguredAnalysis:
         self.objective_name = sections.objective.name
         self.objective_mu = sections.objective.mu
         self.expressions = definitions.check_expressions(
-            self.object_defs, self.region_defs, self._samples, self._systematics, self.parameter_map, self.functions,
+            self.object_defs,
+            self.region_defs,
+            self._samples,
+            self._systematics,
+            self.parameter_map,
+            self.functions,
             sections,
         )
         event = {
@@ -325,6 +332,8 @@ class ConfiguredAnalysis:
         hard = self._flow(values, data, HARD)
         names = ["all events"] + [f"{n}: {text(t)}" for n, r in self.region_defs.items() for t in r.terms()]
         return {
-            sample: [{"step": name, "soft": float(soft[k, i]), "hard": float(hard[k, i])} for k, name in enumerate(names)]
+            sample: [
+                {"step": name, "soft": float(soft[k, i]), "hard": float(hard[k, i])} for k, name in enumerate(names)
+            ]
             for i, sample in enumerate(self._samples)
         }

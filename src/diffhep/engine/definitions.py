@@ -31,7 +31,6 @@ from diffhep.errors import ConfigError, closest
 __all__ = ["plugin_functions", "parse_parameters", "parse_samples", "check_expressions"]
 
 
-
 def plugin_functions(sections: Sections) -> dict[str, Callable[..., Any]]:
     """Import the config's ``plugins`` (absolute paths; each file once); name -> every registered function."""
     if sections.plugins:

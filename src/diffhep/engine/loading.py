@@ -48,7 +48,13 @@ from diffhep.io.read import expand_files, read_events
 vector.register_awkward()
 
 __all__ = [
-    "NOMINAL", "SampleDef", "Leading", "weight_refs", "required_branches", "load_sample", "with_kernels",
+    "NOMINAL",
+    "SampleDef",
+    "Leading",
+    "weight_refs",
+    "required_branches",
+    "load_sample",
+    "with_kernels",
     "event_weight",
 ]
 
@@ -255,9 +261,7 @@ def event_weight(
     """
     if expr is None:
         return np.ones(n)
-    ev = ObjectEvaluator(
-        columns, parameters={}, cuts=None, slopes={}, backend=HARD, functions=functions, where=where
-    )
+    ev = ObjectEvaluator(columns, parameters={}, cuts=None, slopes={}, backend=HARD, functions=functions, where=where)
     return np.broadcast_to(np.asarray(ev(expr), dtype=np.float64), (n,))
 
 
@@ -303,7 +307,9 @@ def load_sample(
     raw, kin = raw_objects(plan_)
     n = len(events)
     event_cols = {name: ak.to_numpy(columns(name)) for name in _event_names(plan_, variation, sample, defs)}
-    nominal = event_weight(sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions)
+    nominal = event_weight(
+        sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions
+    )
     total = float(np.sum(nominal))
     if n == 0 or total == 0.0:
         raise InputError(
@@ -321,7 +327,13 @@ def load_sample(
             source = objects.build_host(defs, raw_objects(extended)[0], parameters=parameters, functions=functions)
         leading = {r: _leading_values(source, r) for r in refs}
         evaluator = _WeightEvaluator(
-            event_cols, leading, parameters={}, cuts=None, slopes={}, backend=HARD, functions=functions,
+            event_cols,
+            leading,
+            parameters={},
+            cuts=None,
+            slopes={},
+            backend=HARD,
+            functions=functions,
             where=weight_where,
         )
         weight = weight * np.broadcast_to(np.asarray(evaluator(variation.weight), dtype=np.float64), (n,))

@@ -144,9 +144,7 @@ def with_binning(data: DimuonData, edges: np.ndarray, bandwidth: float) -> Dimuo
     return eqx.tree_at(lambda d: d.kernel, data, binned_kernel(data.mass, edges, bandwidth))
 
 
-def soft_weights(
-    data: DimuonData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]
-) -> Array:
+def soft_weights(data: DimuonData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]) -> Array:
     """Differentiable event weights, ``Float[Array, "events"]``.
 
     ``base_weight * P(>= 2 muons with pt > muon_pt_min) * P(no jet with
@@ -156,17 +154,10 @@ def soft_weights(
     w_mu = soft_above(data.muons.pt, cuts["muon_pt_min"], slopes["muon_pt_min"])
     w_jet = soft_above(data.jets.pt, cuts["jet_pt_veto"], slopes["jet_pt_veto"])
     w_met = soft_below(data.met, cuts["met_max"], slopes["met_max"])
-    return (
-        data.base_weight
-        * at_least(data.muons, w_mu, 2)
-        * none_pass(data.jets, w_jet)
-        * w_met
-    )
+    return data.base_weight * at_least(data.muons, w_mu, 2) * none_pass(data.jets, w_jet) * w_met
 
 
-def hard_selection(
-    events: ak.Array, cuts: Mapping[str, float], normalisation: float
-) -> tuple[np.ndarray, np.ndarray]:
+def hard_selection(events: ak.Array, cuts: Mapping[str, float], normalisation: float) -> tuple[np.ndarray, np.ndarray]:
     """The same selection with hard cuts, in plain Awkward on NumPy.
 
     Written independently of the soft path (it selects objects and then

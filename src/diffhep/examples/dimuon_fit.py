@@ -121,9 +121,7 @@ def evaluate_hard(
     binned: dict[str, Histogram] = {}
     for name, ev in events.items():
         mass, weight = dimuon.hard_selection(ev, cuts, normalisations[name])
-        hists[name], binned[name] = hard_hist(
-            mass, weight, setup.edges, name="mass", label="dimuon mass [GeV]"
-        )
+        hists[name], binned[name] = hard_hist(mass, weight, setup.edges, name="mass", label="dimuon mass [GeV]")
     spec = to_pyhf(spec_from_histograms(binned, setup))
     return HardResult(
         hists=hists,

@@ -79,6 +79,7 @@ CUTS = (
 #: Four-lepton mass binning, GeV.
 EDGES = np.linspace(80.0, 300.0, 23)
 
+
 class HZZData(eqx.Module):
     """Per-sample inputs of the differentiable stages.
 
@@ -126,9 +127,7 @@ def _zz(leptons: ak.Array) -> ak.Array:
     return zz_candidates(leptons, z_mass=Z_MASS, z_mass_max=Z_MASS_MAX)
 
 
-def prepare(
-    events: ak.Array, normalisation: float, *, edges: np.ndarray = EDGES, bandwidth: float = 2.0
-) -> HZZData:
+def prepare(events: ak.Array, normalisation: float, *, edges: np.ndarray = EDGES, bandwidth: float = 2.0) -> HZZData:
     """Static structure of one sample: leptons, ZZ candidates, their order and ``m4l`` kernel.
 
     Args:
@@ -173,9 +172,7 @@ def prepare(
     )
 
 
-def lepton_weights(
-    data: HZZData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]
-) -> Array:
+def lepton_weights(data: HZZData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]) -> Array:
     """Pass probability of every lepton (pT threshold of its flavour, isolation), ``(leptons,)``."""
     lep = data.leptons
     is_mu = lep.is_muon > 0.5
@@ -206,9 +203,7 @@ def candidate_weights(
     return leptons_pass, mass_pass
 
 
-def soft_histogram(
-    data: HZZData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]
-) -> Histogram:
+def soft_histogram(data: HZZData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]) -> Histogram:
     """Soft four-lepton mass histogram: each candidate weighted by P(it is the chosen one)."""
     _, passing = candidate_weights(data, cuts, slopes)
     chosen = first_pass(data.candidates, passing)
@@ -219,9 +214,7 @@ def soft_histogram(
 CUTFLOW_STEPS = ("all events", ">= 4 leptons", "ZZ candidate", "Z mass windows")
 
 
-def soft_cutflow(
-    data: HZZData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]
-) -> Array:
+def soft_cutflow(data: HZZData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]) -> Array:
     """Expected weighted yield after each of :data:`CUTFLOW_STEPS`, ``(4,)``.
 
     Each step's event weight is the probability that the event passes it and

@@ -173,9 +173,9 @@ def prepare(
     counts = ak.to_numpy(ak.num(tri, axis=1))
     offsets = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(jets, axis=1)))])[:-1]
     event_of = np.repeat(np.arange(len(counts)), counts)
-    members = np.stack(
-        [ak.to_numpy(ak.flatten(tri[f"i{k}"])) + offsets[event_of] for k in (1, 2, 3)], axis=1
-    ).reshape(-1, 3)
+    members = np.stack([ak.to_numpy(ak.flatten(tri[f"i{k}"])) + offsets[event_of] for k in (1, 2, 3)], axis=1).reshape(
+        -1, 3
+    )
     segment_ids, local_index = structure_from_counts(counts)
     mass = jnp.asarray(ak.to_numpy(ak.flatten(tri.mass)), dtype=dtype)
     trijets = Jagged(
@@ -203,9 +203,7 @@ def _jet_weights(data: TtbarData, cuts: Mapping[str, Array], slopes: Mapping[str
     return w_sel, tagged
 
 
-def region_weights(
-    data: TtbarData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]
-) -> dict[str, Array]:
+def region_weights(data: TtbarData, cuts: Mapping[str, Array], slopes: Mapping[str, float | Array]) -> dict[str, Array]:
     """Probability that each event is in each region, ``{region: (events,)}``.
 
     ``P(exactly 1 lepton) * P(N_sel >= 4, N_tag = 1 or >= 2)``.

@@ -80,9 +80,7 @@ def _pad_axis0(x: Any, size: int) -> np.ndarray:
     return np.concatenate([x, padding])
 
 
-def _targets(
-    collections: list[Jagged], n_events: int, resolution: int, count_base: int
-) -> tuple[dict[int, int], int]:
+def _targets(collections: list[Jagged], n_events: int, resolution: int, count_base: int) -> tuple[dict[int, int], int]:
     """Leading-axis length -> padded length, and the padded number of events."""
     sizes = {c.n_objects: bucket(c.n_objects, resolution) for c in collections}
     events_needed = 1  # at least one padding event
@@ -126,6 +124,7 @@ def pad_to_buckets(data: T, *, resolution: int = 8, count_base: int = 4) -> T:
         The same pytree with NumPy leaves padded as described in the module
         docstring; event-level results of the step gain zero-weight entries.
     """
+
     def is_jagged(x: Any) -> bool:
         return isinstance(x, Jagged)
 

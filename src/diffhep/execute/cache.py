@@ -46,9 +46,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from diffhep import __version__
 from diffhep.errors import InputError
 from diffhep.execute.chunks import Chunk
-from diffhep import __version__
 
 __all__ = ["ChunkCache"]
 
@@ -71,9 +71,7 @@ class ChunkCache:
 
     def __init__(self, folder: str | Path, version: str) -> None:
         if not isinstance(version, str) or not version:
-            raise InputError(
-                f"cache version must be a non-empty string naming the prepare step, got {version!r}"
-            )
+            raise InputError(f"cache version must be a non-empty string naming the prepare step, got {version!r}")
         self.folder = Path(folder)
         self.version = version
         self.hits = 0

@@ -142,9 +142,6 @@ class ReadAndPrepare:
     def __call__(self, chunk: Chunk) -> Any:
         """The prepared data of ``chunk``."""
         if self.arguments and chunk.dataset not in self.arguments:
-            raise InputError(
-                f"no prepare arguments for dataset {chunk.dataset!r}; known: {', '.join(self.arguments)}"
-            )
+            raise InputError(f"no prepare arguments for dataset {chunk.dataset!r}; known: {', '.join(self.arguments)}")
         args = self.arguments.get(chunk.dataset, ())
         return self.function(read_chunk(chunk, self.branches), *args, **dict(self.options))
-

@@ -192,8 +192,12 @@ class DaskStep:
         self._steps = 0
         self._datasets = list(dict.fromkeys(c.dataset for c in self.chunks))
         self._data = [
-            (chunk, client.submit(_prepare_task, prepare, chunk, cache, pad, self.x64,
-                                  key=f"diffhep-prepare-{self.token}-{i}"))  # fmt: skip
+            (
+                chunk,
+                client.submit(
+                    _prepare_task, prepare, chunk, cache, pad, self.x64, key=f"diffhep-prepare-{self.token}-{i}"
+                ),
+            )  # fmt: skip
             for i, chunk in enumerate(self.chunks)
             if chunk.n_events > 0
         ]
@@ -232,9 +236,19 @@ class DaskStep:
         self._steps += 1
         tag = f"{self.token}-{self._steps}"
         parts = [
-            self.client.submit(_jacobian_task, self._program, self.histograms_fn, names, vec, data,
-                               chunk.dataset, self.x64, fixed_names, fixed_vec,
-                               key=f"diffhep-chunk-{tag}-{i}")  # fmt: skip
+            self.client.submit(
+                _jacobian_task,
+                self._program,
+                self.histograms_fn,
+                names,
+                vec,
+                data,
+                chunk.dataset,
+                self.x64,
+                fixed_names,
+                fixed_vec,
+                key=f"diffhep-chunk-{tag}-{i}",
+            )  # fmt: skip
             for i, (chunk, data) in enumerate(self._data)
         ]
         return to_sums(self._tree_sum(parts, tag), self._datasets, names)
@@ -253,8 +267,9 @@ class DaskStep:
         self._steps += 1
         tag = f"{self.token}-{self._steps}"
         parts = [
-            self.client.submit(_reduce_task, function, args, data, chunk.dataset, self.x64,
-                               key=f"diffhep-reduce-{tag}-{i}")  # fmt: skip
+            self.client.submit(
+                _reduce_task, function, args, data, chunk.dataset, self.x64, key=f"diffhep-reduce-{tag}-{i}"
+            )  # fmt: skip
             for i, (chunk, data) in enumerate(self._data)
         ]
         return fill_datasets(self._tree_sum(parts, tag), self._datasets)
@@ -270,8 +285,12 @@ class DaskStep:
         """
         self._steps += 1
         self._data = [
-            (chunk, self.client.submit(_map_task, function, data, self.x64,
-                                       key=f"diffhep-transform-{self.token}-{self._steps}-{i}"))  # fmt: skip
+            (
+                chunk,
+                self.client.submit(
+                    _map_task, function, data, self.x64, key=f"diffhep-transform-{self.token}-{self._steps}-{i}"
+                ),
+            )  # fmt: skip
             for i, (chunk, data) in enumerate(self._data)
         ]
 

@@ -67,6 +67,8 @@ def choose_mode(input_bytes: int, available: int | None) -> tuple[str, str]:
     mode = "memory" if estimate <= 0.5 * available else "streaming"
     where = "in memory" if mode == "memory" else "streaming"
     return mode, f"auto: {where} (estimated {estimate / 1e9:.1f} GB, {available / 1e9:.1f} GB available)"
+
+
 @dataclass(frozen=True)
 class ExecutionSettings:
     """How a job runs over the events.
@@ -165,7 +167,9 @@ class ExecutionSettings:
             self,
             mode=mode or self.mode,
             chunk_size=chunk_size or self.chunk_size,
-            scheduler=scheduler if scheduler is not None else (self.scheduler if (mode or self.mode) == "dask" else None),
+            scheduler=scheduler
+            if scheduler is not None
+            else (self.scheduler if (mode or self.mode) == "dask" else None),
             workers=workers or self.workers,
         )
         new.check()
@@ -184,9 +188,18 @@ class ExecutionSettings:
             return self.note + ("" if self.mode == "memory" else f", chunks of {self.chunk_size} events")
         if self.mode in ("memory", "auto"):
             return "in memory" if self.mode == "memory" else "auto"
-        where = f"dask on {self.scheduler}" if self.scheduler else (
-            f"dask on a local cluster of {self.workers} workers" if self.mode == "dask" else "streaming")
-        cache = (f", prepared chunks cached in {self.cache}" if self.cache else
-                 ", prepared chunks kept in a temporary folder" if self.reuse and self.mode == "streaming" else
-                 ", chunks read on every pass" if self.mode == "streaming" else "")
+        where = (
+            f"dask on {self.scheduler}"
+            if self.scheduler
+            else (f"dask on a local cluster of {self.workers} workers" if self.mode == "dask" else "streaming")
+        )
+        cache = (
+            f", prepared chunks cached in {self.cache}"
+            if self.cache
+            else ", prepared chunks kept in a temporary folder"
+            if self.reuse and self.mode == "streaming"
+            else ", chunks read on every pass"
+            if self.mode == "streaming"
+            else ""
+        )
         return f"{where}, chunks of {self.chunk_size} events{cache}"

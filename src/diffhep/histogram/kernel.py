@@ -82,9 +82,7 @@ def band_width(edges: np.ndarray, bandwidth: float, n_sigma: float = N_SIGMA) ->
     return min(k, n_bins)
 
 
-def binned_kernel(
-    x: Array, edges: np.ndarray, bandwidth: float, *, n_sigma: float = N_SIGMA
-) -> BinnedKernel:
+def binned_kernel(x: Array, edges: np.ndarray, bandwidth: float, *, n_sigma: float = N_SIGMA) -> BinnedKernel:
     """Kernel fractions of every event in the bins near it.
 
     Args:
@@ -108,9 +106,7 @@ def binned_kernel(
 
 
 @partial(jax.jit, static_argnums=(1, 2, 3))
-def _kernel_arrays(
-    x: Array, edges: tuple[float, ...], bandwidth: float, n_sigma: float
-) -> tuple[Array, Array]:
+def _kernel_arrays(x: Array, edges: tuple[float, ...], bandwidth: float, n_sigma: float) -> tuple[Array, Array]:
     # Jitted: one compiled call instead of ~20 eagerly dispatched operations
     # when the kernel is computed once for a static observable.
     n_bins = len(edges) - 1

@@ -205,7 +205,15 @@ def fit(
     values = [(fixed_values or {})[i] for i in indices]
     values = jnp.asarray(values, dtype=init.dtype) if values else jnp.zeros((0,), dtype=init.dtype)
     return _fit(
-        model, jnp.asarray(data), init, bounds, fixed_mask, np.asarray(indices, dtype=np.int32), values, n_steps, n_halvings
+        model,
+        jnp.asarray(data),
+        init,
+        bounds,
+        fixed_mask,
+        np.asarray(indices, dtype=np.int32),
+        values,
+        n_steps,
+        n_halvings,
     )
 
 

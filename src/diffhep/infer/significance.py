@@ -86,9 +86,7 @@ def discovery_q0(model: Model, data: Array, *, n_steps: int = 50) -> Array:
     return _q0_at(model, data, unconditional, conditional)
 
 
-def expected_discovery_significance(
-    model: Model, *, fit_unconditional: bool = False, n_steps: int = 50
-) -> Array:
+def expected_discovery_significance(model: Model, *, fit_unconditional: bool = False, n_steps: int = 50) -> Array:
     """Median expected discovery significance ``Z = sqrt(q0)`` on Asimov data with ``mu = 1``.
 
     Args:

@@ -29,7 +29,15 @@ import numpy as np
 
 from diffhep.errors import InputError, closest
 
-__all__ = ["PROCESSES", "DEFAULT_EVENTS", "BLOCK_SIZE", "SCHEMA_VERSION", "UnknownProcessError", "generate_sample", "generate_dataset"]
+__all__ = [
+    "PROCESSES",
+    "DEFAULT_EVENTS",
+    "BLOCK_SIZE",
+    "SCHEMA_VERSION",
+    "UnknownProcessError",
+    "generate_sample",
+    "generate_dataset",
+]
 
 #: Version of the generated content; bumped whenever branches or physics change,
 #: so cached datasets are regenerated (2: Muon_tightId and Muon_sip3d).
@@ -74,9 +82,7 @@ def _process_id(process: str) -> int:
 
 def _check_process(process: str) -> None:
     if process not in PROCESSES:
-        raise UnknownProcessError(
-            f"unknown process {process!r}{closest(process, PROCESSES)}"
-        )
+        raise UnknownProcessError(f"unknown process {process!r}{closest(process, PROCESSES)}")
 
 
 def _blocks(process: str, n_events: int, seed: int) -> Iterator[dict]:
@@ -107,9 +113,7 @@ def _concat(parts: list[dict]) -> dict:
     out = {}
     for key in parts[0]:
         values = [p[key] for p in parts]
-        out[key] = (
-            np.concatenate(values) if isinstance(values[0], np.ndarray) else ak.concatenate(values)
-        )
+        out[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else ak.concatenate(values)
     return out
 
 
@@ -134,9 +138,7 @@ def _chunks(process: str, n_events: int, seed: int, chunk_size: int) -> Iterator
         yield _concat(buffer)
 
 
-def generate_sample(
-    path: str | Path, process: str, n_events: int, *, seed: int, chunk_size: int = 100_000
-) -> Path:
+def generate_sample(path: str | Path, process: str, n_events: int, *, seed: int, chunk_size: int = 100_000) -> Path:
     """Write ``n_events`` synthetic events of ``process`` to a NanoAOD-like ROOT file.
 
     Args:
@@ -349,7 +351,9 @@ def _jets(rng: np.random.Generator, idx: np.ndarray, pt: np.ndarray, eta: np.nda
     }
 
 
-def _light_jets(rng: np.random.Generator, n: int, rate: float, offset: float, mean: float, b_fraction: float = 0.0) -> dict:
+def _light_jets(
+    rng: np.random.Generator, n: int, rate: float, offset: float, mean: float, b_fraction: float = 0.0
+) -> dict:
     idx = np.repeat(np.arange(n), rng.poisson(rate, n))
     m = len(idx)
     btag = np.where(rng.random(m) < b_fraction, rng.uniform(0.6, 1.0, m), rng.uniform(0.0, 0.5, m))
@@ -415,7 +419,9 @@ def _make_ttbar(rng: np.random.Generator, n: int) -> dict:
     )
     soft = _soft_muons(rng, n, 0.6, 5.0, 0.3)
     bidx = np.concatenate([idx, idx])
-    bjets = _jets(rng, bidx, _exp(rng, 30.0, 50.0, 2 * n), _truncnorm(rng, 1.5, 2.5, 2 * n), rng.uniform(0.6, 1.0, 2 * n))
+    bjets = _jets(
+        rng, bidx, _exp(rng, 30.0, 50.0, 2 * n), _truncnorm(rng, 1.5, 2.5, 2 * n), rng.uniform(0.6, 1.0, 2 * n)
+    )
     light = _light_jets(rng, n, 2.5, 30.0, 50.0)
     met = (_exp(rng, 30.0, 50.0, n), _phi(rng, n))
     return _event(n, [prompt, soft], [bjets, light], met, _weights(rng, n, negative_fraction=0.01))

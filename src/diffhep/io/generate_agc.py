@@ -80,9 +80,11 @@ _COUNTED = {
     "Electron": ("pt", "eta", "phi", "mass", "charge", "pfRelIso03_all", "cutBased", "sip3d"),
 }
 #: Branches written, in order.
-BRANCHES = ["run", "luminosityBlock", "event"] + [
-    name for c, fields in _COUNTED.items() for name in [f"n{c}"] + [f"{c}_{f}" for f in fields]
-] + ["MET_pt", "MET_phi", "genWeight"]
+BRANCHES = (
+    ["run", "luminosityBlock", "event"]
+    + [name for c, fields in _COUNTED.items() for name in [f"n{c}"] + [f"{c}_{f}" for f in fields]]
+    + ["MET_pt", "MET_phi", "genWeight"]
+)
 
 TOP_MASS, TOP_WIDTH = 172.5, 1.4  # GeV
 W_MASS, W_WIDTH = 80.38, 2.09  # GeV
@@ -119,9 +121,7 @@ class _Event:
         lep = p4_from(np.zeros(k), lep_pt, eta[has] + near[0], phi[has] + near[1])
         self.lepton(idx[has], lep, rng.random(k) < 0.5, rng.choice([-1, 1], k), prompt=False)
 
-    def lepton(
-        self, idx: np.ndarray, p4: np.ndarray, muon: np.ndarray, charge: np.ndarray, *, prompt: bool
-    ) -> None:
+    def lepton(self, idx: np.ndarray, p4: np.ndarray, muon: np.ndarray, charge: np.ndarray, *, prompt: bool) -> None:
         """Leptons (muons where ``muon``, else electrons) from ``p4`` (4, m); pT smeared 1.5% / 2.5%."""
         pt, eta, phi = pt_eta_phi(p4)
         pt = pt * (1.0 + self.rng.normal(size=len(idx)) * np.where(muon, 0.015, 0.025))
@@ -332,9 +332,7 @@ _MAKERS = {
 }
 
 
-def generate_agc_sample(
-    path: str | Path, process: str, n_events: int, *, seed: int, chunk_size: int = 100_000
-) -> Path:
+def generate_agc_sample(path: str | Path, process: str, n_events: int, *, seed: int, chunk_size: int = 100_000) -> Path:
     """Write ``n_events`` synthetic NanoAOD events of ``process`` to ``path`` (TTree ``Events``).
 
     Args:
@@ -368,6 +366,4 @@ def generate_agc_dataset(
     Returns:
         Process -> path, in the order of ``n_events`` (or :data:`AGC_PROCESSES`).
     """
-    return write_dataset(
-        generate_agc_sample, folder, n_events, AGC_PROCESSES, seed=seed, chunk_size=chunk_size
-    )
+    return write_dataset(generate_agc_sample, folder, n_events, AGC_PROCESSES, seed=seed, chunk_size=chunk_size)

@@ -54,9 +54,7 @@ Maker = Callable[[np.random.Generator, int, int], dict]
 def check_process(process: str, processes: Mapping[str, dict]) -> None:
     """Raise :class:`UnknownProcessError` (one line, closest names) if ``process`` is unknown."""
     if process not in processes:
-        raise UnknownProcessError(
-            f"unknown process {process!r}{closest(process, processes)}"
-        )
+        raise UnknownProcessError(f"unknown process {process!r}{closest(process, processes)}")
 
 
 def check_sizes(n_events: object, chunk_size: object) -> None:
@@ -210,9 +208,7 @@ def write_dataset(
 # ----------------------------------------------------------------------------
 
 
-def breit_wigner(
-    rng: np.random.Generator, mass: float, width: float, lo: float, hi: float, n: int
-) -> np.ndarray:
+def breit_wigner(rng: np.random.Generator, mass: float, width: float, lo: float, hi: float, n: int) -> np.ndarray:
     """Cauchy (non-relativistic Breit-Wigner) masses truncated to ``[lo, hi]`` GeV by inverse CDF."""
     u_lo, u_hi = (np.arctan((m - mass) / (width / 2)) / np.pi + 0.5 for m in (lo, hi))
     return mass + width / 2 * np.tan(np.pi * (rng.uniform(u_lo, u_hi, n) - 0.5))

@@ -75,9 +75,11 @@ _COUNTED = {
     "Electron": ("Px", "Py", "Pz", "E", "Charge", "Iso"),
 }
 #: Branches written, in order.
-BRANCHES = [
-    name for c, fields in _COUNTED.items() for name in [f"N{c}"] + [f"{c}_{f}" for f in fields]
-] + ["MET_px", "MET_py", "EventWeight"]
+BRANCHES = [name for c, fields in _COUNTED.items() for name in [f"N{c}"] + [f"{c}_{f}" for f in fields]] + [
+    "MET_px",
+    "MET_py",
+    "EventWeight",
+]
 
 H_MASS = 125.0  # GeV
 Z_MASS, Z_WIDTH = 91.1876, 2.4952  # GeV
@@ -117,9 +119,7 @@ class _Objects:
         self.jets: list[dict] = []
         self.met = np.zeros((2, n))
 
-    def lepton(
-        self, idx: np.ndarray, p4: np.ndarray, muon: np.ndarray, charge: np.ndarray, iso: np.ndarray
-    ) -> None:
+    def lepton(self, idx: np.ndarray, p4: np.ndarray, muon: np.ndarray, charge: np.ndarray, iso: np.ndarray) -> None:
         """Leptons (muons where ``muon``, else electrons) with absolute isolation ``iso`` (GeV)."""
         self.leptons.append({"idx": idx, "p4": p4, "muon": muon, "charge": charge, "iso": iso})
 
@@ -265,9 +265,7 @@ def _counter_name(counted: str) -> str:
     return "N" + counted
 
 
-def generate_hzz_sample(
-    path: str | Path, process: str, n_events: int, *, seed: int, chunk_size: int = 100_000
-) -> Path:
+def generate_hzz_sample(path: str | Path, process: str, n_events: int, *, seed: int, chunk_size: int = 100_000) -> Path:
     """Write ``n_events`` synthetic four-lepton events of ``process`` to ``path`` (TTree ``events``).
 
     Args:
@@ -301,6 +299,4 @@ def generate_hzz_dataset(
     Returns:
         Process -> path, in the order of ``n_events`` (or :data:`HZZ_PROCESSES`).
     """
-    return write_dataset(
-        generate_hzz_sample, folder, n_events, HZZ_PROCESSES, seed=seed, chunk_size=chunk_size
-    )
+    return write_dataset(generate_hzz_sample, folder, n_events, HZZ_PROCESSES, seed=seed, chunk_size=chunk_size)

@@ -81,9 +81,7 @@ def normalisation(sample: Sample, lumi_pb: float) -> float:
     if total == 0.0:
         empty = sample.weight_branch is None or num_entries(list(sample.files), tree=sample.tree) == 0
         what = "no events" if empty else f"zero sum of {sample.weight_branch}"
-        raise EmptySampleError(
-            f"sample {sample.name!r} has {what}, cannot normalise (files: {_files_text(sample)})"
-        )
+        raise EmptySampleError(f"sample {sample.name!r} has {what}, cannot normalise (files: {_files_text(sample)})")
     return sample.xsec_pb * lumi_pb / total
 
 

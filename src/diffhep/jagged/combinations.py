@@ -71,10 +71,7 @@ class Combinations(eqx.Module):
         if len(values) == 1:
             return values * self.n
         if len(values) != self.n:
-            raise InputError(
-                f"combinations of {self.n} objects take 1 or {self.n} value arrays, "
-                f"got {len(values)}"
-            )
+            raise InputError(f"combinations of {self.n} objects take 1 or {self.n} value arrays, got {len(values)}")
         return values
 
     def gather(self, *values: Any) -> Any:
@@ -114,10 +111,7 @@ class Combinations(eqx.Module):
         """Keep combinations with a static host ``mask`` ``(combos,)`` (e.g. opposite charge)."""
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (self.combos.n_objects,):
-            raise InputError(
-                f"keep mask must have shape (combos,) = ({self.combos.n_objects},), "
-                f"got {mask.shape}"
-            )
+            raise InputError(f"keep mask must have shape (combos,) = ({self.combos.n_objects},), got {mask.shape}")
         return Combinations(
             members=self.members[jnp.asarray(np.flatnonzero(mask))],
             local_members=self.local_members[jnp.asarray(np.flatnonzero(mask))],
@@ -132,12 +126,14 @@ def _global_index(jagged: Jagged) -> ak.Array:
 def _from_records(records: ak.Array, parents: tuple[Jagged, ...]) -> Combinations:
     counts = ak.to_numpy(ak.num(records, axis=1))
     columns = ak.unzip(records)
-    members = np.stack(
-        [ak.to_numpy(ak.flatten(c, axis=1)).astype(np.int32) for c in columns], axis=1
-    ).reshape(-1, len(parents))
-    local = np.stack(
-        [np.asarray(p.local_index)[members[:, k]] for k, p in enumerate(parents)], axis=1
-    ).reshape(-1, len(parents)).astype(np.int32)
+    members = np.stack([ak.to_numpy(ak.flatten(c, axis=1)).astype(np.int32) for c in columns], axis=1).reshape(
+        -1, len(parents)
+    )
+    local = (
+        np.stack([np.asarray(p.local_index)[members[:, k]] for k, p in enumerate(parents)], axis=1)
+        .reshape(-1, len(parents))
+        .astype(np.int32)
+    )
     segment_ids, local_index = structure_from_counts(counts)
     combos = Jagged(
         fields={},
@@ -146,9 +142,7 @@ def _from_records(records: ak.Array, parents: tuple[Jagged, ...]) -> Combination
         n_events=len(counts),
         max_count=int(counts.max()) if len(counts) else 0,
     )
-    return Combinations(
-        members=jnp.asarray(members), local_members=jnp.asarray(local), combos=combos
-    )
+    return Combinations(members=jnp.asarray(members), local_members=jnp.asarray(local), combos=combos)
 
 
 def combinations(jagged: Jagged, n: int, *, replacement: bool = False) -> Combinations:
@@ -191,9 +185,6 @@ def cartesian(*collections: Jagged) -> Combinations:
         raise InputError(f"cartesian needs at least 2 collections, got {len(collections)}")
     n_events = {c.n_events for c in collections}
     if len(n_events) != 1:
-        raise InputError(
-            "cartesian needs collections with the same number of events, "
-            f"got {sorted(n_events)}"
-        )
+        raise InputError(f"cartesian needs collections with the same number of events, got {sorted(n_events)}")
     records = ak.cartesian([_global_index(c) for c in collections], axis=1)
     return _from_records(records, collections)

@@ -84,9 +84,7 @@ class Jagged(eqx.Module):
         try:
             return self.fields[name]
         except KeyError:
-            raise InputError(
-                f"jagged collection has no field {name!r}{closest(name, self.fields)}"
-            ) from None
+            raise InputError(f"jagged collection has no field {name!r}{closest(name, self.fields)}") from None
 
     def __getattr__(self, name: str) -> Array:
         # Only called when normal attribute lookup fails: ``muons.pt`` reads as
@@ -133,15 +131,11 @@ class Jagged(eqx.Module):
         """Per-event minimum, shape ``(events,)``; ``initial`` (or ``fill``) for empty events."""
         return reduce.minimum(self, values, initial, fill=fill)
 
-    def smooth_max(
-        self, values: Array, temperature: float | Array, *, fill: float = -jnp.inf
-    ) -> Array:
+    def smooth_max(self, values: Array, temperature: float | Array, *, fill: float = -jnp.inf) -> Array:
         """Smooth maximum ``T*logsumexp(v/T)`` per event, ``(events,)`` (``reduce.smooth_max``)."""
         return reduce.smooth_max(self, values, temperature, fill=fill)
 
-    def smooth_min(
-        self, values: Array, temperature: float | Array, *, fill: float = jnp.inf
-    ) -> Array:
+    def smooth_min(self, values: Array, temperature: float | Array, *, fill: float = jnp.inf) -> Array:
         """Smooth minimum ``-T*logsumexp(-v/T)`` per event, ``(events,)``."""
         return reduce.smooth_min(self, values, temperature, fill=fill)
 
@@ -216,14 +210,10 @@ def from_awkward(
     """
     array = ak.to_backend(array, "cpu")
     if array.ndim != 2:
-        raise InputError(
-            f"from_awkward needs an 'events * var' jagged array, got type {array.type}"
-        )
+        raise InputError(f"from_awkward needs an 'events * var' jagged array, got type {array.type}")
     if sort_by is not None:
         if sort_by not in ak.fields(array):
-            raise InputError(
-                f"cannot sort by {sort_by!r}: no such field{closest(sort_by, ak.fields(array))}"
-            )
+            raise InputError(f"cannot sort by {sort_by!r}: no such field{closest(sort_by, ak.fields(array))}")
         array = array[ak.argsort(array[sort_by], axis=1, ascending=ascending)]
     names = ak.fields(array)
     if not names:
@@ -237,10 +227,7 @@ def from_awkward(
     counts = ak.to_numpy(ak.num(array, axis=1))
     segment_ids, local_index = structure_from_counts(counts)
     dtype = dtype or jnp.result_type(float)
-    flat = {
-        name: jnp.asarray(ak.to_numpy(ak.flatten(col, axis=1)), dtype=dtype)
-        for name, col in columns.items()
-    }
+    flat = {name: jnp.asarray(ak.to_numpy(ak.flatten(col, axis=1)), dtype=dtype) for name, col in columns.items()}
     return Jagged(
         fields=flat,
         segment_ids=jnp.asarray(segment_ids),
@@ -250,9 +237,7 @@ def from_awkward(
     )
 
 
-def to_awkward(
-    jagged: Jagged | Combinations, values: Array | Mapping[str, Array] | None = None
-) -> ak.Array:
+def to_awkward(jagged: Jagged | Combinations, values: Array | Mapping[str, Array] | None = None) -> ak.Array:
     """Return flat ``values`` (or all fields) as an ``events * var`` Awkward Array.
 
     Lossless: the result has exactly the structure the :class:`Jagged` was
@@ -270,7 +255,5 @@ def to_awkward(
     if values is None:
         values = jagged.fields
     if isinstance(values, Mapping):
-        return ak.zip(
-            {k: ak.unflatten(np.asarray(v), counts) for k, v in values.items()}
-        )
+        return ak.zip({k: ak.unflatten(np.asarray(v), counts) for k, v in values.items()})
     return ak.unflatten(np.asarray(values), counts)

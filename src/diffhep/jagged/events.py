@@ -51,9 +51,7 @@ class Events(eqx.Module):
     def with_collection(self, name: str, collection: Jagged) -> Events:
         """Copy with collection ``name`` set (e.g. a sorted or derived one)."""
         if collection.n_events != self.n_events:
-            raise InputError(
-                f"collection {name!r} has {collection.n_events} events, expected {self.n_events}"
-            )
+            raise InputError(f"collection {name!r} has {collection.n_events} events, expected {self.n_events}")
         return eqx.tree_at(lambda e: e.collections, self, {**self.collections, name: collection})
 
     def with_field(self, name: str, values: Array) -> Events:
@@ -110,8 +108,6 @@ def from_awkward_events(
     for name in event_fields:
         column = events[name]
         if column.ndim != 1:
-            raise InputError(
-                f"event field {name!r} must be one number per event, got type {column.type}"
-            )
+            raise InputError(f"event field {name!r} must be one number per event, got type {column.type}")
         flat[name] = jnp.asarray(ak.to_numpy(column), dtype=dtype)
     return Events(collections=built, fields=flat, n_events=len(events))

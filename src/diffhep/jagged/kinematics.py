@@ -70,19 +70,13 @@ class FourVector(eqx.Module):
     energy: Array
 
     def __add__(self, other: FourVector) -> FourVector:
-        return FourVector(
-            self.px + other.px, self.py + other.py, self.pz + other.pz, self.energy + other.energy
-        )
+        return FourVector(self.px + other.px, self.py + other.py, self.pz + other.pz, self.energy + other.energy)
 
     def __sub__(self, other: FourVector) -> FourVector:
-        return FourVector(
-            self.px - other.px, self.py - other.py, self.pz - other.pz, self.energy - other.energy
-        )
+        return FourVector(self.px - other.px, self.py - other.py, self.pz - other.pz, self.energy - other.energy)
 
     def __mul__(self, factor: Array | float) -> FourVector:
-        return FourVector(
-            factor * self.px, factor * self.py, factor * self.pz, factor * self.energy
-        )
+        return FourVector(factor * self.px, factor * self.py, factor * self.pz, factor * self.energy)
 
     __rmul__ = __mul__
 
@@ -152,9 +146,7 @@ def from_ptetaphim(pt: Array, eta: Array, phi: Array, mass: Array) -> FourVector
     ``px = pt cos(phi)``, ``py = pt sin(phi)``, ``pz = pt sinh(eta)``,
     ``E = sqrt(m^2 + (pt cosh(eta))^2)``.
     """
-    pt, eta, phi, mass = (
-        jnp.asarray(x, dtype=jnp.result_type(x, float)) for x in (pt, eta, phi, mass)
-    )
+    pt, eta, phi, mass = (jnp.asarray(x, dtype=jnp.result_type(x, float)) for x in (pt, eta, phi, mass))
     energy = _safe_sqrt(mass**2 + (pt * jnp.cosh(eta)) ** 2)
     return from_pxpypze(pt * jnp.cos(phi), pt * jnp.sin(phi), pt * jnp.sinh(eta), energy)
 
@@ -172,9 +164,7 @@ def four_momenta(jagged: Jagged, *, mass: float | Array | None = None) -> FourVe
     for name in names:
         if name not in jagged.fields:
             hint = " (or pass mass=...)" if name == "mass" else ""
-            raise InputError(
-                f"four_momenta needs field {name!r}{hint}{closest(name, jagged.fields)}"
-            )
+            raise InputError(f"four_momenta needs field {name!r}{hint}{closest(name, jagged.fields)}")
     m = jagged.fields["mass"] if mass is None else jnp.broadcast_to(mass, jagged.segment_ids.shape)
     return from_ptetaphim(jagged.fields["pt"], jagged.fields["eta"], jagged.fields["phi"], m)
 

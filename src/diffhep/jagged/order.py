@@ -57,9 +57,7 @@ def _host_key(jagged: Jagged, by: str | Any) -> np.ndarray:
         by = jagged.fields[by]
     key = _host(by, "sort")
     if key.shape != (jagged.n_objects,):
-        raise InputError(
-            f"sort key must have shape (objects,) = ({jagged.n_objects},), got {key.shape}"
-        )
+        raise InputError(f"sort key must have shape (objects,) = ({jagged.n_objects},), got {key.shape}")
     return key
 
 
@@ -118,9 +116,7 @@ def keep(jagged: Jagged, mask: Any) -> Jagged:
     """
     mask = _host(mask, "keep").astype(bool)
     if mask.shape != (jagged.n_objects,):
-        raise InputError(
-            f"keep mask must have shape (objects,) = ({jagged.n_objects},), got {mask.shape}"
-        )
+        raise InputError(f"keep mask must have shape (objects,) = ({jagged.n_objects},), got {mask.shape}")
     return _take(jagged, np.flatnonzero(mask))
 
 

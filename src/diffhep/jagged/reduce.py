@@ -67,9 +67,7 @@ def segment_sum(jagged: Jagged, values: Any) -> Any:
     :class:`~diffhep.jagged.FourVector`: the per-event vector sum).
     """
     return jax.tree.map(
-        lambda v: jax.ops.segment_sum(
-            v, jagged.segment_ids, num_segments=jagged.n_events, indices_are_sorted=True
-        ),
+        lambda v: jax.ops.segment_sum(v, jagged.segment_ids, num_segments=jagged.n_events, indices_are_sorted=True),
         values,
     )
 
@@ -107,9 +105,7 @@ def mean(jagged: Jagged, values: Array, weights: Array | None = None) -> Array:
     return jnp.where(ok, num / jnp.where(ok, den, 1), 0)
 
 
-def maximum(
-    jagged: Jagged, values: Array, initial: float = -jnp.inf, *, fill: float | None = None
-) -> Array:
+def maximum(jagged: Jagged, values: Array, initial: float = -jnp.inf, *, fill: float | None = None) -> Array:
     """Per-event maximum of ``values``, ``(events,)``.
 
     Args:
@@ -122,9 +118,7 @@ def maximum(
     The gradient flows to the maximal object (shared among exact ties).
     """
     out = jnp.maximum(
-        jax.ops.segment_max(
-            values, jagged.segment_ids, num_segments=jagged.n_events, indices_are_sorted=True
-        ),
+        jax.ops.segment_max(values, jagged.segment_ids, num_segments=jagged.n_events, indices_are_sorted=True),
         initial,
     )
     if fill is None:
@@ -132,9 +126,7 @@ def maximum(
     return jnp.where(_nonempty(jagged), out, fill)
 
 
-def minimum(
-    jagged: Jagged, values: Array, initial: float = jnp.inf, *, fill: float | None = None
-) -> Array:
+def minimum(jagged: Jagged, values: Array, initial: float = jnp.inf, *, fill: float | None = None) -> Array:
     """Per-event minimum of ``values``, ``(events,)``; see :func:`maximum`."""
     return -maximum(jagged, -values, -initial, fill=None if fill is None else -fill)
 
@@ -142,16 +134,12 @@ def minimum(
 def _event_max(jagged: Jagged, values: Array) -> Array:
     """Per-event max with ``stop_gradient``, 0 for empty events (a finite shift)."""
     m = jax.lax.stop_gradient(
-        jax.ops.segment_max(
-            values, jagged.segment_ids, num_segments=jagged.n_events, indices_are_sorted=True
-        )
+        jax.ops.segment_max(values, jagged.segment_ids, num_segments=jagged.n_events, indices_are_sorted=True)
     )
     return jnp.where(jnp.isfinite(m), m, 0)
 
 
-def smooth_max(
-    jagged: Jagged, values: Array, temperature: float | Array, *, fill: float = -jnp.inf
-) -> Array:
+def smooth_max(jagged: Jagged, values: Array, temperature: float | Array, *, fill: float = -jnp.inf) -> Array:
     """Smooth per-event maximum ``T * log(sum(exp(v / T)))``, ``(events,)``.
 
     Computed stably as ``m + T * log(sum(exp((v - m) / T)))`` with ``m`` the
@@ -180,9 +168,7 @@ def smooth_max(
     return jnp.where(ok, m + temperature * jnp.log(jnp.where(ok, total, 1)), fill)
 
 
-def smooth_min(
-    jagged: Jagged, values: Array, temperature: float | Array, *, fill: float = jnp.inf
-) -> Array:
+def smooth_min(jagged: Jagged, values: Array, temperature: float | Array, *, fill: float = jnp.inf) -> Array:
     """Smooth per-event minimum ``-T * log(sum(exp(-v / T)))``; see :func:`smooth_max`."""
     return -smooth_max(jagged, -values, temperature, fill=-fill)
 

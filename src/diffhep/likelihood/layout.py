@@ -107,6 +107,7 @@ def make_layout(structure: Any) -> Layout:
     for i, e in enumerate(entries):
         n = nbins[e.channel]
         bin_row[i, :n] = offsets[e.channel] + np.arange(n)
+
     # parameters read per (entry, bin), padded with the dummy index ``npars``:
     # multiplicative slots (normsys, normfactor/lumi, per-bin) first, then histosys
     def per_entry(kind: str) -> np.ndarray:

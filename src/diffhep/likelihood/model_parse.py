@@ -122,9 +122,7 @@ def _vector(value: Any, nbins: int, where: str, *, nonnegative: bool = False) ->
     return arr
 
 
-def _read_channels(
-    spec: Mapping[str, Any], check_yields: bool
-) -> tuple[list[str], dict[str, int], list[_Raw]]:
+def _read_channels(spec: Mapping[str, Any], check_yields: bool) -> tuple[list[str], dict[str, int], list[_Raw]]:
     channels = spec.get("channels") if isinstance(spec, Mapping) else None
     if not channels:
         raise ConfigError("spec has no 'channels'; expected {'channels': [{'name': ..., 'samples': [...]}]}")
@@ -152,9 +150,7 @@ def _read_channels(
                 mname, mtype = mod.get("name"), mod.get("type")
                 where = f"channel {c!r} sample {s!r} modifier {mname!r}"
                 if mtype not in MODIFIER_ORDER:
-                    raise ConfigError(
-                        f"{where} has unsupported type {mtype!r}{closest(str(mtype), MODIFIER_ORDER)}"
-                    )
+                    raise ConfigError(f"{where} has unsupported type {mtype!r}{closest(str(mtype), MODIFIER_ORDER)}")
                 if (mname, mtype) in mods:
                     raise ConfigError(f"{where} of type {mtype!r} appears twice on the sample")
                 mods[(mname, mtype)] = _mod_data(mtype, mod.get("data"), nbins[c], where, check_yields)
@@ -260,9 +256,7 @@ def parse_spec(
                 pset.bounds,
                 pset.constraint,
             ):
-                raise ConfigError(
-                    f"modifier name {name!r} is used by incompatible modifier types; use distinct names"
-                )
+                raise ConfigError(f"modifier name {name!r} is used by incompatible modifier types; use distinct names")
         else:
             psets[name], cdata[name] = pset, data
         spans[name] = offsets
@@ -286,7 +280,7 @@ def parse_spec(
     entries, nominal, moddata = [], [], []
     for r in raws:
         refs, datas = [], []
-        for (mname, mtype) in sorted(r.mods):
+        for mname, mtype in sorted(r.mods):
             lo = start_of[mname] + spans[mname].get(r.channel, 0)
             hi = lo + (nbins[r.channel] if mtype in _PER_BIN else 1)
             refs.append(ModRef(mtype, mname, lo, hi))
@@ -303,7 +297,9 @@ def parse_spec(
                 f"parameter of interest {poi_name!r} is not a parameter of the model{closest(poi_name, psets)}"
             )
         if psets[poi_name].n != 1:
-            raise ConfigError(f"parameter of interest {poi_name!r} has {psets[poi_name].n} components; it must be scalar")
+            raise ConfigError(
+                f"parameter of interest {poi_name!r} has {psets[poi_name].n} components; it must be scalar"
+            )
         poi_index = start_of[poi_name]
 
     structure = Structure(

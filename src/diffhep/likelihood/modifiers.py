@@ -104,9 +104,7 @@ def _safe_divide(num: Array, den: Array) -> Array:
     return xp.where(ok, num / xp.where(ok, den, 1.0), 0.0)
 
 
-def staterror_constraint(
-    nominals: Sequence[Array], uncertainties: Sequence[Array]
-) -> tuple[ConstraintData, Array]:
+def staterror_constraint(nominals: Sequence[Array], uncertainties: Sequence[Array]) -> tuple[ConstraintData, Array]:
     """Normal constraint of one channel's ``staterror`` gammas (pyhf semantics).
 
     Args:
@@ -185,4 +183,3 @@ def expected_rates(
     if layout.bin_param.shape[1]:
         rate = rate * jnp.prod(extended[layout.bin_param], axis=1)
     return rate
-

@@ -81,8 +81,7 @@ def apply_user_config(
     unknown = sorted(set(user) - set(_USER_KEYS) - {"name"})
     if unknown:
         raise ConfigError(
-            f"parameter configuration for {pset.name!r} has unknown keys {unknown}; "
-            f"valid keys are {list(_USER_KEYS)}"
+            f"parameter configuration for {pset.name!r} has unknown keys {unknown}; valid keys are {list(_USER_KEYS)}"
         )
     for key in user:
         if key == "name":
@@ -118,9 +117,7 @@ def apply_user_config(
             width=as_float_array(width) if width is not None else data.width,
         )
     if len(pset.inits) != pset.n or len(pset.bounds) != pset.n:
-        raise ConfigError(
-            f"parameter {pset.name!r} needs 'inits' and 'bounds' in the spec's 'parameters' list"
-        )
+        raise ConfigError(f"parameter {pset.name!r} needs 'inits' and 'bounds' in the spec's 'parameters' list")
     return pset, data
 
 
@@ -138,6 +135,5 @@ def as_float_array(value: Any) -> Array:
 def _check_length(pset: ParamSet, key: str, value: Sequence[Any]) -> None:
     if len(value) != pset.n:
         raise ConfigError(
-            f"parameter configuration {key!r} for {pset.name!r} has {len(value)} values, "
-            f"expected {pset.n}"
+            f"parameter configuration {key!r} for {pset.name!r} has {len(value)} values, expected {pset.n}"
         )

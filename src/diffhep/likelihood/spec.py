@@ -80,7 +80,9 @@ def make_spec(
     for name, (yields, sumw2) in samples.items():
         yields = as_float_array(yields)
         if name == signal:
-            out.append({"name": name, "data": yields, "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]})
+            out.append(
+                {"name": name, "data": yields, "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]}
+            )
             continue
         yields = jnp.maximum(yields, BKG_YIELD_FLOOR)
         modifiers: list[dict[str, Any]] = []

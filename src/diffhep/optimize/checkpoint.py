@@ -119,6 +119,10 @@ def load_checkpoint(path: str | Path, parameters: Sequence[str], opt_template: A
         raise ConfigError(f"checkpoint {path}: its optimiser state does not match the optimiser's options")
     opt_state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for leaf in leaves])
     return Checkpoint(
-        step=int(record["step"]), u=u, opt_state=opt_state, history=record["history"],
-        seed=int(record["seed"]), optimizer=record["optimizer"],
+        step=int(record["step"]),
+        u=u,
+        opt_state=opt_state,
+        history=record["history"],
+        seed=int(record["seed"]),
+        optimizer=record["optimizer"],
     )

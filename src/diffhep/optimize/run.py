@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from diffhep.optimize.bounds import from_unconstrained, to_unconstrained
 from diffhep.engine.protocol import Analysis
+from diffhep.optimize.bounds import from_unconstrained, to_unconstrained
 from diffhep.optimize.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from diffhep.optimize.progress import progress_bar
 from diffhep.optimize.settings import OptimizerSettings
@@ -162,8 +162,10 @@ class _Patience:
     def message(self) -> str | None:
         if self.rule is None or self.since < self.rule.patience:
             return None
-        return (f"early stopping: the objective has not improved by {self.rule.min_delta:g} "
-                f"for {self.rule.patience} steps (best {self.best:.6g})")
+        return (
+            f"early stopping: the objective has not improved by {self.rule.min_delta:g} "
+            f"for {self.rule.patience} steps (best {self.best:.6g})"
+        )
 
 
 def run_optimization(
@@ -226,16 +228,23 @@ def run_optimization(
         for i in range(start, end if stopped is None else start):
             new_u, new_state, objective, gnorm, cuts = step(u, opt_state, data, slopes[i])
             objective, gnorm, cuts = jax.device_get((objective, gnorm, cuts))
-            entry = {"step": i, "objective": float(objective), **{k: float(cuts[k]) for k in names},
-                     "slope_scale": float(slopes[i]), "grad_norm": float(gnorm)}
+            entry = {
+                "step": i,
+                "objective": float(objective),
+                **{k: float(cuts[k]) for k in names},
+                "slope_scale": float(slopes[i]),
+                "grad_norm": float(gnorm),
+            }
             history.append(entry)
             if not (math.isfinite(entry["objective"]) and math.isfinite(entry["grad_norm"])):
                 what = "objective" if not math.isfinite(entry["objective"]) else "gradient"
                 (u, opt_state), done = prev, (i - 1 if i > start else i)
                 last_ckpt, saved_at = save(done, u, opt_state, history[:done]), done
                 cut_text = ", ".join(f"{k}={entry[k]:.6g}" for k in names)
-                stopped = (f"stopped at step {i}: non-finite {what} at cuts {cut_text}; "
-                           f"kept the last good state (step {done}, checkpoint {last_ckpt.name})")
+                stopped = (
+                    f"stopped at step {i}: non-finite {what} at cuts {cut_text}; "
+                    f"kept the last good state (step {done}, checkpoint {last_ckpt.name})"
+                )
                 break
             prev = (u, opt_state)
             u, opt_state, done = new_u, new_state, i + 1
@@ -244,8 +253,9 @@ def run_optimization(
                 last_ckpt, saved_at = save(done, u, opt_state, history), done
             bar.update(1)
             if progress:
-                bar.set_postfix({"objective": f"{entry['objective']:.4g}",
-                                 **{k: f"{entry[k]:.4g}" for k in names}}, refresh=False)
+                bar.set_postfix(
+                    {"objective": f"{entry['objective']:.4g}", **{k: f"{entry[k]:.4g}" for k in names}}, refresh=False
+                )
             stopped = patience.message()
             if stopped is not None:
                 break
@@ -257,6 +267,11 @@ def run_optimization(
         last_ckpt = save(done, u, opt_state, history)
     values = {k: float(v) for k, v in jax.device_get(from_unconstrained(params, u)).items()}
     return OptimizationResult(
-        initial=initial, values=values, history=history, stopped=stopped,
-        steps=done, resumed_from=resumed_from, checkpoint=last_ckpt,
+        initial=initial,
+        values=values,
+        history=history,
+        stopped=stopped,
+        steps=done,
+        resumed_from=resumed_from,
+        checkpoint=last_ckpt,
     )

@@ -119,8 +119,12 @@ def workspace_significance(workspace: Mapping[str, Any]) -> float:
                 best = min(best, twice_nll(start))
             try:
                 pars = pyhf.infer.mle.fixed_poi_fit(
-                    0.0, data, model, init_pars=None if start is None else list(start),
-                    par_bounds=model.config.suggested_bounds(), fixed_params=model.config.suggested_fixed(),
+                    0.0,
+                    data,
+                    model,
+                    init_pars=None if start is None else list(start),
+                    par_bounds=model.config.suggested_bounds(),
+                    fixed_params=model.config.suggested_fixed(),
                 )
                 best = min(best, twice_nll(pars))
             except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError):
@@ -213,7 +217,13 @@ def compare_with_scan(
         i = int(np.nanargmax(z))
         best, best_z = {k: float(v) for k, v in zip(names, points[i])}, float(z[i])
     return ScanResult(
-        kind=kind, parameters=names, axes=axes, points=points, significance=z,
-        best=best, best_significance=best_z, optimum=optimum,
+        kind=kind,
+        parameters=names,
+        axes=axes,
+        points=points,
+        significance=z,
+        best=best,
+        best_significance=best_z,
+        optimum=optimum,
         optimum_significance=float(optimum_significance),
     )

@@ -34,8 +34,15 @@ from diffhep.select.anneal import geometric_slope
 __all__ = ["EarlyStopping", "ScanSettings", "OptimizerSettings"]
 
 _KEYS = (
-    "name", "learning_rate", "options", "steps", "slope_schedule",
-    "checkpoint_every", "early_stopping", "seed", "scan",
+    "name",
+    "learning_rate",
+    "options",
+    "steps",
+    "slope_schedule",
+    "checkpoint_every",
+    "early_stopping",
+    "seed",
+    "scan",
 )
 
 
@@ -150,8 +157,9 @@ class OptimizerSettings:
     def from_config(cls, config: Mapping[str, Any] | None) -> OptimizerSettings:
         """Settings from the config's ``optimizer`` mapping (keys left out keep their defaults)."""
         raw = _mapping("optimizer", config or {}, _KEYS)
-        kwargs: dict[str, Any] = {k: raw[k] for k in ("name", "learning_rate", "steps", "checkpoint_every", "seed")
-                                  if k in raw}
+        kwargs: dict[str, Any] = {
+            k: raw[k] for k in ("name", "learning_rate", "steps", "checkpoint_every", "seed") if k in raw
+        }
         if "options" in raw:
             kwargs["options"] = dict(raw["options"] or {}) if isinstance(raw["options"], Mapping) else raw["options"]
         if "slope_schedule" in raw:

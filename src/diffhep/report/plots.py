@@ -39,8 +39,16 @@ def _figure(
         yield fig, axes
         for ax in axes.flat:
             # A plain text label: mplhep.cms.text redraws the figure to place itself (1 s a panel).
-            ax.text(0.0, 1.01, f"diffhep {label}", transform=ax.transAxes, fontsize=16,
-                    fontstyle="italic", ha="left", va="bottom")
+            ax.text(
+                0.0,
+                1.01,
+                f"diffhep {label}",
+                transform=ax.transAxes,
+                fontsize=16,
+                fontstyle="italic",
+                ha="left",
+                va="bottom",
+            )
         if path is not None:
             save_figure(path, fig, dpi=DPI)
 
@@ -77,8 +85,15 @@ def _stack(ax: Any, edges: np.ndarray, counts: Mapping[str, np.ndarray], signal:
     backgrounds = [k for k in counts if k not in signal]
     total = np.zeros(len(edges) - 1)
     if backgrounds:
-        mplhep.histplot([np.asarray(counts[k]) for k in backgrounds], edges, stack=True, histtype="fill",
-                        label=backgrounds, ax=ax, alpha=0.8)
+        mplhep.histplot(
+            [np.asarray(counts[k]) for k in backgrounds],
+            edges,
+            stack=True,
+            histtype="fill",
+            label=backgrounds,
+            ax=ax,
+            alpha=0.8,
+        )
         total = np.sum([np.asarray(counts[k]) for k in backgrounds], axis=0)
     for k in signal:
         mplhep.histplot(total + np.asarray(counts[k]), edges, histtype="step", ax=ax, lw=2, label=f"{k} (stacked)")
@@ -117,8 +132,10 @@ def plot_region(
     edges = np.asarray(edges, dtype=float)
     panels = [(after, f"{region}: hard cuts (total Z0 = {z_after:.2f})")]
     if before is not None:
-        panels = [(before, f"{region}: initial cuts (total Z0 = {z_before:.2f})"),
-                  (after, f"{region}: optimised cuts (total Z0 = {z_after:.2f})")]
+        panels = [
+            (before, f"{region}: initial cuts (total Z0 = {z_before:.2f})"),
+            (after, f"{region}: optimised cuts (total Z0 = {z_after:.2f})"),
+        ]
     with _figure(path, ncols=len(panels)) as (fig, axes):
         for ax, (counts, title) in zip(axes[0], panels):
             _stack(ax, edges, counts, signal, title)
@@ -154,12 +171,23 @@ def plot_cutflow(
             color = f"C{i}"
             x = np.arange(len(steps))
             labels = labels if len(labels) >= len(steps) else [s["step"] for s in steps]
-            ax.plot(x, [max(s["hard"], 1e-3) for s in steps], "o-", color=color,
-                    label=sample if before is None else f"{sample} (optimised)")
+            ax.plot(
+                x,
+                [max(s["hard"], 1e-3) for s in steps],
+                "o-",
+                color=color,
+                label=sample if before is None else f"{sample} (optimised)",
+            )
             ax.plot(x, [max(s["soft"], 1e-3) for s in steps], "x", color=color, ms=10)
             if before is not None and sample in before:
-                ax.plot(x, [max(s["hard"], 1e-3) for s in before[sample]][: len(x)], "s--", color=color,
-                        alpha=0.5, label=f"{sample} (initial)")
+                ax.plot(
+                    x,
+                    [max(s["hard"], 1e-3) for s in before[sample]][: len(x)],
+                    "s--",
+                    color=color,
+                    alpha=0.5,
+                    label=f"{sample} (initial)",
+                )
         ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right", fontsize=14)
         ax.set_yscale("log")
         ax.set_ylabel("yield (events); x: soft")

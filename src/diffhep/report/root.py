@@ -25,8 +25,9 @@ __all__ = ["to_weighted_hist", "write_histograms"]
 
 def to_weighted_hist(counts: Any, sumw2: Any, edges: np.ndarray, *, name: str, label: str) -> hist.Hist:
     """A ``hist.Hist`` with ``Weight`` storage (uproot writes it as a ``TH1D`` with ``fSumw2``)."""
-    h = hist.Hist(hist.axis.Variable(np.asarray(edges, dtype=float), name=name, label=label),
-                  storage=hist.storage.Weight())
+    h = hist.Hist(
+        hist.axis.Variable(np.asarray(edges, dtype=float), name=name, label=label), storage=hist.storage.Weight()
+    )
     view = h.view()
     view.value = np.asarray(counts, dtype=float)
     view.variance = np.asarray(sumw2, dtype=float)

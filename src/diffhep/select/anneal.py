@@ -67,6 +67,4 @@ def slopes_at(schedules: Mapping[str, optax.Schedule | float], step: int | Array
         >>> {k: round(float(v), 6) for k, v in slopes.items()}
         {'muon_pt': 10.0, 'met': 0.2}
     """
-    return {
-        name: (s(step) if callable(s) else jnp.asarray(s)) for name, s in schedules.items()
-    }
+    return {name: (s(step) if callable(s) else jnp.asarray(s)) for name, s in schedules.items()}

@@ -70,8 +70,7 @@ class Cutflow(eqx.Module):
             rows.append((name, f"{row['soft']:.6g}", f"{row['hard']:.6g}", ratio, str(row["events"])))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-            for r in rows
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows
         ]
         return "\n".join(lines)
 

@@ -28,9 +28,7 @@ from diffhep.select.polytree import dense_coefficients, tree_product
 __all__ = ["joint_count_distribution", "at_least_joint"]
 
 
-def joint_count_distribution(
-    collection: Jagged, w_sel: Array, w_tag: Array, n_sel: int, n_tag: int
-) -> Array:
+def joint_count_distribution(collection: Jagged, w_sel: Array, w_tag: Array, n_sel: int, n_tag: int) -> Array:
     """Joint distribution of (selected, selected-and-tagged) object counts per event.
 
     Args:
@@ -55,9 +53,7 @@ def joint_count_distribution(
     return dense_coefficients(poly, limits, collection.n_events, jnp.result_type(w_sel, w_tag))
 
 
-def at_least_joint(
-    collection: Jagged, w_sel: Array, w_tag: Array, n_sel: int, n_tag: int
-) -> Array:
+def at_least_joint(collection: Jagged, w_sel: Array, w_tag: Array, n_sel: int, n_tag: int) -> Array:
     """``P(N_sel >= n_sel and N_tag >= n_tag)`` per event, shape ``(events,)``.
 
     ``w_sel`` and ``w_tag`` as in :func:`joint_count_distribution`.

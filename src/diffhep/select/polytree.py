@@ -131,9 +131,7 @@ def tree_product(collection: Jagged, factors: Polynomial, limits: tuple[int, ...
 
     segment_ids = collection.segment_ids
     sizes = level_sizes(n_objects, n_events, max(collection.max_count, 1))
-    counts = jax.ops.segment_sum(
-        jnp.ones_like(segment_ids), segment_ids, n_events, indices_are_sorted=True
-    )
+    counts = jax.ops.segment_sum(jnp.ones_like(segment_ids), segment_ids, n_events, indices_are_sorted=True)
     # nodes[l][e]: nodes of event e at level l; offsets[l][e]: first slot of
     # event e at level l + 1 (events with a single node at level l have none).
     nodes = [(counts + 2**level - 1) >> level for level in range(len(sizes) + 1)]
@@ -180,9 +178,7 @@ def tree_product(collection: Jagged, factors: Polynomial, limits: tuple[int, ...
     return out
 
 
-def dense_coefficients(
-    poly: Polynomial, limits: tuple[int, ...], n_events: int, dtype: jnp.dtype
-) -> Array:
+def dense_coefficients(poly: Polynomial, limits: tuple[int, ...], n_events: int, dtype: jnp.dtype) -> Array:
     """Stack coefficients into ``Float[Array, "events *limits+1"]``, zeros where absent."""
     zeros = jnp.zeros((n_events,), dtype=dtype)
     shape = tuple(n + 1 for n in limits)

@@ -24,8 +24,7 @@ from diffhep.optimize.run import OptimizationResult, is_chunked, run_optimizatio
 from diffhep.optimize.scan import ScanResult, compare_with_scan, workspace_significance
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import write_json, write_text
-from diffhep.report import plot_cutflow, plot_history, plot_landscape, plot_region, render_report
-from diffhep.report import write_histograms
+from diffhep.report import plot_cutflow, plot_history, plot_landscape, plot_region, render_report, write_histograms
 
 __all__ = ["Evaluation", "evaluate", "build_results", "write_outputs", "run_job", "versions"]
 
@@ -77,8 +76,13 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
             {k: jnp.asarray(v, dtype=dtype) for k, v in cuts.items()}, data, jnp.asarray(slope_scale, dtype=dtype)
         )
     return Evaluation(
-        cuts=cuts, hard=hard, workspace=ws, hard_significance=workspace_significance(ws),
-        soft_significance=float(soft), slope_scale=float(slope_scale), cutflow=analysis.cutflow(cuts, data),
+        cuts=cuts,
+        hard=hard,
+        workspace=ws,
+        hard_significance=workspace_significance(ws),
+        soft_significance=float(soft),
+        slope_scale=float(slope_scale),
+        cutflow=analysis.cutflow(cuts, data),
     )
 
 
@@ -128,30 +132,44 @@ def build_results(
     config_hash: str,
 ) -> dict[str, Any]:
     """The ``results.json`` dictionary (JSON-ready; non-finite numbers are ``null``)."""
-    return _finite({
-        "analysis": analysis.name,
-        "config_hash": config_hash,
-        "versions": versions(),
-        "seed": settings.seed,
-        "settings": settings.to_dict(),
-        "parameters": {p.name: {"unit": p.unit, "low": p.low, "high": p.high, "slope": p.slope,
-                                "init": p.init, "description": p.description} for p in analysis.parameters},
-        # In the config's order (JAX returns dicts sorted by key).
-        "initial": {p.name: opt.initial[p.name] for p in analysis.parameters},
-        "final": {p.name: opt.values[p.name] for p in analysis.parameters},
-        "steps": opt.steps,
-        "resumed_from": opt.resumed_from,
-        "stopped": opt.stopped,
-        "stop_reason": opt.stopped or f"completed all {settings.steps} steps",
-        "history": opt.history,
-        "significance": {
-            "soft": {"before": before.soft_significance, "after": after.soft_significance,
-                     "slope_scale": after.slope_scale},
-            "hard_pyhf": {"before": before.hard_significance, "after": after.hard_significance},
-        },
-        "yields": {"before": _yields(before.hard), "after": _yields(after.hard)},
-        "scan": scan.to_dict(),
-    })
+    return _finite(
+        {
+            "analysis": analysis.name,
+            "config_hash": config_hash,
+            "versions": versions(),
+            "seed": settings.seed,
+            "settings": settings.to_dict(),
+            "parameters": {
+                p.name: {
+                    "unit": p.unit,
+                    "low": p.low,
+                    "high": p.high,
+                    "slope": p.slope,
+                    "init": p.init,
+                    "description": p.description,
+                }
+                for p in analysis.parameters
+            },
+            # In the config's order (JAX returns dicts sorted by key).
+            "initial": {p.name: opt.initial[p.name] for p in analysis.parameters},
+            "final": {p.name: opt.values[p.name] for p in analysis.parameters},
+            "steps": opt.steps,
+            "resumed_from": opt.resumed_from,
+            "stopped": opt.stopped,
+            "stop_reason": opt.stopped or f"completed all {settings.steps} steps",
+            "history": opt.history,
+            "significance": {
+                "soft": {
+                    "before": before.soft_significance,
+                    "after": after.soft_significance,
+                    "slope_scale": after.slope_scale,
+                },
+                "hard_pyhf": {"before": before.hard_significance, "after": after.hard_significance},
+            },
+            "yields": {"before": _yields(before.hard), "after": _yields(after.hard)},
+            "scan": scan.to_dict(),
+        }
+    )
 
 
 def write_outputs(
@@ -174,18 +192,27 @@ def write_outputs(
     _check_workspace(after.workspace)
     write_json(output / "workspace.json", after.workspace)
     files["pyhf workspace at the optimised cuts"] = "workspace.json"
-    write_histograms(output / "histograms.root", {"initial": before.hard, "optimised": after.hard},
-                     analysis.edges, analysis.observables)
+    write_histograms(
+        output / "histograms.root",
+        {"initial": before.hard, "optimised": after.hard},
+        analysis.edges,
+        analysis.observables,
+    )
     files["hard-cut histograms (TH1D per stage/region/sample)"] = "histograms.root"
     plot_history(output / "history.png", results["history"], units)
     files["objective and cuts per step"] = "history.png"
     for region in after.hard:
         signal = [s for s in analysis.signal if s in after.hard[region]]
         plot_region(
-            output / f"region_{region}.png", region, analysis.observables[region], analysis.edges[region],
+            output / f"region_{region}.png",
+            region,
+            analysis.observables[region],
+            analysis.edges[region],
             {s: h.counts for s, h in _nominal(before.hard[region]).items()},
             {s: h.counts for s, h in _nominal(after.hard[region]).items()},
-            signal=signal, z_before=before.hard_significance, z_after=after.hard_significance,
+            signal=signal,
+            z_before=before.hard_significance,
+            z_after=after.hard_significance,
         )
         files[f"region {region}"] = f"region_{region}.png"
     plot_cutflow(output / "cutflow.png", before.cutflow, after.cutflow)
