@@ -10,13 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import vector
+from reference import hzz as reference
 from test_configured import write_events
 
-from diffhep.examples import hzz
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.errors import ConfigError, DiffhepError, InputError
 from diffhep.histogram import hard_hist
-from diffhep.io import read_events
+from diffhep.io import generate_hzz_sample, read_events
 
 vector.register_awkward()
 
@@ -139,12 +139,16 @@ def test_count_distributions_are_shared_between_regions(logic):
     assert count_limits(selects, analysis.object_defs) == {"jets": 7, "jets.btag": 4}
 
 
-def hzz_config(path: Path) -> dict:
+def hzz_config(path: Path, higgs: Path, zjets: Path) -> dict:
     return {
         "name": "hzz",
         "lumi_pb": 1.0,
         "tree": "events",
-        "samples": {"h": {"role": "signal", "files": [str(path)], "xsec_pb": 1.0, "weight": "EventWeight"}},
+        "samples": {
+            "h": {"role": "signal", "files": [str(path)], "xsec_pb": 1.0, "weight": "EventWeight"},
+            "g": {"role": "background", "files": [str(higgs)], "xsec_pb": 1.0, "weight": "EventWeight"},
+            "z": {"role": "background", "files": [str(zjets)], "xsec_pb": 1.0, "weight": "EventWeight"},
+        },
         "parameters": {
             "muon_pt_min": {"init": 5, "bounds": [3, 40], "slope": 1},
             "electron_pt_min": {"init": 7, "bounds": [5, 40], "slope": 1},
@@ -155,29 +159,41 @@ def hzz_config(path: Path) -> dict:
             "electrons": {"collection": "Electron", "cuts": "pt > electron_pt_min and Iso < iso_max"},
         },
         "regions": {
-            "4l": {"observable": "m4l(muons, electrons)", "binning": {"edges": hzz.EDGES.tolist()}, "bandwidth": 2}
+            # 1 GeV bins: a different candidate of the same event (five leptons) lands in another bin
+            "4l": {"observable": "m4l(muons, electrons)", "binning": {"bins": 1000, "range": [0, 1000]}, "bandwidth": 2}
         },
     }
 
 
-def test_m4l_on_uproot_hzz_reproduces_the_hand_written_analysis(data_file):
-    """Px/Py/Pz/E collections: pt is computed from them; m4l pairs leptons as hzz.py does."""
+def test_m4l_on_uproot_hzz_reproduces_the_reference(data_file, tmp_path):
+    """Px/Py/Pz/E collections: pt is computed from them; m4l pairs leptons as the oracle
+    tests/reference/hzz.py does (no mass windows), on the real file and on generated Higgs
+    (four-electron and four-muon events: two ZZ candidates) and Z+jets samples (five and more
+    leptons: candidates of different leptons, whose choice changes m4l)."""
     path = data_file("uproot-HZZ.root")
-    analysis = ConfiguredAnalysis.from_config(hzz_config(path), base=path.parent)
+    higgs = generate_hzz_sample(tmp_path / "higgs.root", "higgs", 400, seed=3)
+    zjets = generate_hzz_sample(tmp_path / "zjets.root", "zjets", 1500, seed=3)
+    analysis = ConfiguredAnalysis.from_config(hzz_config(path, higgs, zjets), base=path.parent)
     data = analysis.load()
-    events = read_events(path, tree="events", branches=hzz.BRANCHES)
-    norm = 1.0 / float(np.sum(np.asarray(events.EventWeight, dtype=np.float64)))
+    files = {"h": path, "g": higgs, "z": zjets}
+    norms = {k: 1.0 / float(np.sum(reference.read(f)["EventWeight"], dtype=np.float64)) for k, f in files.items()}
+    no_windows = {"z1_mass_min": -np.inf, "z2_mass_min": -np.inf}
     for cuts in [
+        {"muon_pt_min": 3.5, "electron_pt_min": 5.5, "iso_max": 19.0},  # loose: Z+jets events with five leptons
         {"muon_pt_min": 5.0, "electron_pt_min": 7.0, "iso_max": 5.0},
         {"muon_pt_min": 12.3, "electron_pt_min": 9.1, "iso_max": 2.05},
     ]:
-        m4l, weight, _ = hzz.hard_selection(events, {**cuts, "z1_mass_min": 0.0, "z2_mass_min": 0.0}, norm)
-        assert len(m4l) >= 5
-        _, ref = hard_hist(m4l, weight, hzz.EDGES)
-        hard = analysis.hard_histograms(cuts)["4l"]["h"]
-        np.testing.assert_allclose(hard.counts, ref.counts, rtol=1e-10)
-    soft = jax.jit(analysis.soft_histograms)({k: jnp.asarray(v) for k, v in cuts.items()}, data, 1e7)["4l"]["h"]
-    assert float(jnp.sum(soft.counts)) == pytest.approx(float(np.sum(ref.counts)), rel=1e-6)
+        hard = analysis.hard_histograms(cuts)["4l"]
+        for key, file in files.items():
+            ref = reference.select(file, {**cuts, **no_windows}, norms[key])
+            assert len(ref.m4l) >= 5 or key == "z"  # (Z+jets at the tight point: none)
+            counts, _ = reference.histogram(ref.m4l, ref.weight, analysis.edges["4l"])
+            np.testing.assert_allclose(hard[key].counts, counts, rtol=1e-10, atol=1e-14, err_msg=key)
+    soft = jax.jit(analysis.soft_histograms)({k: jnp.asarray(v) for k, v in cuts.items()}, data, 1e7)["4l"]
+    for key, file in files.items():
+        ref = reference.select(file, {**cuts, **no_windows}, norms[key])
+        counts, _ = reference.histogram(ref.m4l, ref.weight, analysis.edges["4l"])
+        assert float(jnp.sum(soft[key].counts)) == pytest.approx(float(np.sum(counts)), rel=1e-6), key
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from diffhep.examples import dimuon
-from diffhep.examples.dimuon_fit import evaluate_hard
-from diffhep.examples.dimuon_fit import Setup, soft_histograms, soft_significance
+from diffhep.examples.dimuon_fit import Setup, evaluate_hard, soft_histograms, soft_significance
 from diffhep.histogram import hard_hist
 from diffhep.io import PROCESSES, Sample, load_sample, normalisation
 
@@ -89,8 +88,10 @@ def test_soft_objective_is_smooth_in_float32(synthetic_dataset):
         slopes = {p.name: p.slope for p in dimuon.CUTS}
         z = jax.jit(lambda v: soft_significance(data, {**CUTS, "muon_pt_min": v}, slopes, Setup()))
         values = np.array([float(z(jnp.float32(v))) for v in np.linspace(10.0, 12.0, 9)])
+    # Measured: 7.3e-4 of the largest value, in float32 as in float64 (it is the curvature of Z
+    # itself; float32 moves the values by 3e-6). Alternating noise of +-5e-4 would cross it.
     second_difference = np.abs(np.diff(values, 2))
-    assert second_difference.max() < 1e-2 * np.abs(values).max(), values
+    assert second_difference.max() < 2e-3 * np.abs(values).max(), values
 
 
 def test_binning_mismatch_is_a_one_line_error(samples):
