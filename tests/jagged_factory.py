@@ -42,9 +42,7 @@ def random_leptons(seed: int, n_events: int = 40, *, long_event: int = 12) -> ak
     return ak.unflatten(ak.zip(columns), counts)
 
 
-def padded_structure(
-    counts: np.ndarray | list[int], n_events: int, n_objects: int
-) -> tuple[np.ndarray, np.ndarray]:
+def padded_structure(counts: np.ndarray | list[int], n_events: int, n_objects: int) -> tuple[np.ndarray, np.ndarray]:
     """``(segment_ids, local_index)`` of ``counts`` padded to fixed sizes.
 
     One extra event (index ``len(counts)``) takes the remaining objects and

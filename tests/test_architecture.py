@@ -138,7 +138,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[str]:
             if nxt == node:
                 continue
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 dfs(nxt)
         stack.pop()
@@ -185,7 +185,9 @@ def test_function_level_imports_of_other_packages_say_why():
             if in_function and _package(target) != _package(module):
                 lines = lines_of.setdefault(module, path.read_text(encoding="utf-8").splitlines())
                 statement = lines[line - 1 : line + 6]  # the formatter may wrap the import and move the comment
-                text = "\n".join(statement[: next((i + 1 for i, s in enumerate(statement) if ")" in s or "# deferred:" in s), 1)])
+                text = "\n".join(
+                    statement[: next((i + 1 for i, s in enumerate(statement) if ")" in s or "# deferred:" in s), 1)]
+                )
                 if "# deferred:" not in text:
                     bad.append(f"{module}:{line} imports {target} inside a function without '# deferred: <why>'")
     assert not bad, "\n".join(bad)

@@ -37,8 +37,9 @@ class ToyAnalysis:
     observables = {"sr": "m [GeV]", "cr": "m [GeV]"}
     edges = {"sr": EDGES, "cr": EDGES}
 
-    def __init__(self, *, n_signal: int = 2000, n_background: int = 4000, seed: int = 5,
-                 nan_slope: float = math.inf) -> None:
+    def __init__(
+        self, *, n_signal: int = 2000, n_background: int = 4000, seed: int = 5, nan_slope: float = math.inf
+    ) -> None:
         self.parameters = (
             CutParameter("x_min", init=0.5, low=0.0, high=4.0, slope=4.0, unit=""),
             CutParameter("y_max", init=4.5, low=0.5, high=5.0, slope=4.0, unit=""),
@@ -120,8 +121,11 @@ class ToyAnalysis:
             flow[sample] = [
                 {"step": "all", "soft": float(ev["w"].sum()), "hard": float(ev["w"].sum())},
                 {"step": "x > x_min", "soft": float((ev["w"] * soft_x).sum()), "hard": float(ev["w"][hard_x].sum())},
-                {"step": "y < y_max", "soft": float((ev["w"] * soft_x * soft_y).sum()),
-                 "hard": float(ev["w"][hard_x & hard_y].sum())},
+                {
+                    "step": "y < y_max",
+                    "soft": float((ev["w"] * soft_x * soft_y).sum()),
+                    "hard": float(ev["w"][hard_x & hard_y].sum()),
+                },
             ]
         return flow
 
@@ -131,13 +135,25 @@ class ToyAnalysis:
             sig, bkg = samples["signal"], samples["background"]
             counts = np.maximum(np.asarray(bkg.counts, dtype=float), 1e-3)
             sigma = np.sqrt(np.maximum(np.asarray(bkg.sumw2, dtype=float), 1e-6))
-            channels.append({"name": region, "samples": [
-                {"name": "signal", "data": np.asarray(sig.counts, dtype=float).tolist(),
-                 "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
-                {"name": "background", "data": counts.tolist(), "modifiers": [
-                    {"name": f"staterror_{region}", "type": "staterror", "data": sigma.tolist()},
-                ]},
-            ]})
+            channels.append(
+                {
+                    "name": region,
+                    "samples": [
+                        {
+                            "name": "signal",
+                            "data": np.asarray(sig.counts, dtype=float).tolist(),
+                            "modifiers": [{"name": "mu", "type": "normfactor", "data": None}],
+                        },
+                        {
+                            "name": "background",
+                            "data": counts.tolist(),
+                            "modifiers": [
+                                {"name": f"staterror_{region}", "type": "staterror", "data": sigma.tolist()},
+                            ],
+                        },
+                    ],
+                }
+            )
             observations.append({"name": region, "data": (np.asarray(sig.counts) + counts).tolist()})
         return {
             "channels": channels,

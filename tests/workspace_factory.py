@@ -136,23 +136,35 @@ def modifier_spec(kind: str) -> dict[str, Any]:
         lumi = {"name": "lumi", "type": "lumi", "data": None}
         sig["modifiers"] = [NF, lumi]
         hs = {"hi_data": list(rng.uniform(5, 20, NB)), "lo_data": list(rng.uniform(5, 20, NB))}
-        b1 = _sample(rng, "zz_bkg1", [
-            {"name": "b_norm", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}},
-            {"name": "staterror_sr", "type": "staterror", "data": _unc(rng)},
-            {"name": "shape", "type": "histosys", "data": hs},
-            {"name": "shape", "type": "normsys", "data": {"hi": 1.02, "lo": 0.97}},
-        ])
-        b2 = _sample(rng, "a_bkg2", [
-            {"name": "staterror_sr", "type": "staterror", "data": _unc(rng)},
-            {"name": "ss", "type": "shapesys", "data": _unc(rng)},
-            {"name": "a_norm", "type": "normsys", "data": {"hi": 1.2, "lo": 0.9}},
-        ])
-        cr = _sample(rng, "zz_bkg1", [
-            {"name": "b_norm", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}},
-            {"name": "staterror_cr", "type": "staterror", "data": _unc(rng)},
-            {"name": "sf", "type": "shapefactor", "data": None},
-            lumi,
-        ])
+        b1 = _sample(
+            rng,
+            "zz_bkg1",
+            [
+                {"name": "b_norm", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}},
+                {"name": "staterror_sr", "type": "staterror", "data": _unc(rng)},
+                {"name": "shape", "type": "histosys", "data": hs},
+                {"name": "shape", "type": "normsys", "data": {"hi": 1.02, "lo": 0.97}},
+            ],
+        )
+        b2 = _sample(
+            rng,
+            "a_bkg2",
+            [
+                {"name": "staterror_sr", "type": "staterror", "data": _unc(rng)},
+                {"name": "ss", "type": "shapesys", "data": _unc(rng)},
+                {"name": "a_norm", "type": "normsys", "data": {"hi": 1.2, "lo": 0.9}},
+            ],
+        )
+        cr = _sample(
+            rng,
+            "zz_bkg1",
+            [
+                {"name": "b_norm", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}},
+                {"name": "staterror_cr", "type": "staterror", "data": _unc(rng)},
+                {"name": "sf", "type": "shapefactor", "data": None},
+                lumi,
+            ],
+        )
         return {
             "channels": [{"name": "sr", "samples": [sig, b1, b2]}, {"name": "cr", "samples": [cr]}],
             "parameters": [LUMI_PARAM],

@@ -17,8 +17,14 @@ from diffhep.cli import main
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "bench_tiny.yaml"
 EVENTS = 3000
-MEASUREMENTS = ["hard_forward", "hard_forward_plain", "step_memory", "step_streaming", "step_streaming_cached",
-                "step_dask"]
+MEASUREMENTS = [
+    "hard_forward",
+    "hard_forward_plain",
+    "step_memory",
+    "step_streaming",
+    "step_streaming_cached",
+    "step_dask",
+]
 
 
 def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeypatch, no_persistent_cache):
@@ -28,8 +34,25 @@ def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeyp
     # the 2nd size "does not fit"; patched where the bench looks it up (a patch of diffhep.execute.settings would
     # stay bound in diffhep.bench.agc, imported by the command under it, after this test)
     monkeypatch.setattr("diffhep.bench.agc.choose_mode", lambda *a: next(fits))
-    argv = ["bench", "agc", "--config", str(CONFIG), "--events", "3e3", "2e3", "--chunk-size", "1000",
-            "--repeat", "1", "--dask-threads", "--workdir", str(tmp_path / "data"), "--output", str(out), "--quiet"]
+    argv = [
+        "bench",
+        "agc",
+        "--config",
+        str(CONFIG),
+        "--events",
+        "3e3",
+        "2e3",
+        "--chunk-size",
+        "1000",
+        "--repeat",
+        "1",
+        "--dask-threads",
+        "--workdir",
+        str(tmp_path / "data"),
+        "--output",
+        str(out),
+        "--quiet",
+    ]
     assert main(argv) == 0
     report = json.loads((out / "bench.json").read_text())
     assert report["settings"]["events"] == [EVENTS, 2000] and report["repeat"] == 1
@@ -103,8 +126,24 @@ def test_bench_agc_with_a_relative_workdir(tmp_path, capsys, monkeypatch, no_per
     monkeypatch.chdir(tmp_path)
     # streaming only (the in-memory step is skipped): one program less to compile; the paths are what is tested
     monkeypatch.setattr("diffhep.bench.agc.choose_mode", lambda *a: ("streaming", "auto: streaming (test)"))
-    argv = ["bench", "agc", "--config", str(CONFIG), "--events", "1e3", "--chunk-size", "1000", "--repeat", "1",
-            "--dask-threads", "--workdir", "work/bench/agc-data", "--output", "work/bench/agc", "--quiet"]
+    argv = [
+        "bench",
+        "agc",
+        "--config",
+        str(CONFIG),
+        "--events",
+        "1e3",
+        "--chunk-size",
+        "1000",
+        "--repeat",
+        "1",
+        "--dask-threads",
+        "--workdir",
+        "work/bench/agc-data",
+        "--output",
+        "work/bench/agc",
+        "--quiet",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "work" / "bench" / "agc" / "bench.json").read_text())
     (size,) = report["results"]

@@ -220,7 +220,7 @@ def test_run_writes_a_valid_workspace(tiny, tmp_path, capsys):
 
 
 def test_run_needs_no_optimizer_section(tiny, tmp_path):
-    config = variant(tiny, "no_optimizer.yaml", TINY[TINY.index("optimizer:"):], "")
+    config = variant(tiny, "no_optimizer.yaml", TINY[TINY.index("optimizer:") :], "")
     out = tmp_path / "run"
     assert main(["run", config, "--output", str(out), "--quiet"]) == 0
     assert json.loads((out / "results.json").read_text())["significance"]["hard_pyhf"] > 0
@@ -322,17 +322,23 @@ def test_new_copies_a_template(templates, tmp_path, capsys):
     assert {p.name for p in made.iterdir()} == {"config.yaml", "variant.yaml", "extra.py", "README.md"}
     text = (made / "config.yaml").read_text()
     assert "# a tiny dimuon analysis" in text and "# generated" in text and "name: myana" in text
-    new, old = load_config(made / "config.yaml", plugins=False), load_config(templates / "mini" / "config.yaml",
-                                                                             plugins=False)
+    new, old = (
+        load_config(made / "config.yaml", plugins=False),
+        load_config(templates / "mini" / "config.yaml", plugins=False),
+    )
     for sample in ("signal", "dy"):
-        assert Path(new.resolved["samples"][sample]["files"][0]).resolve() == Path(
-            old.resolved["samples"][sample]["files"][0]).resolve()
+        assert (
+            Path(new.resolved["samples"][sample]["files"][0]).resolve()
+            == Path(old.resolved["samples"][sample]["files"][0]).resolve()
+        )
     assert new.data["plugins"] == ["extra.py"]
     variant = load_config(made / "variant.yaml", plugins=False)
     assert variant.data["name"] == "mini_variant"  # only config.yaml takes the new name
     for sample in ("signal", "dy"):
-        assert Path(variant.resolved["samples"][sample]["files"][0]).resolve() == Path(
-            old.resolved["samples"][sample]["files"][0]).resolve()
+        assert (
+            Path(variant.resolved["samples"][sample]["files"][0]).resolve()
+            == Path(old.resolved["samples"][sample]["files"][0]).resolve()
+        )
     assert "diffhep validate" in capsys.readouterr().out
 
     assert main(["new", "myana", "--from", "mini", "--templates", str(templates), "--output", str(out)]) == 1

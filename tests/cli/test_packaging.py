@@ -72,7 +72,7 @@ for name in names:
 print("NAMES=" + json.dumps(names))
 """
     out = _python(code, site, tmp_path).stdout
-    names = json.loads(next(line for line in out.splitlines() if line.startswith("NAMES="))[len("NAMES="):])
+    names = json.loads(next(line for line in out.splitlines() if line.startswith("NAMES="))[len("NAMES=") :])
     assert names == TEMPLATES
     assert (tmp_path / "myana" / "config.yaml").is_file() and (tmp_path / "myana" / "README.md").is_file()
     assert "name: myana" in (tmp_path / "myana" / "config.yaml").read_text()

@@ -98,7 +98,10 @@ def test_full_config(folder: Path) -> None:
     assert isinstance(config, Config)
     assert config.path == folder / "full.yaml" and config.base_dir == folder and config.source == "full.yaml"
     assert config.data["samples"]["ttbar"]["files"] == ["data/ttbar.root", "data/ttbar_*.root"]
-    assert config.resolved["samples"]["ttbar"]["files"] == [str(folder / "data/ttbar.root"), str(folder / "data/ttbar_*.root")]
+    assert config.resolved["samples"]["ttbar"]["files"] == [
+        str(folder / "data/ttbar.root"),
+        str(folder / "data/ttbar_*.root"),
+    ]
     assert config.resolved["systematics"]["alt_ttbar"]["up"]["files"] == [str(folder / "data/ttbar_alt.root")]
     assert config.resolved["plugins"] == [str(folder / "plugin_ok.py")]
     assert config.resolve("x.root") == folder / "x.root"
@@ -121,7 +124,9 @@ def test_full_config(folder: Path) -> None:
     assert config.line(("samples", "ttbar", "files", 1)) == line_of(text, "data/ttbar_*.root")
     assert config.line("regions.4j2b.binning.edges[2]") == line_of(text, "edges: [110")
     error = config.error("objects.jets.cuts", "unknown branch 'Jet_ptt'")
-    assert str(error) == f"full.yaml:{line_of(text, 'cuts: pt > jet_pt_min')}: objects.jets.cuts: unknown branch 'Jet_ptt'"
+    assert (
+        str(error) == f"full.yaml:{line_of(text, 'cuts: pt > jet_pt_min')}: objects.jets.cuts: unknown branch 'Jet_ptt'"
+    )
     again = load_config(folder / "full.yaml")  # the plugin is imported once
     assert again.config_hash == config.config_hash
 
@@ -140,7 +145,9 @@ def test_defaults_and_dict_loading(tmp_path: Path) -> None:
     assert config.expressions["regions.sr.observable"].names() == ("MET_pt",)
     assert MINIMAL["samples"]["sig"].get("weight") is None  # the input is not modified
     assert repr(config).startswith("Config('<dict>', name='mini', config_hash=")
-    assert str(config.error("regions.sr.observable", "unknown branch")) == "<dict>: regions.sr.observable: unknown branch"
+    assert (
+        str(config.error("regions.sr.observable", "unknown branch")) == "<dict>: regions.sr.observable: unknown branch"
+    )
     assert config.line("regions.sr") is None
 
 
@@ -189,10 +196,18 @@ def test_schema_shipped_and_valid() -> None:
     defs = SCHEMA["$defs"]
     assert defs["sample"]["properties"]["role"]["enum"] == ["signal", "background"]
     assert set(defs["systematic"]["properties"]["type"]["enum"]) == {
-        "lumi", "normsys", "histosys", "staterror", "shapesys", "normfactor"
+        "lumi",
+        "normsys",
+        "histosys",
+        "staterror",
+        "shapesys",
+        "normfactor",
     }
     assert set(defs["objective"]["properties"]["name"]["enum"]) == {
-        "discovery_significance", "cls", "poi_uncertainty", "asimov_significance"
+        "discovery_significance",
+        "cls",
+        "poi_uncertainty",
+        "asimov_significance",
     }
     assert set(defs["variation"]["properties"]) == {"scale", "branches", "weight", "files", "smear", "seed"}
 
@@ -233,96 +248,274 @@ def test_full_fixture_uses_every_key() -> None:
 
 CASES = [
     # (replace, by, line marker, field path, message part)
-    ("    cuts: pt > jet_pt_min\n    order", "    cust: pt > jet_pt_min\n    order", "cust:", "objects.jets.cust",
-     "unknown key (did you mean 'cuts'?)"),
+    (
+        "    cuts: pt > jet_pt_min\n    order",
+        "    cust: pt > jet_pt_min\n    order",
+        "cust:",
+        "objects.jets.cust",
+        "unknown key (did you mean 'cuts'?)",
+    ),
     ("    weight: 1\n", "    weight: 1\n    wieght: 2\n", "wieght", "samples.wjets.wieght", "(did you mean 'weight'?)"),
-    ("lumi_pb: 3378.0", "lumi_pb: 3378.0\nlumi_pbb: 3", "lumi_pbb", "lumi_pbb", "unknown key (did you mean 'lumi_pb'?)"),
+    (
+        "lumi_pb: 3378.0",
+        "lumi_pb: 3378.0\nlumi_pbb: 3",
+        "lumi_pbb",
+        "lumi_pbb",
+        "unknown key (did you mean 'lumi_pb'?)",
+    ),
     ("lumi_pb: 3378.0", "lumi_pb: 3378.0\nzzz: 3", "zzz", "zzz", "unknown key; expected one of: name, lumi_pb, tree,"),
     ("xsec_pb: 729.84", "xsec_pb: abc", "abc", "samples.ttbar.xsec_pb", "got 'abc' (text); expected a number > 0"),
     ("    role: signal\n", "", "  ttbar:", "samples.ttbar", "missing required key 'role'"),
-    ("role: signal", "role: signl", "signl", "samples.ttbar.role",
-     "expected one of: signal, background (did you mean 'signal'?)"),
+    (
+        "role: signal",
+        "role: signl",
+        "signl",
+        "samples.ttbar.role",
+        "expected one of: signal, background (did you mean 'signal'?)",
+    ),
     ("lumi_pb: 3378.0", "lumi_pb: 0", "lumi_pb", "lumi_pb", "0 is out of range; expected a number > 0"),
     ("  steps: 150", "  steps: 0", "  steps: 0", "optimizer.steps", "expected an integer >= 1"),
     ("  steps: 150", "  steps: 1.5", "  steps: 1.5", "optimizer.steps", "got 1.5; expected an integer >= 1"),
     ("slope: 20", "slope: -1", "slope: -1", "parameters.btag_min.slope", "expected a number > 0"),
     ("bounds: [10, 80]", "bounds: [80, 10]", "[80, 10]", "parameters.lepton_pt_min.bounds", "expected low < high"),
-    ("init: 30, bounds: [10, 80]", "init: 5, bounds: [10, 80]", "init: 5", "parameters.lepton_pt_min.init",
-     "5 is outside bounds [10, 80]; expected low < init < high"),
+    (
+        "init: 30, bounds: [10, 80]",
+        "init: 5, bounds: [10, 80]",
+        "init: 5",
+        "parameters.lepton_pt_min.init",
+        "5 is outside bounds [10, 80]; expected low < init < high",
+    ),
     ("bounds: [10, 80]", "bounds: [10, 80, 90]", "90]", "parameters.lepton_pt_min.bounds", "expected [low, high]"),
     ("  jet_pt_min: ", "  jet-pt-min: ", "jet-pt-min", "parameters.jet-pt-min", "is not a valid name"),
     ("files: [data/wjets.root]", "files: []", "files: []", "samples.wjets.files", "got an empty list"),
     ("learning_rate: {name", "learning_rate: {nme", "nme", "optimizer.learning_rate", "expected learning rate (> 0)"),
-    ("{type: lumi, sigma: 0.03}", "{type: lumi, sigma: 0.03, hi: 2}", "type: lumi", "systematics.lumi.hi",
-     "unknown key for type 'lumi'"),
+    (
+        "{type: lumi, sigma: 0.03}",
+        "{type: lumi, sigma: 0.03, hi: 2}",
+        "type: lumi",
+        "systematics.lumi.hi",
+        "unknown key for type 'lumi'",
+    ),
     ("{type: lumi, sigma: 0.03}", "{type: lumi}", "type: lumi", "systematics.lumi", "missing required key 'sigma'"),
-    ("{type: lumi, sigma: 0.03}", "{type: lumii, sigma: 0.03}", "lumii", "systematics.lumi.type",
-     "(did you mean 'lumi'?)"),
-    ("    union: [muons, electrons]", "    union: [muons, electrons]\n    cuts: pt > 3", "cuts: pt > 3",
-     "objects.leptons.cuts", "unknown key when 'union' is given"),
+    (
+        "{type: lumi, sigma: 0.03}",
+        "{type: lumii, sigma: 0.03}",
+        "lumii",
+        "systematics.lumi.type",
+        "(did you mean 'lumi'?)",
+    ),
+    (
+        "    union: [muons, electrons]",
+        "    union: [muons, electrons]\n    cuts: pt > 3",
+        "cuts: pt > 3",
+        "objects.leptons.cuts",
+        "unknown key when 'union' is given",
+    ),
     ("name: cls", "name: clss", "clss", "objective.name", "(did you mean 'cls'?)"),
     ("bandwidth: 0.1", "bandwidth: -0.1", "-0.1", "regions.ll.bandwidth", "expected a number >= 0"),
     ("bins: 4", "bins: 0", "bins: 0", "regions.ll.binning.bins", "expected an integer >= 1"),
-    ("{bins: 4, range: [0, 1]}", "{range: [0, 1]}", "range: [0, 1]", "regions.ll.binning",
-     "missing required key 'bins' (Number of equal-width bins); or give 'edges' instead"),
+    (
+        "{bins: 4, range: [0, 1]}",
+        "{range: [0, 1]}",
+        "range: [0, 1]",
+        "regions.ll.binning",
+        "missing required key 'bins' (Number of equal-width bins); or give 'edges' instead",
+    ),
     ("    collection: Jet\n", "", "=  jets:", "objects.jets", "missing required key 'collection' ("),
     # meaning checks
     ("role: signal", "role: background", "samples:", "samples", "no sample has role 'signal'"),
-    ("samples: [wjets], hi", "samples: [wjet], hi", "wjet]", "systematics.wjets_norm.samples[0]",
-     "unknown sample 'wjet' (did you mean 'wjets'?)"),
-    ("count(jets.btag) == 1", "count(jets.btg) == 1", "jets.btg", "regions.4j1b.select",
-     "unknown flag jets.btg (did you mean 'btag'?)"),
-    ("select: count(leptons) == 1 and count(jets) >= 4 and count(jets.btag) == 1",
-     "select: count(lepton) == 1", "count(lepton)", "regions.4j1b.select", "unknown object 'lepton' (did you mean 'leptons'?)"),
-    ("union: [muons, electrons]", "union: [muons, electron]", "electron]", "objects.leptons.union[1]",
-     "unknown object 'electron' (did you mean 'electrons'?)"),
-    ("  jets:\n", "  all:\n    union: [leptons, muons]\n  jets:\n", "union: [leptons, muons]", "objects.all.union[0]",
-     "'leptons' is itself a union"),
-    ("btagCSVV2 > btag_min", "btagCSVV2 > btag_mn", "btag_min:", "parameters.btag_min",
-     "defined but not used by any expression (objects.jets.flags.btag names 'btag_mn': a typo?)"),
-    ("parameters:\n", "parameters:\n  spare: {init: 1, bounds: [0, 2], slope: 1}\n", "spare", "parameters.spare",
-     "defined but not used by any expression; use it"),
+    (
+        "samples: [wjets], hi",
+        "samples: [wjet], hi",
+        "wjet]",
+        "systematics.wjets_norm.samples[0]",
+        "unknown sample 'wjet' (did you mean 'wjets'?)",
+    ),
+    (
+        "count(jets.btag) == 1",
+        "count(jets.btg) == 1",
+        "jets.btg",
+        "regions.4j1b.select",
+        "unknown flag jets.btg (did you mean 'btag'?)",
+    ),
+    (
+        "select: count(leptons) == 1 and count(jets) >= 4 and count(jets.btag) == 1",
+        "select: count(lepton) == 1",
+        "count(lepton)",
+        "regions.4j1b.select",
+        "unknown object 'lepton' (did you mean 'leptons'?)",
+    ),
+    (
+        "union: [muons, electrons]",
+        "union: [muons, electron]",
+        "electron]",
+        "objects.leptons.union[1]",
+        "unknown object 'electron' (did you mean 'electrons'?)",
+    ),
+    (
+        "  jets:\n",
+        "  all:\n    union: [leptons, muons]\n  jets:\n",
+        "union: [leptons, muons]",
+        "objects.all.union[0]",
+        "'leptons' is itself a union",
+    ),
+    (
+        "btagCSVV2 > btag_min",
+        "btagCSVV2 > btag_mn",
+        "btag_min:",
+        "parameters.btag_min",
+        "defined but not used by any expression (objects.jets.flags.btag names 'btag_mn': a typo?)",
+    ),
+    (
+        "parameters:\n",
+        "parameters:\n  spare: {init: 1, bounds: [0, 2], slope: 1}\n",
+        "spare",
+        "parameters.spare",
+        "defined but not used by any expression; use it",
+    ),
     ("poi: mu", "poi: lumi", "poi: lumi", "measurement.poi", "'lumi' is also a systematic (line "),
-    ("fixed: [lumi]", "fixed: [lumii]", "lumii", "measurement.fixed[0]", "unknown parameter 'lumii' (did you mean 'lumi'?)"),
+    (
+        "fixed: [lumi]",
+        "fixed: [lumii]",
+        "lumii",
+        "measurement.fixed[0]",
+        "unknown parameter 'lumii' (did you mean 'lumi'?)",
+    ),
     ("    mu: {bounds", "    muu: {bounds", "muu", "measurement.parameters.muu", "(did you mean 'mu'?)"),
-    ("ttbar_norm: {bounds: [[0, 5]]", "ttbar_norm: {bounds: [[5, 0]]", "[[5, 0]]", "measurement.parameters.ttbar_norm.bounds",
-     "expected low < high"),
-    ("{edges: [110, 150, 200", "{edges: [110, 150, 140", "edges", "regions.4j2b.binning.edges[2]",
-     "140 follows 150; expected strictly increasing edges"),
-    ("range: [110, 550]}\n    bandwidth: 5\n  4j2b", "range: [550, 110]}\n    bandwidth: 5\n  4j2b", "[550, 110]",
-     "regions.4j1b.binning.range", "[550, 110]: expected low < high"),
-    ("require: abs(eta) < 2.4", "require: abs(eta) < 2.4 and pt > jet_pt_min", "and pt > jet_pt_min",
-     "objects.jets.require", "parameter 'jet_pt_min' is not allowed in require"),
-    ("cuts: pt > jet_pt_min", "cuts: pt > 3 and pt.__class__ > jet_pt_min", "__class__", "objects.jets.cuts",
-     "'pt.__class__' is not allowed in an expression (column 12"),
-    ("cuts: pt > jet_pt_min", "cuts: pt > jet_pt_min and sqr(eta) < 3", "sqr(", "objects.jets.cuts",
-     "unknown object-level function 'sqr' (did you mean 'sqrt'?)"),
-    ("cuts: pt > jet_pt_min", "cuts: pt > jet_pt_min and count(eta) < 3", "count(eta)", "objects.jets.cuts",
-     "unknown object-level function 'count'; expected one of: abs"),
-    ("cuts: pt > jet_pt_min", "cuts: pt > jet_pt_min and muons.pt > 3", "muons.pt", "objects.jets.cuts",
-     "'muons.pt': object-level expressions name fields of their own collection directly"),
-    ("cuts: pt > jet_pt_min", "cuts: pt > jet_pt_min >", "jet_pt_min >", "objects.jets.cuts",
-     "invalid expression 'pt > jet_pt_min >': invalid syntax (at the end)"),
-    ("observable: sum(jets.pt)", "observable: jets.pt", "observable: jets.pt", "regions.4j1b.observable",
-     "'jets.pt' is a value per object; reduce it"),
-    ("observable: sum(jets.pt)", "observable: sum(jets)", "sum(jets)", "regions.4j1b.observable",
-     "sum() needs a field of 'jets', e.g. sum(jets.pt)"),
-    ("observable: sum(jets.pt)", "observable: jets * 2", "jets * 2", "regions.4j1b.observable",
-     "object 'jets' used as a value"),
-    ("observable: sum(jets.pt)", "observable: count(jets, jets)", "count(jets, jets)", "regions.4j1b.observable",
-     "count() takes 1 argument(s), got 2"),
-    ("trijet_mass(jets, jets.btag)", "trijet_mass(jets, jets)", "trijet_mass(jets, jets)", "regions.4j2b.observable",
-     "trijet_mass() needs a flag second"),
-    ("ht_ratio(jets, MET_pt)", "ht_ratoi(jets, MET_pt)", "ht_ratoi", "regions.ll.observable",
-     "unknown event-level function 'ht_ratoi' (did you mean 'ht_ratio'?)"),
-    ("weight: genWeight * 1.0", "weight: genWeight[0]", "genWeight[0]", "samples.ttbar.weight", "'genWeight[0]' is not allowed"),
-    ("up: {scale: {Jet_pt: 1.03}}", "up: {scale: {Jet_pt: 1.03}, smear: {Jet_pt: 0.1}}", "smear: {Jet_pt: 0.1}",
-     "systematics.jes.up", "got scale, smear; expected exactly one of scale, branches, weight, files, smear"),
-    ("up: {scale: {Jet_pt: 1.03}}", "up: {scale: {Jet_pt: 1.03}, seed: 9}", "seed: 9", "systematics.jes.up.seed",
-     "seed only applies to smear"),
+    (
+        "ttbar_norm: {bounds: [[0, 5]]",
+        "ttbar_norm: {bounds: [[5, 0]]",
+        "[[5, 0]]",
+        "measurement.parameters.ttbar_norm.bounds",
+        "expected low < high",
+    ),
+    (
+        "{edges: [110, 150, 200",
+        "{edges: [110, 150, 140",
+        "edges",
+        "regions.4j2b.binning.edges[2]",
+        "140 follows 150; expected strictly increasing edges",
+    ),
+    (
+        "range: [110, 550]}\n    bandwidth: 5\n  4j2b",
+        "range: [550, 110]}\n    bandwidth: 5\n  4j2b",
+        "[550, 110]",
+        "regions.4j1b.binning.range",
+        "[550, 110]: expected low < high",
+    ),
+    (
+        "require: abs(eta) < 2.4",
+        "require: abs(eta) < 2.4 and pt > jet_pt_min",
+        "and pt > jet_pt_min",
+        "objects.jets.require",
+        "parameter 'jet_pt_min' is not allowed in require",
+    ),
+    (
+        "cuts: pt > jet_pt_min",
+        "cuts: pt > 3 and pt.__class__ > jet_pt_min",
+        "__class__",
+        "objects.jets.cuts",
+        "'pt.__class__' is not allowed in an expression (column 12",
+    ),
+    (
+        "cuts: pt > jet_pt_min",
+        "cuts: pt > jet_pt_min and sqr(eta) < 3",
+        "sqr(",
+        "objects.jets.cuts",
+        "unknown object-level function 'sqr' (did you mean 'sqrt'?)",
+    ),
+    (
+        "cuts: pt > jet_pt_min",
+        "cuts: pt > jet_pt_min and count(eta) < 3",
+        "count(eta)",
+        "objects.jets.cuts",
+        "unknown object-level function 'count'; expected one of: abs",
+    ),
+    (
+        "cuts: pt > jet_pt_min",
+        "cuts: pt > jet_pt_min and muons.pt > 3",
+        "muons.pt",
+        "objects.jets.cuts",
+        "'muons.pt': object-level expressions name fields of their own collection directly",
+    ),
+    (
+        "cuts: pt > jet_pt_min",
+        "cuts: pt > jet_pt_min >",
+        "jet_pt_min >",
+        "objects.jets.cuts",
+        "invalid expression 'pt > jet_pt_min >': invalid syntax (at the end)",
+    ),
+    (
+        "observable: sum(jets.pt)",
+        "observable: jets.pt",
+        "observable: jets.pt",
+        "regions.4j1b.observable",
+        "'jets.pt' is a value per object; reduce it",
+    ),
+    (
+        "observable: sum(jets.pt)",
+        "observable: sum(jets)",
+        "sum(jets)",
+        "regions.4j1b.observable",
+        "sum() needs a field of 'jets', e.g. sum(jets.pt)",
+    ),
+    (
+        "observable: sum(jets.pt)",
+        "observable: jets * 2",
+        "jets * 2",
+        "regions.4j1b.observable",
+        "object 'jets' used as a value",
+    ),
+    (
+        "observable: sum(jets.pt)",
+        "observable: count(jets, jets)",
+        "count(jets, jets)",
+        "regions.4j1b.observable",
+        "count() takes 1 argument(s), got 2",
+    ),
+    (
+        "trijet_mass(jets, jets.btag)",
+        "trijet_mass(jets, jets)",
+        "trijet_mass(jets, jets)",
+        "regions.4j2b.observable",
+        "trijet_mass() needs a flag second",
+    ),
+    (
+        "ht_ratio(jets, MET_pt)",
+        "ht_ratoi(jets, MET_pt)",
+        "ht_ratoi",
+        "regions.ll.observable",
+        "unknown event-level function 'ht_ratoi' (did you mean 'ht_ratio'?)",
+    ),
+    (
+        "weight: genWeight * 1.0",
+        "weight: genWeight[0]",
+        "genWeight[0]",
+        "samples.ttbar.weight",
+        "'genWeight[0]' is not allowed",
+    ),
+    (
+        "up: {scale: {Jet_pt: 1.03}}",
+        "up: {scale: {Jet_pt: 1.03}, smear: {Jet_pt: 0.1}}",
+        "smear: {Jet_pt: 0.1}",
+        "systematics.jes.up",
+        "got scale, smear; expected exactly one of scale, branches, weight, files, smear",
+    ),
+    (
+        "up: {scale: {Jet_pt: 1.03}}",
+        "up: {scale: {Jet_pt: 1.03}, seed: 9}",
+        "seed: 9",
+        "systematics.jes.up.seed",
+        "seed only applies to smear",
+    ),
     ("up: {scale: {Jet_pt: 1.03}}", "up: {scale: {}}", "scale: {}", "systematics.jes.up.scale", "is empty"),
-    ("up: {weight: btag_up_weight}", "up: {weight: 'btag_up_weight +'}", "btag_up_weight +", "systematics.btag_var.up.weight",
-     "invalid expression"),
+    (
+        "up: {weight: btag_up_weight}",
+        "up: {weight: 'btag_up_weight +'}",
+        "btag_up_weight +",
+        "systematics.btag_var.up.weight",
+        "invalid expression",
+    ),
     ("  jet_pt_min: ", "  jets: ", "=  jets:", "objects.jets", "'jets' is also a parameter (line "),
     ("  jet_pt_min: ", "  count: ", "count:   ", "parameters.count", "'count' is the name of a function"),
     ("  jet_pt_min: ", "  lambda: ", "lambda:   ", "parameters.lambda", "is a Python keyword"),
@@ -346,7 +539,9 @@ def test_error_messages(folder: Path, old: str, new: str, marker: str, field: st
 
 
 def test_list_items_on_their_own_lines(folder: Path) -> None:
-    text = "name: x\nlumi_pb: 1\nsamples:\n  s:\n    role: signal\n    files:\n      - a.root\n      - 3\n    xsec_pb: 1\n"
+    text = (
+        "name: x\nlumi_pb: 1\nsamples:\n  s:\n    role: signal\n    files:\n      - a.root\n      - 3\n    xsec_pb: 1\n"
+    )
     message = failure(text + "regions: {r: {observable: x, bandwidth: 1, binning: {bins: 1, range: [0, 1]}}}\n")
     assert message == "analysis.yaml:8: samples.s.files[1]: got 3; expected text"
 
@@ -381,7 +576,9 @@ def test_missing_file(folder: Path) -> None:
 def test_dict_errors() -> None:
     bad = copy.deepcopy(MINIMAL)
     bad["samples"]["sig"]["xsec_pb"] = -1
-    with pytest.raises(ConfigError, match=r"^<dict>: samples\.sig\.xsec_pb: -1 is out of range; expected a number > 0$"):
+    with pytest.raises(
+        ConfigError, match=r"^<dict>: samples\.sig\.xsec_pb: -1 is out of range; expected a number > 0$"
+    ):
         load_config_dict(bad)
     with pytest.raises(ConfigError, match=r"^spec: expected a mapping"):
         load_config_dict([], source="spec")  # type: ignore[arg-type]

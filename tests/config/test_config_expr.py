@@ -200,8 +200,12 @@ def test_hooks_receive_operators() -> None:
         ("or", 0.25, 0.5),
     ]
     ops = []
-    evaluate("a > b and a >= b and a < b and a <= b and a == b and a != b", {"a": 1, "b": 2}, {},
-             compare=lambda op, l, r: ops.append(op) or True)
+    evaluate(
+        "a > b and a >= b and a < b and a <= b and a == b and a != b",
+        {"a": 1, "b": 2},
+        {},
+        compare=lambda op, left, right: ops.append(op) or True,
+    )
     assert ops == [">", ">=", "<", "<=", "==", "!="]
 
 

@@ -35,6 +35,7 @@ WARNING_LINE = re.compile(r"\b\w*Warning: ")
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
+
 def _runs_this_python(argv0: str) -> bool:
     # jupyter_client replaces a bare "python", "python3" or "python3.X" by sys.executable.
     major, minor = sys.version_info[:2]
@@ -139,9 +140,7 @@ def test_notebook_runs(path: Path, kernel_manager_options: dict[str, Any]) -> No
         **options,
     )
     if spec_manager is not None:
-        client.km = client.kernel_manager_class(
-            kernel_name=options["kernel_name"], kernel_spec_manager=spec_manager
-        )
+        client.km = client.kernel_manager_class(kernel_name=options["kernel_name"], kernel_spec_manager=spec_manager)
     failure = None
     try:
         client.execute()

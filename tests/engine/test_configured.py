@@ -305,7 +305,10 @@ def _cowan_z(s: np.ndarray, b: np.ndarray, sigma: np.ndarray) -> float:
     """Median discovery significance of counting bins with background uncertainty ``sigma``, bins in
     quadrature (Cowan, "Discovery sensitivity for a counting experiment with background uncertainty")."""
     var = sigma**2
-    z2 = 2 * ((s + b) * np.log((s + b) * (b + var) / (b**2 + (s + b) * var)) - b**2 / var * np.log(1 + var * s / (b * (b + var))))
+    z2 = 2 * (
+        (s + b) * np.log((s + b) * (b + var) / (b**2 + (s + b) * var))
+        - b**2 / var * np.log(1 + var * s / (b * (b + var)))
+    )
     return float(np.sqrt(np.sum(z2)))
 
 
@@ -371,7 +374,9 @@ def test_every_objective_equals_an_independent_value(toy, tight_pyhf, name):
     that the jes variation fills (the likelihood is then at a boundary, its Hessian one-sided)."""
     _, analysis, _ = toy
     hists = {
-        region: {key: h._replace(counts=np.asarray(h.counts) + 1.0, sumw2=np.asarray(h.sumw2) + 1.0) for key, h in hs.items()}
+        region: {
+            key: h._replace(counts=np.asarray(h.counts) + 1.0, sumw2=np.asarray(h.sumw2) + 1.0) for key, h in hs.items()
+        }
         for region, hs in analysis.hard_histograms(POINTS[0]).items()
     }
     analysis = copy.copy(analysis)
@@ -431,7 +436,9 @@ def test_execution_auto_builds_the_analysis_once(toy, monkeypatch):
         init(self, *args, **kwargs)
 
     monkeypatch.setattr(ConfiguredAnalysis, "__init__", counting)
-    settings = execution_settings(config, argparse.Namespace(execution=None, chunk_size=None, scheduler=None, workers=None))
+    settings = execution_settings(
+        config, argparse.Namespace(execution=None, chunk_size=None, scheduler=None, workers=None)
+    )
     assert settings.mode == "memory" and settings.note.startswith("auto:")
     analysis = executed_analysis(config, settings)
     assert built == [analysis]

@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from diffhep.examples import ttbar
 from diffhep.engine.configured import ConfiguredAnalysis
+from diffhep.examples import ttbar
 from diffhep.histogram import hard_hist
 from diffhep.io import read_events
 

@@ -252,7 +252,10 @@ def test_missing_branches_are_one_line_errors_naming_object_expression_and_close
             {"objects.jets.flags": {"btag": "btag == btag_min"}},
             "objects.jets.flags.btag: '==' and '!=' cannot compare with a parameter",
         ),
-        ({"samples.s.weight": "genWeight * jet_pt"}, "samples.s.weight: 'genWeight * jet_pt' uses 'jet_pt': event weights"),
+        (
+            {"samples.s.weight": "genWeight * jet_pt"},
+            "samples.s.weight: 'genWeight * jet_pt' uses 'jet_pt': event weights",
+        ),
     ],
 )
 def test_config_mistakes_are_one_line_config_errors(folder, changes, expected):

@@ -14,9 +14,9 @@ import jax
 import numpy as np
 
 from diffhep.bench import agc as bench_agc
+from diffhep.config import load_config
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.optimize.bounds import to_unconstrained
-from diffhep.config import load_config
 from diffhep.optimize.run import compiled_step
 from diffhep.optimize.settings import OptimizerSettings
 

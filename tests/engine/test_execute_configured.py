@@ -31,11 +31,11 @@ import numpy as np
 import pytest
 import yaml
 
+from diffhep.cli import main
+from diffhep.config import load_config
 from diffhep.engine import chunked
 from diffhep.engine.chunked import ChunkedAnalysis
 from diffhep.engine.configured import ConfiguredAnalysis
-from diffhep.cli import main
-from diffhep.config import load_config
 from diffhep.errors import DiffhepError
 from diffhep.execute import ExecutionSettings
 from diffhep.histogram import Histogram
@@ -81,8 +81,10 @@ def agc(tmp_path_factory):
         reference = {
             "value": float(value),
             "grad": {k: float(v) for k, v in grad.items()},
-            "soft": {r: {k: Histogram(np.asarray(h.counts), np.asarray(h.sumw2)) for k, h in hs.items()}
-                     for r, hs in soft.items()},  # fmt: skip
+            "soft": {
+                r: {k: Histogram(np.asarray(h.counts), np.asarray(h.sumw2)) for k, h in hs.items()}
+                for r, hs in soft.items()
+            },  # fmt: skip
             "hard": memory.hard_histograms(CUTS),
             "cutflow": memory.cutflow(CUTS, data),
         }
@@ -165,8 +167,12 @@ def test_streaming_keeps_prepared_chunks_in_a_temporary_folder_by_default(agc, m
 def test_dask_equals_in_memory(agc, no_persistent_cache):
     distributed = pytest.importorskip("distributed")
     config, memory, reference = agc
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
-                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0", silence_logs=logging.CRITICAL
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         with ChunkedAnalysis(memory, config.data, settings=_settings(mode="dask"), client=client) as on_dask:
             on_dask.load()
             held = client.who_has([f for _, f in on_dask.executor._data])
@@ -193,8 +199,17 @@ def dimuon(tmp_path_factory) -> Path:
 def test_optimize_streaming_gives_the_in_memory_cuts(dimuon, tmp_path, capsys):
     memory, streamed = tmp_path / "memory", tmp_path / "streaming"
     assert main(["optimize", str(dimuon), "--output", str(memory), "--quiet"]) == 0
-    argv = ["optimize", str(dimuon), "--output", str(streamed), "--quiet", "--execution", "streaming",
-            "--chunk-size", "400"]
+    argv = [
+        "optimize",
+        str(dimuon),
+        "--output",
+        str(streamed),
+        "--quiet",
+        "--execution",
+        "streaming",
+        "--chunk-size",
+        "400",
+    ]
     assert main(argv) == 0
     a, b = (json.loads((d / "results.json").read_text()) for d in (memory, streamed))
     assert b["steps"] == a["steps"] == 2

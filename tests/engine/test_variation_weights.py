@@ -17,10 +17,10 @@ import jax
 import numpy as np
 import pytest
 
-from diffhep.examples import ttbar
-from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.config import load_config_dict
+from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.errors import ConfigError, InputError
+from diffhep.examples import ttbar
 from diffhep.io import read_events
 
 FILE = "nanoAOD_2015_CMS_Open_Data_ttbar.root"

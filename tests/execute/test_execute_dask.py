@@ -13,9 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
 import test_execute_streaming as streaming
-from diffhep.execute import DaskStep, plan_chunks
 from test_execute_streaming import (
     CHUNK_SIZE,
     PAD,
@@ -27,6 +25,8 @@ from test_execute_streaming import (
     make_files,
     objective,
 )
+
+from diffhep.execute import DaskStep, plan_chunks
 
 distributed = pytest.importorskip("distributed")
 
@@ -56,13 +56,16 @@ def cluster():
     # the workers cannot import the test modules: send their functions by value
     cloudpickle.register_pickle_by_value(streaming)
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.CRITICAL,
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield cluster, client
     cloudpickle.unregister_pickle_by_value(streaming)
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])

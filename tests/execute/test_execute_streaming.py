@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffhep.examples import ttbar
 from diffhep.errors import InputError
+from diffhep.examples import ttbar
 from diffhep.execute import (
     Chunk,
     ChunkCache,

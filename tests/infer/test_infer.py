@@ -63,7 +63,11 @@ def _multichannel_spec():
     def unc():
         return list(rng.uniform(0.5, 2.0, 4))
 
-    sig = {"name": "sig", "data": [1.0, 3.0, 6.0, 2.0], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]}
+    sig = {
+        "name": "sig",
+        "data": [1.0, 3.0, 6.0, 2.0],
+        "modifiers": [{"name": "mu", "type": "normfactor", "data": None}],
+    }
     nominal = rng.uniform(10, 30, 4)
     shift = nominal * rng.uniform(-0.2, 0.2, 4)  # up and down on opposite sides: one minimum, as pyhf comparisons need
     bkg = {
@@ -71,11 +75,19 @@ def _multichannel_spec():
         "data": list(nominal),
         "modifiers": [
             {"name": "norm", "type": "normsys", "data": {"hi": 1.1, "lo": 0.85}},
-            {"name": "shape", "type": "histosys", "data": {"hi_data": list(nominal + shift), "lo_data": list(nominal - 0.8 * shift)}},
+            {
+                "name": "shape",
+                "type": "histosys",
+                "data": {"hi_data": list(nominal + shift), "lo_data": list(nominal - 0.8 * shift)},
+            },
             {"name": "staterror_sr", "type": "staterror", "data": unc()},
         ],
     }
-    other = {"name": "other", "data": list(rng.uniform(5, 10, 4)), "modifiers": [{"name": "ss", "type": "shapesys", "data": unc()}]}
+    other = {
+        "name": "other",
+        "data": list(rng.uniform(5, 10, 4)),
+        "modifiers": [{"name": "ss", "type": "shapesys", "data": unc()}],
+    }
     cr = {
         "name": "bkg",
         "data": list(rng.uniform(50, 100, 4)),

@@ -10,6 +10,7 @@ import numpy as np
 import pyhf
 import pytest
 from jax.test_util import check_grads
+from workspace_factory import modifier_spec
 
 from diffhep.infer import (
     asimov_significance,
@@ -21,7 +22,6 @@ from diffhep.infer import (
     poi_uncertainty,
 )
 from diffhep.likelihood import Model, build_model
-from workspace_factory import modifier_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore:jsonschema.RefResolver is deprecated:DeprecationWarning")
 
@@ -150,9 +150,9 @@ def test_implicit_derivatives_of_fits(yields):
     value, tangent = value_and_jvp(yields, 1.3)
     assert float(value[poi]) == 1.3 and float(tangent[poi]) == 1.0
     eps = 1e-3  # the values at shifted points are plain fits (the same compiled program)
-    fd = (value_and_jvp(yields + eps * direction, 1.3 + eps)[0] - value_and_jvp(yields - eps * direction, 1.3 - eps)[0]) / (
-        2 * eps
-    )
+    fd = (
+        value_and_jvp(yields + eps * direction, 1.3 + eps)[0] - value_and_jvp(yields - eps * direction, 1.3 - eps)[0]
+    ) / (2 * eps)
     np.testing.assert_allclose(tangent, fd, rtol=1e-5, atol=1e-8)
     # the Fisher information at the best fit to data: second derivatives at a fitted point
     _check_gradient(lambda y: poi_uncertainty(_model(y), data=data), yields)
@@ -160,15 +160,22 @@ def test_implicit_derivatives_of_fits(yields):
 
 def test_asimov_significance_formula():
     s, b, sigma = jnp.array([3.0, 10.0, 0.0]), jnp.array([20.0, 100.0, 5.0]), jnp.array([2.0, 10.0, 1.0])
-    z2 = 2 * ((s + b) * jnp.log((s + b) * (b + sigma**2) / (b**2 + (s + b) * sigma**2))
-              - b**2 / sigma**2 * jnp.log(1 + sigma**2 * s / (b * (b + sigma**2))))
+    z2 = 2 * (
+        (s + b) * jnp.log((s + b) * (b + sigma**2) / (b**2 + (s + b) * sigma**2))
+        - b**2 / sigma**2 * jnp.log(1 + sigma**2 * s / (b * (b + sigma**2)))
+    )
     assert float(asimov_significance(s, b, sigma)) == pytest.approx(float(jnp.sqrt(jnp.sum(z2))), rel=1e-10)
     no_unc = 2 * ((s + b) * jnp.log1p(s / b) - s)
     assert float(asimov_significance(s, b)) == pytest.approx(float(jnp.sqrt(jnp.sum(no_unc))), rel=1e-12)
     assert float(asimov_significance(s, b, 1e-9)) == pytest.approx(float(asimov_significance(s, b)), rel=1e-9)
     assert float(asimov_significance(s, b, sigma)) < float(asimov_significance(s, b))
-    check_grads(jax.jit(lambda x: asimov_significance(x[:3], x[3:6], x[6:])), (jnp.concatenate([s + 1, b, sigma]),),
-                order=1, modes=["fwd", "rev"], eps=1e-4)
+    check_grads(
+        jax.jit(lambda x: asimov_significance(x[:3], x[3:6], x[6:])),
+        (jnp.concatenate([s + 1, b, sigma]),),
+        order=1,
+        modes=["fwd", "rev"],
+        eps=1e-4,
+    )
     grad = jax.jit(jax.grad(lambda x: asimov_significance(x, b, sigma)))(jnp.zeros(3))
     assert bool(jnp.all(jnp.isfinite(grad)))
 

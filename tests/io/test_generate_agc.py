@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import uproot
 
-from diffhep.examples import ttbar
 from diffhep.errors import InputError
-from diffhep.io import AGC_PROCESSES, generate_agc_dataset, generate_agc_sample, read_events
+from diffhep.examples import ttbar
+from diffhep.io import AGC_PROCESSES, generate_agc_dataset, generate_agc_sample, generate_common, read_events
 from diffhep.io import generate_agc as gen
-from diffhep.io import generate_common
 
 REAL = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
 #: Branches that the real file does not have (per-jet b-tag scale-factor variations).
@@ -190,7 +189,9 @@ def test_hard_selection_prefers_ttbar(events: dict[str, ak.Array]) -> None:
     assert all(eff["ttbar"] > 2 * eff[p] for p in AGC_PROCESSES if p.startswith("single_top"))
     # The backgrounds fall faster than ttbar when the jet pT threshold rises.
     tight = {**cuts, "jet_pt_min": 50.0}
-    kept = {p: sum(w.sum() for _, w in ttbar.hard_selection(events[p], tight, 1.0).values()) for p in ("ttbar", "wjets")}
+    kept = {
+        p: sum(w.sum() for _, w in ttbar.hard_selection(events[p], tight, 1.0).values()) for p in ("ttbar", "wjets")
+    }
     base = {p: eff[p] * float(np.sum(ak.to_numpy(events[p].genWeight), dtype=np.float64)) for p in kept}
     assert kept["ttbar"] / base["ttbar"] > 3 * kept["wjets"] / base["wjets"]
 

@@ -10,10 +10,9 @@ import pytest
 import uproot
 import vector
 
-from diffhep.examples import hzz
 from diffhep.errors import InputError
-from diffhep.io import HZZ_PROCESSES, generate_hzz_dataset, generate_hzz_sample, read_events
-from diffhep.io import generate_common
+from diffhep.examples import hzz
+from diffhep.io import HZZ_PROCESSES, generate_common, generate_hzz_dataset, generate_hzz_sample, read_events
 from diffhep.io import generate_hzz as gen
 
 vector.register_awkward()
@@ -45,7 +44,14 @@ def _leptons(ev: ak.Array) -> ak.Array:
     """Muons then electrons as Momentum4D, with ``is_muon`` and ``iso``."""
     parts = [
         ak.zip(
-            {"px": c.Px, "py": c.Py, "pz": c.Pz, "E": c.E, "iso": c.Iso, "is_muon": ak.full_like(c.Charge, mu, dtype=bool)},
+            {
+                "px": c.Px,
+                "py": c.Py,
+                "pz": c.Pz,
+                "E": c.E,
+                "iso": c.Iso,
+                "is_muon": ak.full_like(c.Charge, mu, dtype=bool),
+            },
             with_name="Momentum4D",
         )
         for c, mu in ((ev.Muon, True), (ev.Electron, False))

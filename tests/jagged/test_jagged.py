@@ -3,11 +3,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jagged_factory import check_second_order, random_collection
 from jax.test_util import check_grads
 
 from diffhep.errors import InputError
 from diffhep.jagged import Jagged, from_awkward, to_awkward
-from jagged_factory import check_second_order, random_collection
 
 
 @pytest.fixture(autouse=True)

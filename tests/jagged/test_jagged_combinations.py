@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import vector
+from jagged_factory import random_collection, random_leptons
 from jax.test_util import check_grads
 
 from diffhep.errors import InputError
@@ -18,7 +19,6 @@ from diffhep.jagged import (
     leading,
     to_awkward,
 )
-from jagged_factory import random_collection, random_leptons
 
 vector.register_awkward()
 

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jagged_factory import random_collection, random_leptons
 
 from diffhep.errors import InputError
 from diffhep.jagged import (
@@ -19,7 +20,6 @@ from diffhep.jagged import (
     sort,
     to_awkward,
 )
-from jagged_factory import random_collection, random_leptons
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +116,7 @@ def test_events_container_reads_like_awkward():
     ev2 = ev.with_field("HT", ev.Jet.sum(ev.Jet.pt)).with_collection("Lead", sort(ev.Jet, "pt"))
     assert ev2.HT.shape == (40,) and ev2.Lead.n_objects == ev.Jet.n_objects
     with pytest.raises(InputError, match="no collection or field 'Jets'.*did you mean 'Jet"):
-        ev.Jets
+        _ = ev.Jets
     with pytest.raises(InputError, match="events have no field 'Electron'"):
         from_awkward_events(raw, ["Electron"])
     with pytest.raises(InputError, match="one number per event"):

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from jagged_factory import check_second_order, padded_structure, random_collection
 from jax.test_util import check_grads
 
 from diffhep.errors import InputError
 from diffhep.jagged import Jagged, from_awkward, segment_prod
-from jagged_factory import check_second_order, padded_structure, random_collection
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,9 @@ def test_smooth_versions_converge_to_hard(temperature):
     gap = _np(j.broadcast(j.max(j.pt))) - _np(j.pt)
     soft = _np(j.softmax(j.pt, temperature))
     assert np.all(soft <= np.exp(-gap / temperature) + 1e-15)
-    np.testing.assert_allclose(soft[gap == 0], 1.0, atol=(count.max() - 1) * np.exp(-gap[gap > 0].min() / temperature) + 1e-15)
+    np.testing.assert_allclose(
+        soft[gap == 0], 1.0, atol=(count.max() - 1) * np.exp(-gap[gap > 0].min() / temperature) + 1e-15
+    )
 
 
 def test_softmax_sums_to_one_and_is_stable():

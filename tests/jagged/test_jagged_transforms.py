@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jagged_factory import random_collection
 
 from diffhep.jagged import Combinations, Jagged, from_awkward
-from jagged_factory import random_collection
 
 
 @pytest.fixture(autouse=True)
@@ -31,9 +31,7 @@ def _objective(j: Jagged, cut, temperature):
     """A small analysis-like chain: soft cut, best-object choice, soft any, smooth max."""
     w = jax.nn.sigmoid(j.pt - cut)
     choice = j.softmax(j.eta, temperature)
-    return jnp.sum(
-        j.soft_any(w) * j.smooth_max(j.pt * w, temperature, fill=0.0) + j.sum(choice * w) + j.mean(j.pt, w)
-    )
+    return jnp.sum(j.soft_any(w) * j.smooth_max(j.pt * w, temperature, fill=0.0) + j.sum(choice * w) + j.mean(j.pt, w))
 
 
 def test_jit_and_vmap_over_parameters(jagged):
@@ -42,9 +40,7 @@ def test_jit_and_vmap_over_parameters(jagged):
     expected = np.array([float(f(jagged, c, t)) for c, t in zip(cuts, temperatures)])
     batched = jax.jit(jax.vmap(_objective, in_axes=(None, 0, 0)))(jagged, cuts, temperatures)
     np.testing.assert_allclose(batched, expected, rtol=1e-12)
-    grads = jax.jit(jax.vmap(jax.grad(_objective, argnums=(1, 2)), in_axes=(None, 0, 0)))(
-        jagged, cuts, temperatures
-    )
+    grads = jax.jit(jax.vmap(jax.grad(_objective, argnums=(1, 2)), in_axes=(None, 0, 0)))(jagged, cuts, temperatures)
     assert grads[0].shape == (3,) and np.all(np.isfinite(grads[0])) and np.all(np.isfinite(grads[1]))
 
 

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import vector
+from jagged_factory import check_second_order, random_leptons
 from jax.test_util import check_grads
 
 from diffhep.errors import InputError
@@ -19,7 +20,6 @@ from diffhep.jagged import (
     from_pxpypze,
     to_awkward,
 )
-from jagged_factory import check_second_order, random_leptons
 
 vector.register_awkward()
 
@@ -33,9 +33,7 @@ def x64():
 
 
 def _p4(arr):
-    return ak.zip(
-        {"pt": arr.pt, "eta": arr.eta, "phi": arr.phi, "mass": arr.mass}, with_name="Momentum4D"
-    )
+    return ak.zip({"pt": arr.pt, "eta": arr.eta, "phi": arr.phi, "mass": arr.mass}, with_name="Momentum4D")
 
 
 def _flat(x):

@@ -11,16 +11,15 @@ import pyhf
 import pytest
 from pyhf.interpolators.code4 import _slow_code4
 from pyhf.interpolators.code4p import _slow_code4p
-
-from diffhep.errors import ConfigError
-from diffhep.likelihood import build_model, make_spec, to_pyhf
-from diffhep.likelihood.interpolation import code4, code4p
 from workspace_factory import MODIFIER_KINDS as KINDS
 from workspace_factory import NB
 from workspace_factory import modifier_spec as spec_for
 
-pytestmark = pytest.mark.filterwarnings("ignore:jsonschema.RefResolver is deprecated:DeprecationWarning")
+from diffhep.errors import ConfigError
+from diffhep.likelihood import build_model, make_spec, to_pyhf
+from diffhep.likelihood.interpolation import code4, code4p
 
+pytestmark = pytest.mark.filterwarnings("ignore:jsonschema.RefResolver is deprecated:DeprecationWarning")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -79,7 +78,9 @@ def test_staterror_zero_bin_is_fixed_like_pyhf():
 @pytest.mark.parametrize("alpha", [-2.5, -1.0, -0.6, 0.0, 0.3, 0.999, 1.0, 1.7])
 def test_interpolation_codes_match_pyhf_reference(alpha):
     slow4, slow4p = _slow_code4([], alpha0=1.0), _slow_code4p([])
-    assert float(code4(jnp.asarray(alpha), 1.13, 0.82)) == pytest.approx(slow4.product(0.82, 1.0, 1.13, alpha), rel=1e-12)
+    assert float(code4(jnp.asarray(alpha), 1.13, 0.82)) == pytest.approx(
+        slow4.product(0.82, 1.0, 1.13, alpha), rel=1e-12
+    )
     got = float(code4p(jnp.asarray(alpha), jnp.asarray(7.0), jnp.asarray(10.0), jnp.asarray(14.5)))
     assert got == pytest.approx(slow4p.summand(7.0, 10.0, 14.5, alpha), rel=1e-12, abs=1e-12)
 
@@ -178,9 +179,12 @@ def test_make_spec_floors_and_names():
     assert not any(ours.config.suggested_fixed()) and not any(ref.config.suggested_fixed())
     pars = ref.config.suggested_init()
     np.testing.assert_allclose(ours.expected_data(pars), ref.expected_data(pars), rtol=1e-12)
-    assert make_spec("mumu", samples, signal="signal", normsys={}, staterror=False)["channels"][0]["samples"][1][
-        "modifiers"
-    ] == []
+    assert (
+        make_spec("mumu", samples, signal="signal", normsys={}, staterror=False)["channels"][0]["samples"][1][
+            "modifiers"
+        ]
+        == []
+    )
     for bad in [{"signal": (1.1, 0.9)}, {"ttbar": (1.1, 0.9)}, {"dy": (1.1, -0.9)}]:
         with pytest.raises(ConfigError):
             make_spec("mumu", samples, signal="signal", normsys=bad)

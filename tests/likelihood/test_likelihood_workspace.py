@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pyhf
 import pytest
+from workspace_factory import MODIFIER_KINDS, hepdata_like, modifier_spec, small_workspace
 
 from diffhep.errors import ConfigError
 from diffhep.likelihood import build_model, from_workspace, observed_data
 from diffhep.likelihood.hessian import nll_grad_hessian
-from workspace_factory import MODIFIER_KINDS, hepdata_like, modifier_spec, small_workspace
 
 pytestmark = pytest.mark.filterwarnings("ignore:jsonschema.RefResolver is deprecated:DeprecationWarning")
 
@@ -75,9 +75,11 @@ def test_hepdata_like_workspace_matches_pyhf(big, measurement):
     ours = from_workspace(spec, measurement)
     ref = ws.model(measurement_name=measurement) if measurement else ws.model()
     assert ours.config.npars >= 100 and len(ours.config.channels) == 5 and len(ours.config.samples) == 14
-    assert ours.config.poi_name == ref.config.poi_name == (measurement or "NormalMeasurement").replace(
-        "NormalMeasurement", "mu_SIG"
-    ).replace("WZMeasurement", "mu_WZ")
+    assert (
+        ours.config.poi_name
+        == ref.config.poi_name
+        == (measurement or "NormalMeasurement").replace("NormalMeasurement", "mu_SIG").replace("WZMeasurement", "mu_WZ")
+    )
     _compare(ours, ref, spec, ws, n_points=3)
 
 
@@ -276,7 +278,10 @@ def test_models_of_many_signal_hypotheses_in_one_vmap(big):
     model = from_workspace(spec)
     pars = model.config.suggested_init()
     signal_paths = [
-        (c, s) for c, ch in enumerate(spec["channels"]) for s, smp in enumerate(ch["samples"]) if smp["name"] == "signal"
+        (c, s)
+        for c, ch in enumerate(spec["channels"])
+        for s, smp in enumerate(ch["samples"])
+        if smp["name"] == "signal"
     ]
     nominal = [jnp.asarray(spec["channels"][c]["samples"][s]["data"]) for c, s in signal_paths]
     scales = jnp.linspace(0.2, 3.0, 12)

@@ -148,8 +148,14 @@ def test_early_stopping(toy, data, tmp_path):
     result = run_optimization(toy, data, settings, output=tmp_path, progress=False)
     assert result.stopped.startswith("early stopping: the objective has not improved by 100 for 3 steps")
     assert len(result.history) == 4 and result.steps == 4
-    ckpt = load_checkpoint(result.checkpoint, ["x_min", "y_max"], SHORT.build().init(
-        {"x_min": jnp.zeros((), jnp.result_type(float)), "y_max": jnp.zeros((), jnp.result_type(float))}), "adam")
+    ckpt = load_checkpoint(
+        result.checkpoint,
+        ["x_min", "y_max"],
+        SHORT.build().init(
+            {"x_min": jnp.zeros((), jnp.result_type(float)), "y_max": jnp.zeros((), jnp.result_type(float))}
+        ),
+        "adam",
+    )
     assert ckpt.step == 4 and ckpt.history == result.history and ckpt.seed == 3
 
 
@@ -196,8 +202,18 @@ def test_job_improves_and_matches_brute_force(job):
 
 def test_job_writes_every_output(job, toy):
     out, results = job
-    names = ["results.json", "workspace.json", "histograms.root", "history.png", "region_sr.png",
-             "region_cr.png", "cutflow.png", "landscape.png", "report.md", "checkpoints/latest"]
+    names = [
+        "results.json",
+        "workspace.json",
+        "histograms.root",
+        "history.png",
+        "region_sr.png",
+        "region_cr.png",
+        "cutflow.png",
+        "landscape.png",
+        "report.md",
+        "checkpoints/latest",
+    ]
     for name in names:
         assert (out / name).is_file(), name
     assert not [p for p in out.rglob(".*")]  # no temporary files left behind
@@ -226,6 +242,17 @@ def test_job_writes_every_output(job, toy):
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     report = (out / "report.md").read_text()
-    for name in ["results.json", "workspace.json", "histograms.root", "history.png", "region_sr.png",
-                 "region_cr.png", "cutflow.png", "landscape.png", "x_min", "y_max", "pyhf"]:
+    for name in [
+        "results.json",
+        "workspace.json",
+        "histograms.root",
+        "history.png",
+        "region_sr.png",
+        "region_cr.png",
+        "cutflow.png",
+        "landscape.png",
+        "x_min",
+        "y_max",
+        "pyhf",
+    ]:
         assert name in report, name

@@ -21,7 +21,12 @@ from diffhep.histogram import Histogram
 from diffhep.optimize.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from diffhep.outputs import atomic_write, save_figure, write_bytes, write_json, write_root, write_text
 from diffhep.report import (
-    plot_cutflow, plot_history, plot_landscape, plot_region, render_report, write_histograms,
+    plot_cutflow,
+    plot_history,
+    plot_landscape,
+    plot_region,
+    render_report,
+    write_histograms,
 )
 
 
@@ -86,10 +91,15 @@ def test_failing_figure_keeps_the_previous_png(tmp_path):
 
 def test_histograms_root_reads_back(tmp_path):
     edges = np.array([0.0, 1.0, 2.0, 4.0])
-    h = {"sr": {"sig": Histogram(np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.0, 1.5])),
-                "bkg": Histogram(np.array([10.0, 5.0, 0.0]), np.array([2.0, 1.0, 0.0]))}}
-    path = write_histograms(tmp_path / "histograms.root", {"initial": h, "optimised": h},
-                            {"sr": edges}, {"sr": "x [GeV]"})
+    h = {
+        "sr": {
+            "sig": Histogram(np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.0, 1.5])),
+            "bkg": Histogram(np.array([10.0, 5.0, 0.0]), np.array([2.0, 1.0, 0.0])),
+        }
+    }
+    path = write_histograms(
+        tmp_path / "histograms.root", {"initial": h, "optimised": h}, {"sr": edges}, {"sr": "x [GeV]"}
+    )
     with uproot.open(path) as f:
         th1 = f["optimised/sr/bkg"]
         assert th1.classname == "TH1D"
@@ -101,8 +111,14 @@ def test_histograms_root_reads_back(tmp_path):
 
 
 def test_landscape_in_one_dimension_and_none_for_a_random_search(tmp_path):
-    scan = {"kind": "grid", "parameters": ["cut"], "axes": {"cut": [1.0, 2.0, 3.0]},
-            "significance": [1.0, 2.0, None], "optimum": {"cut": 2.0}, "best": {"cut": 2.0}}
+    scan = {
+        "kind": "grid",
+        "parameters": ["cut"],
+        "axes": {"cut": [1.0, 2.0, 3.0]},
+        "significance": [1.0, 2.0, None],
+        "optimum": {"cut": 2.0},
+        "best": {"cut": 2.0},
+    }
     fig = plot_landscape(tmp_path / "landscape.png", scan, {"cut": "GeV"})
     assert isinstance(fig, Figure) and (tmp_path / "landscape.png").read_bytes()[:4] == b"\x89PNG"
     assert plot_landscape(tmp_path / "none.png", {**scan, "kind": "random"}, {"cut": "GeV"}) is None
@@ -127,19 +143,28 @@ def test_every_plot_returns_its_figure_and_writes_the_png_only_when_given_a_path
     edges = np.array([0.0, 1.0, 2.0, 4.0])
     before = {"sig": np.array([1.0, 2.0, 1.0]), "bkg": np.array([10.0, 5.0, 2.0])}
     after = {"sig": np.array([1.0, 1.5, 0.5]), "bkg": np.array([3.0, 1.0, 0.5])}
-    flow = {s: [{"step": "all", "soft": 10.0, "hard": 10.0}, {"step": "pt", "soft": 4.0, "hard": 3.0}]
-            for s in ("sig", "bkg")}
-    scan2 = {"kind": "grid", "parameters": ["a", "b"], "axes": {"a": [1.0, 2.0], "b": [0.0, 1.0, 2.0]},
-             "significance": [1.0, 2.0, 1.5, None, 2.5, 2.0], "optimum": {"a": 2.0, "b": 1.0},
-             "best": {"a": 2.0, "b": 1.0}}
+    flow = {
+        s: [{"step": "all", "soft": 10.0, "hard": 10.0}, {"step": "pt", "soft": 4.0, "hard": 3.0}]
+        for s in ("sig", "bkg")
+    }
+    scan2 = {
+        "kind": "grid",
+        "parameters": ["a", "b"],
+        "axes": {"a": [1.0, 2.0], "b": [0.0, 1.0, 2.0]},
+        "significance": [1.0, 2.0, 1.5, None, 2.5, 2.0],
+        "optimum": {"a": 2.0, "b": 1.0},
+        "best": {"a": 2.0, "b": 1.0},
+    }
     history = [{"step": i, "objective": -float(i), "a": 1.0 + i, "b": 2.0, "slope_scale": 1.0 + i} for i in range(3)]
     units = {"a": "GeV", "b": ""}
     draws = {
         "history": lambda p: plot_history(p, history, units),
-        "region": lambda p: plot_region(p, "sr", "x [GeV]", edges, before, after, signal=["sig"],
-                                        z_before=1.0, z_after=2.0),
-        "region_one_set_of_cuts": lambda p: plot_region(p, "sr", "x [GeV]", edges, None, after, signal=["sig"],
-                                                        z_after=2.0),
+        "region": lambda p: plot_region(
+            p, "sr", "x [GeV]", edges, before, after, signal=["sig"], z_before=1.0, z_after=2.0
+        ),
+        "region_one_set_of_cuts": lambda p: plot_region(
+            p, "sr", "x [GeV]", edges, None, after, signal=["sig"], z_after=2.0
+        ),
         "cutflow": lambda p: plot_cutflow(p, flow, flow),
         "cutflow_one_set_of_cuts": lambda p: plot_cutflow(p, None, flow),
         "landscape": lambda p: plot_landscape(p, scan2, units),
@@ -149,21 +174,29 @@ def test_every_plot_returns_its_figure_and_writes_the_png_only_when_given_a_path
         assert isinstance(fig, Figure), name
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert isinstance(draw(None), Figure), name
-    assert len(plot_region(None, "sr", "x", edges, before, after, signal=["sig"], z_before=1.0,
-                           z_after=2.0).axes) == 2
+    assert len(plot_region(None, "sr", "x", edges, before, after, signal=["sig"], z_before=1.0, z_after=2.0).axes) == 2
     assert len(plot_region(None, "sr", "x", edges, None, after, signal=["sig"], z_after=2.0).axes) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.png" for n in draws)
 
 
 def test_report_links_every_file_and_tabulates_cuts():
     results = {
-        "analysis": "demo", "stop_reason": "completed all 5 steps", "steps": 5, "seed": 1,
-        "settings": {"name": "adam"}, "config_hash": "abc", "resumed_from": 2,
+        "analysis": "demo",
+        "stop_reason": "completed all 5 steps",
+        "steps": 5,
+        "seed": 1,
+        "settings": {"name": "adam"},
+        "config_hash": "abc",
+        "resumed_from": 2,
         "parameters": {"pt_min": {"unit": "GeV", "low": 10.0, "high": 80.0}},
-        "initial": {"pt_min": 30.0}, "final": {"pt_min": 41.5},
-        "significance": {"soft": {"before": 1.0, "after": 2.0, "slope_scale": 4.0},
-                         "hard_pyhf": {"before": 1.1, "after": None}},
-        "scan": None, "versions": {"diffhep": "0.1.0"},
+        "initial": {"pt_min": 30.0},
+        "final": {"pt_min": 41.5},
+        "significance": {
+            "soft": {"before": 1.0, "after": 2.0, "slope_scale": 4.0},
+            "hard_pyhf": {"before": 1.1, "after": None},
+        },
+        "scan": None,
+        "versions": {"diffhep": "0.1.0"},
     }
     files = {"history": "history.png", "numbers": "results.json"}
     text = render_report(results, files)

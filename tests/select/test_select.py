@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import relaxed
+from jagged_factory import random_collection
 from jax.test_util import check_grads
 
 from diffhep.errors import ConfigError
@@ -22,7 +23,6 @@ from diffhep.select import (
     soft_below,
     soft_window,
 )
-from jagged_factory import random_collection
 
 
 @pytest.fixture(autouse=True)
@@ -56,16 +56,16 @@ def test_soft_cut_gradients_equal_relaxed_cut_where_finite(keep, ours, slope):
     assert np.all(np.isfinite(g_relaxed))
     np.testing.assert_allclose(g_ours, g_relaxed, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(
-        jax.jacfwd(lambda v: ours(v, 0.5, slope))(x), jax.jacfwd(lambda v: relaxed.cut(v, 0.5, slope, keep))(x),
-        rtol=1e-10, atol=1e-14,
+        jax.jacfwd(lambda v: ours(v, 0.5, slope))(x),
+        jax.jacfwd(lambda v: relaxed.cut(v, 0.5, slope, keep))(x),
+        rtol=1e-10,
+        atol=1e-14,
     )
 
 
 def test_temperature_is_inverse_slope_and_matches_relaxed_cut():
     x = jnp.linspace(-5, 5, 101)
-    np.testing.assert_allclose(
-        soft_above(x, 0.5, temperature=0.25), relaxed.cut(x, 0.5, 4.0, "above"), rtol=1e-12
-    )
+    np.testing.assert_allclose(soft_above(x, 0.5, temperature=0.25), relaxed.cut(x, 0.5, 4.0, "above"), rtol=1e-12)
     np.testing.assert_allclose(soft_below(x, 0.5, temperature=0.25), soft_below(x, 0.5, 4.0), rtol=1e-15)
     np.testing.assert_allclose(
         soft_window(x, -1.0, 2.0, temperature=0.5), soft_window(x, -1.0, 2.0, slope=2.0), rtol=1e-15
@@ -120,7 +120,8 @@ def test_steep_soft_cuts_stay_finite_where_relaxed_cut_gives_nan_gradients(keep,
     near = x[2:3]
     np.testing.assert_allclose(
         jax.grad(lambda c: ours(near, c, slope).sum())(0.1),
-        jax.grad(lambda c: relaxed.cut(near, c, slope, keep).sum())(0.1), rtol=1e-10,
+        jax.grad(lambda c: relaxed.cut(near, c, slope, keep).sum())(0.1),
+        rtol=1e-10,
     )
 
 
@@ -132,9 +133,7 @@ def test_soft_cuts_converge_to_hard(slope):
     np.testing.assert_allclose(soft_above(x, 0.3, slope)[mask], hard_above(x, 0.3)[mask], atol=1e-6)
     np.testing.assert_allclose(soft_below(x, 0.3, slope)[mask], hard_below(x, 0.3)[mask], atol=1e-6)
     mask2 = mask & (np.abs(np.asarray(x) - 1.0) > tol)
-    np.testing.assert_allclose(
-        soft_window(x, 0.3, 1.0, slope)[mask2], hard_window(x, 0.3, 1.0)[mask2], atol=1e-6
-    )
+    np.testing.assert_allclose(soft_window(x, 0.3, 1.0, slope)[mask2], hard_window(x, 0.3, 1.0)[mask2], atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

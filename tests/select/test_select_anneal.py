@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jagged_factory import random_collection
 
 from diffhep.errors import ConfigError
 from diffhep.jagged import from_awkward, to_awkward
@@ -22,7 +23,6 @@ from diffhep.select import (
     soft_above,
     soft_below,
 )
-from jagged_factory import random_collection
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,11 @@ def test_soft_selection_converges_monotonically_to_hard():
                 "1 tag",
                 at_least_joint(jets, w_sel, w_tag, 3, 1),
                 at_least_joint(
-                    jets, hard_above(jets.pt, cut), and_(hard_above(jets.pt, cut), hard_below(jnp.abs(jets.eta), eta_max)), 3, 1
+                    jets,
+                    hard_above(jets.pt, cut),
+                    and_(hard_above(jets.pt, cut), hard_below(jnp.abs(jets.eta), eta_max)),
+                    3,
+                    1,
                 ),
             ),
             ("met", soft_below(met, 50.0, slope), hard_below(met, 50.0)),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jagged_factory import random_collection
 from jax.test_util import check_grads
 
 from diffhep.errors import InputError
@@ -26,7 +27,6 @@ from diffhep.select import (
     soft_count_at_most,
     soft_count_exactly,
 )
-from jagged_factory import random_collection
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +105,9 @@ def test_soft_count_gradients_match_finite_differences():
     @jax.jit
     def f(cut, slope):
         n = soft_count(j, soft_above(j.pt, cut, 0.3))
-        return jnp.sum(soft_count_at_least(n, 2, slope) + soft_count_at_most(n, 1, slope) + soft_count_exactly(n, 3, slope))
+        return jnp.sum(
+            soft_count_at_least(n, 2, slope) + soft_count_at_most(n, 1, slope) + soft_count_exactly(n, 3, slope)
+        )
 
     check_grads(f, (17.0, 2.0), order=1, modes=["fwd", "rev"])  # cheap: no product tree
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jagged_factory import random_collection
 from jax.test_util import check_grads
 
 from diffhep.errors import ConfigError, InputError
@@ -22,7 +23,6 @@ from diffhep.select import (
     soft_above,
     soft_below,
 )
-from jagged_factory import random_collection
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jagged_factory import random_collection
 from jax.test_util import check_grads
 
 from diffhep.errors import InputError
@@ -25,7 +26,6 @@ from diffhep.select import (
     soft_above,
     soft_below,
 )
-from jagged_factory import random_collection
 
 
 @pytest.fixture(autouse=True)

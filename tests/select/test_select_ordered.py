@@ -3,11 +3,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jagged_factory import random_collection
 from jax.test_util import check_grads
 
 from diffhep.jagged import from_awkward
 from diffhep.select.ordered import exclusive_product, first_pass
-from jagged_factory import random_collection
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jagged_factory import random_collection
 
 from diffhep.jagged import from_awkward
 from diffhep.select import (
@@ -19,7 +20,6 @@ from diffhep.select import (
     st_window,
     straight_through,
 )
-from jagged_factory import random_collection
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,11 @@ X = jnp.asarray(np.random.default_rng(1).normal(size=40))
 CASES = [
     (lambda c, s: st_above(X, c, s), lambda c, s: soft_above(X, c, s), lambda c: hard_above(X, c)),
     (lambda c, s: st_below(X, c, temperature=1 / s), lambda c, s: soft_below(X, c, s), lambda c: hard_below(X, c)),
-    (lambda c, s: st_window(X, c, c + 1.0, s), lambda c, s: soft_window(X, c, c + 1.0, s), lambda c: hard_window(X, c, c + 1.0)),
+    (
+        lambda c, s: st_window(X, c, c + 1.0, s),
+        lambda c, s: soft_window(X, c, c + 1.0, s),
+        lambda c: hard_window(X, c, c + 1.0),
+    ),
 ]
 
 

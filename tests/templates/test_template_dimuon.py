@@ -25,13 +25,13 @@ import pytest
 import uproot
 import yaml
 
-from diffhep.examples import dimuon
-from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.cli import main
 from diffhep.config import load_config, load_config_dict
+from diffhep.engine.configured import ConfiguredAnalysis
+from diffhep.examples import dimuon
 from diffhep.io.read import read_events
-from diffhep.workflow.job import run_job
 from diffhep.optimize.settings import OptimizerSettings
+from diffhep.workflow.job import run_job
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "analyses" / "dimuon"
 ZMUMU = "uproot-Zmumu.root"

@@ -76,7 +76,10 @@ def on_real_file(data_file, tmp_path_factory):
     samples = {}
     for name, file in [("higgs", path), ("generated", generated)]:
         weights = read_events(file, tree="events", branches=["EventWeight"]).EventWeight
-        samples[name] = (file, sample["xsec_pb"] * data["lumi_pb"] / float(np.sum(np.asarray(weights, dtype=np.float64))))
+        samples[name] = (
+            file,
+            sample["xsec_pb"] * data["lumi_pb"] / float(np.sum(np.asarray(weights, dtype=np.float64))),
+        )
     return analysis, loaded, samples
 
 
@@ -94,7 +97,9 @@ def test_real_file_hard_selection_is_that_of_the_reference(on_real_file, cuts):
     # On the real file the conventions agree: hzz.py ("cut, then choose") selects the same events.
     path, norm = samples["higgs"]
     m4l, _, _ = hzz.hard_selection(read_events(path, tree="events", branches=hzz.BRANCHES), cuts, norm)
-    np.testing.assert_allclose(np.asarray(m4l), reference.select(path, cuts, norm, choose_then_cut=True).m4l, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(m4l), reference.select(path, cuts, norm, choose_then_cut=True).m4l, rtol=1e-12
+    )
 
 
 def test_real_file_cutflow_is_that_of_the_reference(on_real_file):

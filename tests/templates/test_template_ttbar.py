@@ -34,10 +34,10 @@ import pytest
 import uproot
 import yaml
 
-from diffhep.examples import ttbar
-from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.cli import main
 from diffhep.config import load_config
+from diffhep.engine.configured import ConfiguredAnalysis
+from diffhep.examples import ttbar
 from diffhep.io import read_events
 from diffhep.io.generate_agc import generate_agc_sample
 
@@ -86,8 +86,13 @@ def test_template_starts_from_the_agc_reference():
     assert config["lumi_pb"] == 3378.0
     xsec = {k: s["xsec_pb"] for k, s in config["samples"].items()}
     assert xsec == pytest.approx(
-        {"ttbar": 729.84, "single_top_s_chan": 6.839, "single_top_t_chan": 214.2, "single_top_tW": 79.3,
-         "wjets": 61526.7 * 0.253}
+        {
+            "ttbar": 729.84,
+            "single_top_s_chan": 6.839,
+            "single_top_t_chan": 214.2,
+            "single_top_tW": 79.3,
+            "wjets": 61526.7 * 0.253,
+        }
     )
     assert [s for s, v in config["samples"].items() if v["role"] == "signal"] == ["ttbar"]
     for region in ("4j1b", "4j2b"):
@@ -196,10 +201,18 @@ def test_optimisation_improves_the_hard_cut_pyhf_significance(template, tmp_path
     }
     kinds = {(name, kind) for _, name, kind in modifiers}
     assert {
-        ("mu", "normfactor"), ("lumi", "lumi"), ("wjets_norm", "normsys"), ("jet_scale", "histosys"),
-        ("jet_res", "histosys"), ("btag_var_0", "histosys"), ("btag_var_1", "histosys"), ("btag_var_2", "histosys"),
-        ("btag_var_3", "histosys"), ("ttbar_model", "histosys"),
-        ("mc_stat_4j1b", "staterror"), ("mc_stat_4j2b", "staterror"),
+        ("mu", "normfactor"),
+        ("lumi", "lumi"),
+        ("wjets_norm", "normsys"),
+        ("jet_scale", "histosys"),
+        ("jet_res", "histosys"),
+        ("btag_var_0", "histosys"),
+        ("btag_var_1", "histosys"),
+        ("btag_var_2", "histosys"),
+        ("btag_var_3", "histosys"),
+        ("ttbar_model", "histosys"),
+        ("mc_stat_4j1b", "staterror"),
+        ("mc_stat_4j2b", "staterror"),
     } <= kinds
     assert {s for s, name, _ in modifiers if name == "mu"} == {"ttbar"}
     assert {s for s, name, _ in modifiers if name == "ttbar_model"} == {"ttbar"}
