@@ -23,17 +23,31 @@ exactly the 0/1 answer.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 from jax import Array
 
+from diffhep.engine.backend import Backend
+from diffhep.engine.combine import SampleData
 from diffhep.engine.expressions import COMPARE, split_compare
-from diffhep.engine.objects import ObjectDef, Ref, parse_ref
+from diffhep.engine.objects import ObjectDef, ObjectWeights, Ref, parse_ref
 
-if TYPE_CHECKING:
-    from diffhep.engine.regions import Step
+
+class Step(Protocol):
+    """What counting needs of a step (:class:`diffhep.engine.regions.Step` is one; regions imports this module)."""
+
+    data: SampleData
+    weights: ObjectWeights
+    limits: Mapping[str, int]
+    cache: dict[tuple, Array]
+
+    @property
+    def backend(self) -> Backend: ...
+
+    def cached(self, key: tuple, compute: Callable[[], Array]) -> Array: ...
+
 
 __all__ = ["Condition", "count_condition", "count_limits", "mask", "probability"]
 
