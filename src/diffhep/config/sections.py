@@ -98,8 +98,22 @@ class Located:
         return Located(self._full(field_path), self.source, self._line, self._error)
 
 
+class _Locatable:
+    """``where``/``error`` of a section, through its ``located`` helper (``None``: built by hand)."""
+
+    located: Located | None
+
+    def where(self, field_path: str | FieldPath = ()) -> str:
+        """``FILE:LINE: <section>.<field_path>``."""
+        return _located(self).where(field_path)
+
+    def error(self, field_path: str | FieldPath, message: str) -> ConfigError:
+        """A located :class:`ConfigError` about ``<section>.<field_path>``."""
+        return _located(self).error(field_path, message)
+
+
 @dataclass(frozen=True)
-class Parameters:
+class Parameters(_Locatable):
     """``parameters:``: the cut parameters in config order, by name.
 
     Attributes:
@@ -129,17 +143,9 @@ class Parameters:
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.values)
 
-    def where(self, field_path: str | FieldPath = ()) -> str:
-        """``FILE:LINE: parameters.<field_path>``."""
-        return self.located.where(field_path)
-
-    def error(self, field_path: str | FieldPath, message: str) -> ConfigError:
-        """A located :class:`ConfigError` about ``parameters.<field_path>``."""
-        return self.located.error(field_path, message)
-
 
 @dataclass(frozen=True)
-class Sample:
+class Sample(_Locatable):
     """One entry of ``samples:``.
 
     Attributes:
@@ -164,17 +170,9 @@ class Sample:
     generate: Mapping[str, Any] | None = field(default=None, compare=False)
     located: Located | None = field(default=None, repr=False, compare=False)
 
-    def where(self, field_path: str | FieldPath = ()) -> str:
-        """``FILE:LINE: samples.<name>.<field_path>``."""
-        return _located(self).where(field_path)
-
-    def error(self, field_path: str | FieldPath, message: str) -> ConfigError:
-        """A located :class:`ConfigError` about ``samples.<name>.<field_path>``."""
-        return _located(self).error(field_path, message)
-
 
 @dataclass(frozen=True)
-class Measurement:
+class Measurement(_Locatable):
     """``measurement:``.
 
     Attributes:
@@ -189,30 +187,18 @@ class Measurement:
     parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
     located: Located | None = field(default=None, repr=False, compare=False)
 
-    def where(self, field_path: str | FieldPath = ()) -> str:
-        return _located(self).where(field_path)
-
-    def error(self, field_path: str | FieldPath, message: str) -> ConfigError:
-        return _located(self).error(field_path, message)
-
 
 @dataclass(frozen=True)
-class Objective:
+class Objective(_Locatable):
     """``objective:``: the figure of merit to maximise (``name``) and the signal strength of ``cls`` (``mu``)."""
 
     name: str = "discovery_significance"
     mu: float = 1.0
     located: Located | None = field(default=None, repr=False, compare=False)
 
-    def where(self, field_path: str | FieldPath = ()) -> str:
-        return _located(self).where(field_path)
-
-    def error(self, field_path: str | FieldPath, message: str) -> ConfigError:
-        return _located(self).error(field_path, message)
-
 
 @dataclass(frozen=True)
-class Sections:
+class Sections(_Locatable):
     """All sections of one validated config (see the module docstring for what is typed).
 
     Attributes:
@@ -251,14 +237,6 @@ class Sections:
     def signal(self) -> tuple[str, ...]:
         """Names of the signal samples (at least one: the checks require it)."""
         return tuple(name for name, s in self.samples.items() if s.role == "signal")
-
-    def where(self, field_path: str | FieldPath = ()) -> str:
-        """``FILE:LINE: field.path`` of any field (``"regions.sr.select"``)."""
-        return self.located.where(field_path)
-
-    def error(self, field_path: str | FieldPath, message: str) -> ConfigError:
-        """A located :class:`ConfigError` about any field."""
-        return self.located.error(field_path, message)
 
 
 def _located(section: Any) -> Located:
