@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from diffhep.likelihood.interpolation import code4_derivatives, code4p_derivatives
+from diffhep.likelihood.interpolation import HISTOSYS_CODES, NORMSYS_CODES
 from diffhep.likelihood.model import Model
 
 __all__ = ["NLLDerivatives", "nll_derivatives", "nll_grad_hessian", "nll_hessian"]
@@ -65,8 +65,9 @@ def _local_derivatives(model: Model, pars: Array) -> tuple[Array, Array, Array]:
     e, b = num.nominal.shape
     kn, kh = lay.norm_param.shape[1], lay.hist_param.shape[1]
 
-    # multiplicative slots: normsys (code 4), then normfactor/lumi and per-bin factors (linear)
-    f_n, f1_n, f2_n = code4_derivatives(pars[lay.norm_param], num.norm_hi, num.norm_lo)  # (E, Kn)
+    # multiplicative slots: normsys (its interpolation code), then normfactor/lumi and per-bin factors (linear)
+    norm_derivatives = NORMSYS_CODES[model.interpcodes.normsys].derivatives
+    f_n, f1_n, f2_n = norm_derivatives(pars[lay.norm_param], num.norm_hi, num.norm_lo)  # (E, Kn)
     linear = jnp.concatenate(
         [
             jnp.broadcast_to(extended[lay.factor_param][:, None, :], (e, b, lay.factor_param.shape[1])),
@@ -79,9 +80,10 @@ def _local_derivatives(model: Model, pars: Array) -> tuple[Array, Array, Array]:
     f2 = jnp.concatenate([jnp.broadcast_to(f2_n[:, None, :], (e, b, kn)), jnp.zeros_like(linear)], axis=2)
     m = f.shape[2]
 
-    # additive slots: histosys (code 4p), shape (E, B, Kh)
+    # additive slots: histosys (its interpolation code), shape (E, B, Kh)
     alpha_h = pars[lay.hist_param][:, :, None]
-    h, h1, h2 = code4p_derivatives(alpha_h, num.hist_lo, num.nominal[:, None, :], num.hist_hi)
+    hist_derivatives = HISTOSYS_CODES[model.interpcodes.histosys].derivatives
+    h, h1, h2 = hist_derivatives(alpha_h, num.hist_lo, num.nominal[:, None, :], num.hist_hi)
     h, h1, h2 = (jnp.swapaxes(x, 1, 2) for x in (h, h1, h2))
     additive = num.nominal + jnp.sum(h, axis=2)  # A, (E, B)
 

@@ -19,6 +19,12 @@ also be passed into ``jax.jit``-compiled functions and ``jax.vmap``-ed over
 fixed flags and auxdata match ``pyhf.Model(spec, poi_name=...)``; pyhf
 workspaces go through :func:`diffhep.likelihood.from_workspace`.
 
+The interpolation codes of ``normsys`` and ``histosys`` are part of the static
+structure (:class:`~diffhep.likelihood.interpolation.InterpCodes`): pyhf's
+defaults, code4 and code4p, unless ``modifier_settings`` says otherwise, with
+pyhf's rule that settings replace the defaults as a whole (see
+:func:`check_modifier_settings`).
+
 Evaluation is vectorised: every sample and modifier is handled by a few array
 operations on padded tables (:mod:`diffhep.likelihood.layout`), so the cost of
 compiling and running a model barely grows with the number of samples and
@@ -39,8 +45,15 @@ from jax import Array
 from jax.scipy.special import gammaln, xlogy
 from jax.scipy.stats import norm
 
-from diffhep.errors import ConfigError
+from diffhep.errors import ConfigError, closest
 from diffhep.likelihood.config import ModelConfig
+from diffhep.likelihood.interpolation import (
+    DEFAULT_CODES,
+    FALLBACK_CODES,
+    HISTOSYS_CODES,
+    NORMSYS_CODES,
+    InterpCodes,
+)
 from diffhep.likelihood.layout import Layout, make_layout
 from diffhep.likelihood.model_parse import Structure, parse_spec
 from diffhep.likelihood.modifiers import expected_rates
@@ -77,14 +90,15 @@ class Numbers(NamedTuple):
 
 
 class _Static:
-    """The static half of a :class:`Model` pytree: structure and index tables, with a cached hash."""
+    """The static half of a :class:`Model` pytree: structure, index tables and interpolation codes, with a cached hash."""
 
-    __slots__ = ("structure", "layout", "_hash")
+    __slots__ = ("structure", "layout", "interpcodes", "_hash")
 
-    def __init__(self, structure: Structure, layout: Layout):
+    def __init__(self, structure: Structure, layout: Layout, interpcodes: InterpCodes = DEFAULT_CODES):
         self.structure = structure
         self.layout = layout
-        self._hash = hash((structure, layout))
+        self.interpcodes = interpcodes
+        self._hash = hash((structure, layout, interpcodes))
 
     def __hash__(self) -> int:
         return self._hash
@@ -93,6 +107,7 @@ class _Static:
         return self is other or (
             isinstance(other, _Static)
             and self._hash == other._hash
+            and self.interpcodes == other.interpcodes
             and self.layout == other.layout
             and self.structure == other.structure
         )
@@ -105,6 +120,8 @@ class Model:
     Attributes:
         structure: static :class:`~diffhep.likelihood.model_parse.Structure`.
         layout: static :class:`~diffhep.likelihood.layout.Layout` index tables.
+        interpcodes: static :class:`~diffhep.likelihood.interpolation.InterpCodes`,
+            the ``normsys`` and ``histosys`` interpolation codes.
         numbers: the numeric leaves, :class:`Numbers`.
     """
 
@@ -119,6 +136,10 @@ class Model:
     @property
     def layout(self) -> Layout:
         return self._static.layout
+
+    @property
+    def interpcodes(self) -> InterpCodes:
+        return self._static.interpcodes
 
     def tree_flatten(self) -> tuple[tuple[Numbers], _Static]:
         return (self.numbers,), self._static
@@ -188,7 +209,9 @@ class Model:
 @jax.jit
 def _expected_actualdata(model: Model, pars: Array) -> Array:
     lay, num = model.layout, model.numbers
-    rates = expected_rates(pars, lay, num.nominal, num.norm_hi, num.norm_lo, num.hist_lo, num.hist_hi)
+    rates = expected_rates(
+        pars, lay, num.nominal, num.norm_hi, num.norm_lo, num.hist_lo, num.hist_hi, model.interpcodes
+    )
     totals = jax.ops.segment_sum(
         rates, lay.entry_channel, num_segments=len(model.structure.channels), indices_are_sorted=True
     )
@@ -302,31 +325,66 @@ def _numbers(
     )
 
 
-#: Interpolation codes implemented per modifier type (pyhf's defaults).
-SUPPORTED_INTERPCODES = {"normsys": "code4", "histosys": "code4p"}
+#: Interpolation codes per modifier type: those pyhf's modifiers accept.
+SUPPORTED_INTERPCODES = {"normsys": tuple(NORMSYS_CODES), "histosys": tuple(HISTOSYS_CODES)}
 
 
-def check_modifier_settings(settings: Mapping[str, Any] | None) -> None:
-    """Raise :class:`ConfigError` unless ``settings`` asks only for the implemented interpolation codes.
+def check_modifier_settings(settings: Mapping[str, Any] | None) -> InterpCodes:
+    """The interpolation codes ``settings`` asks for, with pyhf's semantics; :class:`ConfigError` if invalid.
 
     Args:
         settings: pyhf's ``modifier_settings``, e.g.
-            ``{"normsys": {"interpcode": "code4"}, "histosys": {"interpcode": "code4p"}}``.
+            ``{"normsys": {"interpcode": "code1"}, "histosys": {"interpcode": "code2"}}``,
+            or ``None`` for pyhf's defaults.
+
+    Returns:
+        ``InterpCodes("code4", "code4p")`` (pyhf's defaults) for ``None``. Given
+        settings replace those defaults as a whole, as in pyhf: a modifier type
+        left out (or an entry without ``interpcode``) gets the code its pyhf
+        modifier falls back to, ``code1`` for ``normsys`` and ``code0`` for
+        ``histosys``. So ``{"normsys": {"interpcode": "code4"}}`` alone gives
+        ``histosys`` code0, and ``{}`` gives code1/code0. A code for a modifier
+        type the model does not use is accepted (as in pyhf).
+
+    Raises:
+        ConfigError: a type other than ``normsys``/``histosys``, a key other than
+            ``interpcode``, or a code pyhf's modifier does not accept (pyhf's
+            ``normsys`` takes code1 and code4, its ``histosys`` code0, code2 and code4p).
+
+    Example:
+        >>> check_modifier_settings({"normsys": {"interpcode": "code4"}})
+        InterpCodes(normsys='code4', histosys='code0')
     """
-    for mtype, options in (settings or {}).items():
+    if settings is None:
+        return DEFAULT_CODES
+    if not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"modifier_settings must be a dict like {{'normsys': {{'interpcode': 'code4'}}}}, "
+            f"got {type(settings).__name__}"
+        )
+    codes = FALLBACK_CODES._asdict()
+    for mtype, options in settings.items():
         if mtype not in SUPPORTED_INTERPCODES:
             raise ConfigError(
-                f"modifier_settings has an entry for {mtype!r}; only {sorted(SUPPORTED_INTERPCODES)} take settings"
+                f"modifier_settings has an entry for {mtype!r}, which takes no settings"
+                f"{closest(str(mtype), sorted(SUPPORTED_INTERPCODES))}"
             )
-        unknown = sorted(set(options) - {"interpcode"})
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"modifier_settings[{mtype!r}] must be a dict like {{'interpcode': {codes[mtype]!r}}}, got {options!r}"
+            )
+        unknown = sorted(map(str, set(options) - {"interpcode"}))
         if unknown:
             raise ConfigError(f"modifier_settings[{mtype!r}] has unknown keys {unknown}; the only key is 'interpcode'")
-        code = options.get("interpcode", SUPPORTED_INTERPCODES[mtype])
-        if code != SUPPORTED_INTERPCODES[mtype]:
+        code = options.get("interpcode", codes[mtype])
+        valid = SUPPORTED_INTERPCODES[mtype]
+        if code not in valid:
             raise ConfigError(
-                f"modifier_settings[{mtype!r}] asks for interpolation {code!r}, which diffhep does not implement; "
-                f"use {SUPPORTED_INTERPCODES[mtype]!r} (pyhf's default) or drop the setting"
+                f"modifier_settings[{mtype!r}] asks for interpolation {code!r}, which pyhf's {mtype} does not take; "
+                f"use one of {', '.join(map(repr, valid))}"
             )
+        codes[mtype] = code
+    return InterpCodes(**codes)
 
 
 def build_model(
@@ -346,9 +404,12 @@ def build_model(
             ``shapesys`` uncertainties).
         poi_name: name of the parameter of interest (a one-parameter set), or
             ``None`` for no POI.
-        modifier_settings: pyhf's interpolation settings; only the defaults
-            (``normsys`` code4, ``histosys`` code4p) are implemented, anything
-            else raises :class:`~diffhep.errors.ConfigError`.
+        modifier_settings: pyhf's interpolation settings, e.g.
+            ``{"normsys": {"interpcode": "code1"}, "histosys": {"interpcode": "code2"}}``;
+            ``None`` for pyhf's defaults (``normsys`` code4, ``histosys`` code4p).
+            As in pyhf, given settings replace the defaults as a whole: a type
+            left out uses ``normsys`` code1 / ``histosys`` code0 (see
+            :func:`check_modifier_settings`).
         check_yields: reject negative sample and ``histosys`` yields. Concrete
             numbers only: non-finite numbers are always rejected with channel,
             sample and bin in the message. Traced numbers (inside ``jax.jit`` or
@@ -370,7 +431,8 @@ def build_model(
         >>> [round(float(x), 3) for x in model.expected_actualdata(jnp.array([2.0]))]
         [60.0]
     """
-    check_modifier_settings(modifier_settings)
+    interpcodes = check_modifier_settings(modifier_settings)
     structure, (nominal, moddata, constraints) = parse_spec(spec, poi_name=poi_name, check_yields=check_yields)
     layout = make_layout(structure)
-    return Model(_Static(structure, layout), _numbers(structure, layout, nominal, moddata, constraints))
+    numbers = _numbers(structure, layout, nominal, moddata, constraints)
+    return Model(_Static(structure, layout, interpcodes), numbers)

@@ -1,9 +1,11 @@
 """HistFactory modifiers: their parameter sets and how they change a sample's yields.
 
-Supported types (pyhf semantics and defaults): ``histosys`` (code 4p),
-``lumi``, ``normfactor``, ``normsys`` (code 4), ``shapefactor``, ``shapesys``
-and ``staterror``. ``MODIFIER_ORDER`` is pyhf's order of modifier types, which
-fixes the order of parameter sets in the parameter vector.
+Supported types (pyhf semantics and defaults): ``histosys`` (interpolation
+code 4p by default, or code0/code2), ``lumi``, ``normfactor``, ``normsys``
+(code 4 by default, or code1), ``shapefactor``, ``shapesys`` and ``staterror``;
+the codes are in :mod:`~diffhep.likelihood.interpolation`. ``MODIFIER_ORDER`` is
+pyhf's order of modifier types, which fixes the order of parameter sets in the
+parameter vector.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from diffhep.likelihood.interpolation import code4, code4p
+from diffhep.likelihood.interpolation import DEFAULT_CODES, HISTOSYS_CODES, NORMSYS_CODES, InterpCodes
 from diffhep.likelihood.layout import Layout
 from diffhep.likelihood.parameters import ConstraintData, ParamSet
 
@@ -153,6 +155,7 @@ def expected_rates(
     norm_lo: Array,
     hist_lo: Array,
     hist_hi: Array,
+    codes: InterpCodes = DEFAULT_CODES,
 ) -> Array:
     """Expected yields of every sample in every channel, in one vectorised pass.
 
@@ -164,6 +167,7 @@ def expected_rates(
         norm_lo: ``normsys`` ratios at -1 sigma, shape ``(entries, Kn)``.
         hist_lo: ``histosys`` yields at -1 sigma, shape ``(entries, Kh, B)`` (events).
         hist_hi: ``histosys`` yields at +1 sigma, shape ``(entries, Kh, B)`` (events).
+        codes: the ``normsys`` and ``histosys`` interpolation codes (static).
 
     Returns:
         ``(nominal + sum histosys shifts) * prod multiplicative factors``, shape
@@ -173,10 +177,12 @@ def expected_rates(
     rate = nominal
     if layout.hist_param.shape[1]:
         alpha = pars[layout.hist_param][:, :, None]  # (E, Kh, 1)
-        rate = rate + jnp.sum(code4p(alpha, hist_lo, nominal[:, None, :], hist_hi), axis=1)
+        shift = HISTOSYS_CODES[codes.histosys].function
+        rate = rate + jnp.sum(shift(alpha, hist_lo, nominal[:, None, :], hist_hi), axis=1)
     factor = jnp.ones(nominal.shape[:1], dtype=rate.dtype)
     if layout.norm_param.shape[1]:
-        factor = factor * jnp.prod(code4(pars[layout.norm_param], norm_hi, norm_lo), axis=1)
+        norm = NORMSYS_CODES[codes.normsys].function
+        factor = factor * jnp.prod(norm(pars[layout.norm_param], norm_hi, norm_lo), axis=1)
     if layout.factor_param.shape[1]:
         factor = factor * jnp.prod(extended[layout.factor_param], axis=1)
     rate = rate * factor[:, None]

@@ -3,9 +3,11 @@
 :func:`from_workspace` validates a workspace dict against pyhf's JSON schema,
 picks a measurement (the first by default, as pyhf does) and builds the model
 with that measurement's POI and parameter settings (inits, bounds, fixed,
-auxdata, sigmas). The result has the same parameter order, suggested init,
-bounds, fixed flags and auxdata as
-``pyhf.Workspace(workspace).model(measurement_name=...)``.
+auxdata, sigmas) and the interpolation codes of ``modifier_settings`` (pyhf's
+rule: given settings replace the defaults code4/code4p as a whole, a type left
+out uses code1/code0). The result has the same parameter order, suggested init,
+bounds, fixed flags, auxdata and expected data as
+``pyhf.Workspace(workspace).model(measurement_name=..., modifier_settings=...)``.
 :func:`observed_data` is ``pyhf.Workspace.data``.
 """
 
@@ -135,8 +137,11 @@ def from_workspace(
             ``measurements``, ``version``), as ``pyhf.Workspace`` takes it.
         measurement: measurement name; default the first (as pyhf).
         poi_name: override the measurement's POI; ``None`` for a POI-less model.
-        modifier_settings: as ``pyhf.Model``'s; only the default interpolation
-            codes are implemented.
+        modifier_settings: as ``pyhf.Workspace.model``'s, e.g.
+            ``{"normsys": {"interpcode": "code1"}, "histosys": {"interpcode": "code2"}}``;
+            ``None`` for pyhf's defaults (code4/code4p). Given settings replace the
+            defaults as a whole, as in pyhf: a type left out uses ``normsys`` code1 /
+            ``histosys`` code0 (see :func:`~diffhep.likelihood.model.check_modifier_settings`).
         validate: check the workspace against pyhf's schema first (about 0.1-0.3 s
             for a published-size workspace; pass ``False`` in hot loops).
         check_yields: reject negative yields (see :func:`~diffhep.likelihood.build_model`).
