@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["DiffhepError", "InputError", "ConfigError", "closest"]
+__all__ = ["DiffhepError", "InputError", "ConfigError", "FitError", "closest"]
 
 #: How many names ``closest`` lists when none is close.
 _MAX_LISTED = 10
@@ -106,6 +106,20 @@ class ConfigError(DiffhepError):
             self.path = str(path)
         if line is not None:
             self.line = int(line)
+        if key is not None:
+            self.key = str(key)
+
+
+class FitError(DiffhepError):
+    """A maximum-likelihood fit did not converge or met a NaN; its result is not a minimum.
+
+    Args:
+        message: which fit, where it stopped and why.
+        key: the fit's name (e.g. ``"fixed_poi_fit_to_asimov"``).
+    """
+
+    def __init__(self, message: str = "", *, key: str | None = None) -> None:
+        super().__init__(message)
         if key is not None:
             self.key = str(key)
 

@@ -37,7 +37,7 @@ from diffhep.infer.ratio import log_likelihood_ratio
 from diffhep.likelihood.hessian import nll_derivatives
 from diffhep.likelihood.model import Model
 
-__all__ = ["FitResult", "fit", "fixed_poi_fit"]
+__all__ = ["FitResult", "converged_gain", "fit", "fixed_poi_fit"]
 
 
 class FitResult(NamedTuple):
@@ -47,10 +47,20 @@ class FitResult(NamedTuple):
         bestfit: fitted parameters, shape ``(npars,)``, in ``model.config`` order.
         nll: negative log-likelihood at ``bestfit``, shape ``()``
             (pyhf's ``twice_nll`` is ``2 * nll``).
+        n_iterations: Newton steps taken, shape ``()`` (int32).
+        converged: shape ``()`` (bool): the NLL and its derivatives are finite at
+            ``bestfit`` and the predicted gain of a further full Newton step,
+            ``g.H^-1.g / 2``, is below :func:`converged_gain` (NLL units).
+            ``False`` when the step limit was reached first or the fit met a NaN.
+        start: which start gave ``bestfit`` when several were tried (0 = the
+            first: pyhf's), shape ``()`` (int32).
     """
 
     bestfit: Array
     nll: Array
+    n_iterations: Array
+    converged: Array
+    start: Array
 
 
 def _nll(model: Model, data: Array, pars: Array) -> Array:
@@ -95,10 +105,21 @@ def _newton_direction(h: Array, fisher: Array, g: Array) -> Array:
     return -jax.scipy.linalg.cho_solve((chol, True), g)
 
 
+def converged_gain(dtype: jnp.dtype) -> float:
+    """The largest predicted NLL gain of a further Newton step at a converged fit.
+
+    ``sqrt(eps)`` of the dtype: 1.5e-8 in float64, 3.5e-4 in float32 (the NLL
+    differences are computed without cancellation, so they are good to a few
+    ``eps`` of the differences themselves); ``q`` is then good to twice that.
+    """
+    return float(np.sqrt(np.finfo(dtype).eps))
+
+
 class _State(NamedTuple):
     pars: Array
     step: Array
     done: Array
+    gain: Array
 
 
 @partial(jax.jit, static_argnames=("n_steps", "n_halvings"))
@@ -144,17 +165,49 @@ def _minimize(
         best = jnp.argmin(values)
         better = values[best] < 0.0
         new = jnp.where(better, candidates[best], p)
-        # converged: no step lowers the NLL, or the full Newton step would gain < ~eps
-        done = ~better | (0.5 * decrement < tolerance)
-        return _State(new, state.step + 1, done)
+        # stop: no step lowers the NLL, or the full Newton step would gain < ~eps
+        # gain: predicted NLL decrease of a full Newton step from ``p`` (convergence is judged on it)
+        gain = jnp.where(jnp.isfinite(decrement), 0.5 * decrement, jnp.inf)
+        done = ~better | (gain < tolerance)
+        return _State(new, state.step + 1, done, gain)
 
     def keep_going(state: _State) -> Array:
         return (state.step < n_steps) & ~state.done
 
-    state = _State(init, jnp.zeros((), dtype=jnp.int32), jnp.zeros((), dtype=bool))
+    zero = jnp.zeros((), dtype=jnp.int32)
+    state = _State(init, zero, jnp.zeros((), dtype=bool), jnp.asarray(jnp.inf, dtype=init.dtype))
     final = jax.lax.while_loop(keep_going, step, state)
     p = final.pars
-    return FitResult(bestfit=p, nll=nll(p))
+    value = nll(p)
+    converged = jnp.isfinite(value) & jnp.all(jnp.isfinite(p)) & (final.gain < converged_gain(init.dtype))
+    return FitResult(bestfit=p, nll=value, n_iterations=final.step, converged=converged, start=zero)
+
+
+@partial(jax.jit, static_argnames=("n_steps", "n_halvings"))
+def _minimize_from(
+    model: Model,
+    data: Array,
+    starts: Array,
+    lower: Array,
+    upper: Array,
+    free: Array,
+    n_steps: int,
+    n_halvings: int,
+) -> FitResult:
+    """:func:`_minimize` from each row of ``starts`` ``(n_starts, npars)``; the lowest finite NLL wins.
+
+    A NLL that is not finite loses to any finite one; among converged fits the
+    lowest NLL wins, a non-converged fit wins only if none converged.
+    ``start`` says which row gave the result.
+    """
+    runs = jax.vmap(lambda p: _minimize(model, data, p, lower, upper, free, n_steps, n_halvings))(starts)
+    # compare the candidates by NLL differences to the first (no cancellation of large NLLs)
+    first = runs.bestfit[0]
+    diffs = -jax.vmap(lambda c: log_likelihood_ratio(model, data, c, first))(runs.bestfit)
+    diffs = jnp.where(jnp.isfinite(diffs) & jnp.isfinite(runs.nll), diffs, jnp.inf)
+    best = jnp.where(jnp.any(runs.converged), jnp.argmin(jnp.where(runs.converged, diffs, jnp.inf)), jnp.argmin(diffs))
+    picked = jax.tree_util.tree_map(lambda x: x[best], runs)
+    return picked._replace(start=best.astype(jnp.int32))
 
 
 def fit(
@@ -173,7 +226,10 @@ def fit(
     Args:
         model: the likelihood.
         data: main counts followed by auxdata, shape ``(nmaindata + nauxdata,)``.
-        init: starting parameters, shape ``(npars,)``; default ``suggested_init()``.
+        init: starting parameters, shape ``(npars,)``, or several starts, shape
+            ``(n_starts, npars)``: each is fitted and the lowest NLL of a
+            converged fit is kept (``FitResult.start`` says which);
+            default ``suggested_init()`` (where pyhf starts).
         fixed: boolean mask, shape ``(npars,)``, of parameters held at their
             initial value; default ``suggested_fixed()``.
         bounds: ``(npars, 2)`` lower/upper bounds; default ``suggested_bounds()``.
@@ -183,7 +239,9 @@ def fit(
         n_halvings: number of step lengths up to 1 tried per step (static); lengths 2 and 4 are tried too.
 
     Returns:
-        :class:`FitResult` with the best-fit parameters and the NLL there.
+        :class:`FitResult` with the best-fit parameters, the NLL there, the
+        number of steps and whether the fit converged (check ``converged``:
+        a fit that hit ``n_steps`` or a NaN returns its last point).
         Works under ``jax.jit``. Gradients of the result with respect to the
         data or model numbers are not meaningful; use the envelope theorem
         (``stop_gradient`` on ``bestfit`` and re-evaluate the likelihood).
@@ -193,10 +251,11 @@ def fit(
     init = config.suggested_init() if init is None else jnp.asarray(init, dtype=float)
     bounds = config.suggested_bounds() if bounds is None else jnp.asarray(bounds, dtype=float)
     fixed_mask = jnp.asarray(config.suggested_fixed() if fixed is None else fixed, dtype=bool)
-    if init.shape != (npars,) or bounds.shape != (npars, 2) or fixed_mask.shape != (npars,):
+    starts = init if init.ndim == 2 else jnp.atleast_1d(init)[None, :]
+    if starts.shape[1:] != (npars,) or bounds.shape != (npars, 2) or fixed_mask.shape != (npars,):
         raise ConfigError(
             f"fit got init {tuple(init.shape)}, bounds {tuple(bounds.shape)}, fixed {tuple(fixed_mask.shape)}; "
-            f"expected ({npars},), ({npars}, 2), ({npars},) for this model"
+            f"expected ({npars},) or (n_starts, {npars}), ({npars}, 2), ({npars},) for this model"
         )
     indices = list((fixed_values or {}).keys())
     for index in indices:
@@ -207,7 +266,7 @@ def fit(
     return _fit(
         model,
         jnp.asarray(data),
-        init,
+        starts,
         bounds,
         fixed_mask,
         np.asarray(indices, dtype=np.int32),
@@ -229,12 +288,14 @@ def _fit(
     n_steps: int,
     n_halvings: int,
 ) -> FitResult:
-    """The compiled part of :func:`fit`: set the fixed values, clip the start, minimise."""
-    init = init.at[indices].set(values)
+    """The compiled part of :func:`fit`: set the fixed values, clip the starts ``(n_starts, npars)``, minimise."""
+    init = init.at[:, indices].set(values)
     free = ~fixed.at[indices].set(True)
     lower, upper = bounds[:, 0], bounds[:, 1]
     init = jnp.where(free, jnp.clip(init, lower, upper), init)
-    return _minimize(model, data, init, lower, upper, free, n_steps, n_halvings)
+    if init.shape[0] == 1:
+        return _minimize(model, data, init[0], lower, upper, free, n_steps, n_halvings)
+    return _minimize_from(model, data, init, lower, upper, free, n_steps, n_halvings)
 
 
 def fixed_poi_fit(

@@ -14,6 +14,16 @@ from stacked yields) is one call::
 The free fit to the Asimov data is not run: its maximum is the point the
 Asimov data were generated from (every Poisson and constraint term is
 maximised there), which is exact where pyhf's optimiser is approximate.
+
+Every other fit starts where pyhf starts it (``init_pars`` with the POI at the
+fit's value) *and* from the other natural point (the free fit to the data, or
+for the fit to the Asimov data the point the Asimov data came from), and keeps
+the lower NLL: a non-monotone ``histosys`` can leave one start in a local
+minimum. :class:`HypotestStatus` says which start won, the NLLs, the steps and
+whether each fit converged. A fit that did not converge (step limit, NaN)
+makes every p-value of the result NaN, never a plausible number; called
+eagerly, :func:`hypotest` raises :class:`~diffhep.errors.FitError` naming the
+fit instead (``on_failure="flag"`` returns the flagged result).
 """
 
 from __future__ import annotations
@@ -26,13 +36,16 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from diffhep.errors import ConfigError
+from diffhep.errors import ConfigError, FitError
 from diffhep.infer.asymptotics import check_test_stat, expected_pvalues, pvalues, teststat_sigma
-from diffhep.infer.fit import _minimize
+from diffhep.infer.fit import FitResult, _minimize_from, converged_gain
 from diffhep.infer.teststats import profile_statistic
 from diffhep.likelihood.model import Model
 
-__all__ = ["HypotestFits", "HypotestResult", "hypotest"]
+__all__ = ["FIT_NAMES", "HypotestFits", "HypotestResult", "HypotestStatus", "hypotest"]
+
+#: The fits of a :func:`hypotest`, in the order of :class:`HypotestStatus`'s arrays.
+FIT_NAMES = ("free_fit_to_data", "fixed_poi_fit_to_data", "asimov_fit_to_data", "fixed_poi_fit_to_asimov")
 
 
 class HypotestFits(NamedTuple):
@@ -54,6 +67,24 @@ class HypotestFits(NamedTuple):
     fixed_poi_fit_to_asimov: Array
 
 
+class HypotestStatus(NamedTuple):
+    """How each fit of a :func:`hypotest` went; arrays of shape ``(4,)`` in :data:`FIT_NAMES` order.
+
+    Attributes:
+        nll: the NLL at each fit's result.
+        converged: whether each fit converged (see :class:`~diffhep.infer.FitResult`).
+        n_iterations: Newton steps of the winning start.
+        start: which start won: 0 = pyhf's (``init_pars``, POI at the fit's
+            value), 1 = the other (the free fit to the data, or for the fit to
+            the Asimov data, the point the Asimov data were generated from).
+    """
+
+    nll: Array
+    converged: Array
+    n_iterations: Array
+    start: Array
+
+
 class HypotestResult(NamedTuple):
     """Result of :func:`hypotest`; every field is always present.
 
@@ -73,6 +104,8 @@ class HypotestResult(NamedTuple):
         q_obs: the profile-likelihood test statistic on the data, shape ``()``.
         q_asimov: the same on the Asimov data, shape ``()``.
         fits: the fitted parameters, :class:`HypotestFits`.
+        status: how each fit went, :class:`HypotestStatus`; where a fit did not
+            converge every p-value above is NaN.
     """
 
     cls_obs: Array
@@ -85,6 +118,12 @@ class HypotestResult(NamedTuple):
     q_obs: Array
     q_asimov: Array
     fits: HypotestFits
+    status: HypotestStatus
+
+    @property
+    def converged(self) -> Array:
+        """Whether every fit converged, shape ``()`` (bool; batch shape under ``vmap``)."""
+        return jnp.all(self.status.converged, axis=-1)
 
     @property
     def cls_exp_median(self) -> Array:
@@ -122,6 +161,7 @@ def _statistics(
     asimov: Array,
     poi_test: Array,
     fits: HypotestFits,
+    status: HypotestStatus,
     test_stat: str,
 ) -> HypotestResult:
     q_obs = profile_statistic(model, data, fits.fixed_poi_fit_to_data, fits.free_fit_to_data, poi_test, test_stat)
@@ -132,33 +172,36 @@ def _statistics(
     clsb, clb, cls = pvalues(t, q_asimov)
     clsb_exp, clb_exp, cls_exp = expected_pvalues(q_asimov)
     first, band = (clsb, clsb_exp) if test_stat == "q0" else (cls, cls_exp)
-    return HypotestResult(first, band, clsb, clb, clsb_exp, clb_exp, t, q_obs, q_asimov, fits)
+    values = (first, band, clsb, clb, clsb_exp, clb_exp, t, q_obs, q_asimov)
+    # a fit that did not converge: no plausible number, NaN (hypotest raises when called eagerly)
+    ok = jnp.all(status.converged)
+    values = tuple(jnp.where(ok, v, jnp.nan) for v in values)
+    return HypotestResult(*values, fits, status)
 
 
 @partial(jax.jit, static_argnames=("test_stat",))
-def _stage_one(
+def _starts(
     model: Model, poi_test: Array, init: Array, bounds: Array, free: Array, test_stat: str
 ) -> tuple[Array, ...]:
-    """Starts of the fits to the data (POI at the tested value, free, POI at the Asimov value), masks, bounds."""
+    """The tested POI value, the POI of the Asimov data, the POI-fixed mask, the bounds."""
     poi = model.config.poi_index
     if test_stat == "q0":
         poi_test = jnp.zeros_like(poi_test)
     asimov_mu = jnp.asarray(1.0 if test_stat == "q0" else 0.0, dtype=init.dtype)
-    lower, upper = bounds[:, 0], bounds[:, 1]
-    fixed_poi = free.at[poi].set(False)
-
-    def start(pars: Array, mask: Array) -> Array:
-        return jnp.where(mask, jnp.clip(pars, lower, upper), pars)
-
-    at_test = start(init.at[poi].set(poi_test), fixed_poi)
-    at_asimov = start(init.at[poi].set(asimov_mu), fixed_poi)
-    return poi_test, at_test, start(init, free), at_asimov, fixed_poi, lower, upper
+    return poi_test, asimov_mu, free.at[poi].set(False), bounds[:, 0], bounds[:, 1]
 
 
 @jax.jit
-def _stage_two(model: Model, asimov_pars: Array, poi_test: Array) -> tuple[Array, Array]:
-    """The Asimov data and the start of the POI-fixed fit to them."""
-    return model.expected_data(asimov_pars), asimov_pars.at[model.config.poi_index].set(poi_test)
+def _pair(model: Model, first: Array, second: Array, poi_value: Array, lower: Array, upper: Array) -> Array:
+    """Two starts ``(2, npars)``: ``first`` and ``second`` with the POI at ``poi_value``, clipped to the bounds."""
+    poi = model.config.poi_index
+    starts = jnp.stack([first, second]).at[:, poi].set(poi_value)
+    return jnp.clip(starts, lower, upper)
+
+
+@jax.jit
+def _asimov(model: Model, asimov_pars: Array) -> Array:
+    return model.expected_data(asimov_pars)
 
 
 def _hypotest(
@@ -173,20 +216,55 @@ def _hypotest(
 ) -> HypotestResult:
     """The fits and statistics of :func:`hypotest` (validated inputs).
 
-    Four fits through one compiled minimiser (fits run one after the other:
-    batching them gains nothing on a CPU), plus small compiled glue steps.
+    Four fits, each from two starts through one compiled minimiser, plus small
+    compiled glue steps; the free fit to the Asimov data is its generating point.
     """
-    poi_test, at_test, free_init, at_asimov, fixed_poi, lower, upper = _stage_one(
-        model, poi_test, init, bounds, free, test_stat
+    poi_test, asimov_mu, fixed_poi, lower, upper = _starts(model, poi_test, init, bounds, free, test_stat)
+    run = partial(_minimize_from, n_steps=n_steps, n_halvings=12)
+    poi = model.config.poi_index
+    free_data = run(
+        model,
+        data,
+        _pair(model, init, init, init[poi], lower, upper).at[1, poi].set(jnp.clip(poi_test, lower[poi], upper[poi])),
+        lower,
+        upper,
+        free,
     )
-    run = partial(_minimize, n_steps=n_steps, n_halvings=12)
-    fixed_data = run(model, data, at_test, lower, upper, fixed_poi).bestfit
-    free_data = run(model, data, free_init, lower, upper, free).bestfit
-    asimov_pars = run(model, data, at_asimov, lower, upper, fixed_poi).bestfit
-    asimov, start = _stage_two(model, asimov_pars, poi_test)
-    fixed_asimov = run(model, asimov, start, lower, upper, fixed_poi).bestfit
-    fits = HypotestFits(asimov_pars, free_data, asimov_pars, fixed_data, fixed_asimov)
-    return _statistics(model, data, asimov, poi_test, fits, test_stat)
+    fixed_data = run(
+        model, data, _pair(model, init, free_data.bestfit, poi_test, lower, upper), lower, upper, fixed_poi
+    )
+    asimov_fit = run(
+        model, data, _pair(model, init, free_data.bestfit, asimov_mu, lower, upper), lower, upper, fixed_poi
+    )
+    asimov = _asimov(model, asimov_fit.bestfit)
+    fixed_asimov = run(
+        model, asimov, _pair(model, init, asimov_fit.bestfit, poi_test, lower, upper), lower, upper, fixed_poi
+    )
+    results: tuple[FitResult, ...] = (free_data, fixed_data, asimov_fit, fixed_asimov)
+    status = HypotestStatus(
+        *(jnp.stack([getattr(r, f) for r in results]) for f in ("nll", "converged", "n_iterations", "start"))
+    )
+    fits = HypotestFits(
+        asimov_fit.bestfit, free_data.bestfit, asimov_fit.bestfit, fixed_data.bestfit, fixed_asimov.bestfit
+    )
+    return _statistics(model, data, asimov, poi_test, fits, status, test_stat)
+
+
+def _raise_unconverged(result: HypotestResult, poi_test: Any) -> None:
+    """Raise :class:`FitError` naming the first fit of ``result`` that did not converge (concrete results only)."""
+    status = result.status
+    if isinstance(status.converged, jax.core.Tracer) or jnp.ndim(status.converged) != 1:
+        return
+    for i, name in enumerate(FIT_NAMES):
+        if not bool(status.converged[i]):
+            nll = float(status.nll[i])
+            why = "a NaN" if not jnp.isfinite(nll) else f"the step limit ({int(status.n_iterations[i])} steps)"
+            raise FitError(
+                f"hypotest at POI {float(poi_test):g}: the {name.replace('_', ' ')} did not converge: it stopped at "
+                f"{why} with NLL {nll:.6g} (the predicted gain of another step exceeds "
+                f"{converged_gain(status.nll.dtype):.2g}); pass n_steps=... or on_failure='flag'",
+                key=name,
+            )
 
 
 def hypotest(
@@ -200,6 +278,7 @@ def hypotest(
     calctype: str = "asymptotics",
     test_stat: str = "qtilde",
     n_steps: int = 50,
+    on_failure: str = "raise",
 ) -> HypotestResult:
     """Asymptotic CLs (``qtilde``, ``q``) or discovery p-value (``q0``) at one POI value.
 
@@ -218,6 +297,11 @@ def hypotest(
         calctype: only ``"asymptotics"``.
         test_stat: ``"qtilde"`` (default, as pyhf), ``"q"`` or ``"q0"``.
         n_steps: the most Newton steps per fit (static).
+        on_failure: ``"raise"`` (default): called eagerly, a fit that did not
+            converge raises :class:`~diffhep.errors.FitError` naming it;
+            ``"flag"``: return the result with NaN p-values and
+            ``result.converged`` False. Under ``jax.jit``/``vmap`` results are
+            always flagged, never raised.
 
     Returns:
         :class:`HypotestResult`. Works under ``jax.jit`` and ``jax.vmap`` (over
@@ -256,5 +340,10 @@ def hypotest(
             f"hypotest got init_pars {tuple(init.shape)}, par_bounds {tuple(bounds.shape)}, fixed_params "
             f"{tuple(fixed.shape)}; expected ({npars},), ({npars}, 2), ({npars},) for this model"
         )
+    if on_failure not in ("raise", "flag"):
+        raise ConfigError(f"on_failure must be 'raise' or 'flag', not {on_failure!r}")
     poi_test = jnp.asarray(poi_test, dtype=init.dtype)
-    return _hypotest(model, data, poi_test, init, bounds, ~fixed, test_stat, n_steps)
+    result = _hypotest(model, data, poi_test, init, bounds, ~fixed, test_stat, n_steps)
+    if on_failure == "raise":
+        _raise_unconverged(result, poi_test)
+    return result

@@ -96,4 +96,4 @@ def implicit_fit(
     step = jnp.linalg.solve(hessian, jnp.where(active, gradient, 0.0))
     step = jnp.where(active, step, 0.0)
     bestfit = pars - (step - jax.lax.stop_gradient(step))
-    return FitResult(bestfit=bestfit, nll=-model.logpdf(pars, data)[0])
+    return result._replace(bestfit=bestfit, nll=-model.logpdf(pars, data)[0])

@@ -26,7 +26,7 @@ from jax import Array
 from diffhep.errors import ConfigError
 from diffhep.infer.asymptotics import safe_sqrt
 from diffhep.infer.fit import fit, fixed_poi_fit
-from diffhep.infer.ratio import log_likelihood_ratio
+from diffhep.infer.ratio import log_likelihood_ratio, signed_residuals
 from diffhep.likelihood.model import Model
 from diffhep.likelihood.spec import to_pyhf
 
@@ -99,17 +99,56 @@ def expected_discovery_significance(model: Model, *, fit_unconditional: bool = F
 
     Returns:
         ``Z`` (standard deviations), shape ``()``. Differentiable with respect to
-        everything the model's numbers depend on, ``jax.jit``-compatible, with a
-        finite gradient where ``q0 = 0``.
+        everything the model's numbers depend on, ``jax.jit``-compatible. ``Z``
+        is computed as the length of the vector of signed deviance residuals,
+        smooth in the signal, so its gradient keeps its one-sided limit as the
+        signal goes to 0 (``sqrt(q0)`` would give 0 there: no optimiser could
+        leave a selection where the signal is invisible); at exactly zero
+        signal see :func:`_norm`. NaN when the background-only fit did not
+        converge (the optimiser stops there and says so).
     """
     data = asimov_data(model, 1.0)
     frozen = jax.tree_util.tree_map(jax.lax.stop_gradient, (model, data))
+    conditional = fixed_poi_fit(*frozen, 0.0, n_steps=n_steps)
     if fit_unconditional:
-        unconditional = fit(*frozen, n_steps=n_steps).bestfit
+        unconditional = fit(*frozen, n_steps=n_steps)
+        z = safe_sqrt(_q0_at(model, data, unconditional.bestfit, conditional.bestfit))
+        converged = conditional.converged & unconditional.converged
     else:
-        unconditional = model.config.suggested_init().at[_poi_index(model)].set(1.0)
-    conditional = fixed_poi_fit(*frozen, 0.0, n_steps=n_steps).bestfit
-    return safe_sqrt(_q0_at(model, data, unconditional, conditional))
+        # q0 = |w|^2 exactly (the unconditional maximum is the Asimov point), with w smooth:
+        # Z = |w| keeps the one-sided slope of sqrt(q0) where q0 -> 0 (see _norm)
+        w = signed_residuals(model, data, jax.lax.stop_gradient(conditional.bestfit))
+        nmain = model.config.nmaindata
+        background = jax.lax.stop_gradient(model.expected_actualdata(conditional.bestfit))
+        z = _norm(w, jnp.concatenate([jnp.sqrt(jnp.maximum(background, 0.0)), jnp.zeros_like(w[nmain:])]))
+        converged = conditional.converged
+    return jnp.where(converged, z, jnp.nan)
+
+
+@jax.custom_jvp
+def _norm(w: Array, direction: Array) -> Array:
+    """``|w|`` (overflow- and underflow-safe), whose derivative at ``w = 0`` is taken along ``direction``.
+
+    At ``w = 0`` the norm has a one-sided slope in every direction but no
+    gradient. There, for :func:`expected_discovery_significance`, the slope is
+    the one of a signal shaped like the background (``direction`` = sqrt of the
+    background per bin): the merged-bin counting experiment ``sum(ds) / sqrt(B)``,
+    a positive lower bound of the slope along any other signal shape. Wherever
+    ``w != 0``, however small, the derivative is the exact ``w . dw / |w|``.
+    """
+    scale = jnp.max(jnp.abs(w))
+    safe = jnp.where(scale > 0, scale, 1.0)
+    return jnp.where(scale > 0, safe * jnp.sqrt(jnp.sum((w / safe) ** 2)), 0.0)
+
+
+@_norm.defjvp
+def _norm_jvp(primals: tuple[Array, Array], tangents: tuple[Array, Array]) -> tuple[Array, Array]:
+    w, direction = primals
+    dw, _ = tangents
+    value = _norm(w, direction)
+    unit_dir = direction / jnp.maximum(jnp.sqrt(jnp.sum(direction**2)), jnp.finfo(w.dtype).tiny)
+    unit = jnp.where(value > 0, w / jnp.where(value > 0, value, 1.0), unit_dir)
+    return value, jnp.sum(unit * dw)
 
 
 def pyhf_discovery_significance(spec: Mapping[str, Any], *, poi_name: str = "mu") -> float:

@@ -148,15 +148,20 @@ def nll_derivatives(model: Model, pars: Array, data: Array) -> NLLDerivatives:
 
     nu = jnp.zeros((nmain + 1,), dtype=rate.dtype).at[rows].add(rate)[:nmain]
     n = data[:nmain]
-    ratio = n / nu
+    # n / nu with pyhf's continuous Poisson at empty bins: a bin with n = 0 contributes nu
+    # (gradient J, no curvature) even where nu = 0, where n / nu would be 0 / 0
+    positive = nu > 0
+    safe_nu = jnp.where(positive, nu, 1.0)
+    ratio = jnp.where(n > 0, n / jnp.where(positive, nu, 0.0), 0.0)
+    inverse = jnp.where(positive, 1.0 / safe_nu, 0.0)
     jac = jnp.zeros((nmain + 1, npars + 1), dtype=first.dtype)
     jac = jac.at[rows[:, :, None], slots].add(first)[:nmain, :npars]
     weight = jnp.concatenate([1.0 - ratio, jnp.zeros((1,), dtype=ratio.dtype)])
     curvature = jnp.zeros((npars + 1, npars + 1), dtype=second.dtype)
     curvature = curvature.at[slots[:, :, :, None], slots[:, :, None, :]].add(weight[rows][:, :, None, None] * second)
     c_grad, c_curv = _constraint_derivatives(model, pars, data[nmain:])
-    hessian = jac.T @ ((ratio / nu)[:, None] * jac) + curvature[:npars, :npars] + jnp.diag(c_curv)
-    fisher = jac.T @ ((ratio / nu + 1e-3 / nu)[:, None] * jac) + jnp.diag(c_curv)
+    hessian = jac.T @ ((ratio * inverse)[:, None] * jac) + curvature[:npars, :npars] + jnp.diag(c_curv)
+    fisher = jac.T @ (((ratio + 1e-3) * inverse)[:, None] * jac) + jnp.diag(c_curv)
     return NLLDerivatives(jac.T @ (1.0 - ratio) + c_grad, hessian, fisher)
 
 
