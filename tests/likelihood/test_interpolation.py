@@ -202,6 +202,21 @@ def test_derivatives_match_autodiff_and_pyhf_finite_differences(code):
         assert float(second[i]) == pytest.approx((up - 2 * mid + down) / eps**2, rel=1e-4, abs=1e-5)
 
 
+@pytest.mark.parametrize("code", sorted(NORMSYS_CODES) + sorted(HISTOSYS_CODES))
+def test_gradients_in_every_argument_are_finite(code):
+    """Also at the kinks and for hi = lo = 1 / lo = nom = hi (the padding of the layout)."""
+    if code in NORMSYS_CODES:
+        interpolation, cases = NORMSYS_CODES[code], [(1.13, 0.82), (1.0, 1.0), (2.5, 0.2)]
+    else:
+        interpolation, cases = HISTOSYS_CODES[code], [(7.0, 10.0, 14.5), (0.0, 3.0, 8.0), (10.0, 10.0, 10.0)]
+    for args in cases:
+        argnums = tuple(range(len(args) + 1))
+        for alpha in ALPHAS:
+            gradient = jax.grad(interpolation.function, argnums=argnums)(alpha, *args)
+            jacobian = jax.jacfwd(lambda *x: jnp.stack(interpolation.derivatives(*x)), argnums=argnums)(alpha, *args)
+            assert np.all(np.isfinite(gradient)) and np.all(np.isfinite(jacobian)), (alpha, args)
+
+
 @pytest.mark.parametrize(("normsys", "histosys"), SETTINGS)
 def test_expected_data_and_logpdf_match_pyhf(normsys, histosys, reference_code2):
     spec, settings = _spec(), _settings(normsys, histosys)
