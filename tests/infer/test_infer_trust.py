@@ -20,12 +20,14 @@ import pytest
 
 from diffhep.errors import FitError
 from diffhep.infer import (
+    discovery_q0,
     expected_cls,
     expected_discovery_significance,
     fit,
     fixed_poi_fit,
     hypotest,
     log_likelihood_ratio,
+    poi_uncertainty,
 )
 from diffhep.infer.hypotest import FIT_NAMES
 from diffhep.likelihood import build_model, from_workspace
@@ -258,6 +260,10 @@ def test_unconverged_fit_is_an_error_or_a_flag():
     # the objective: NaN (the optimiser stops on it and says so), not the unconverged point's Z
     assert np.isnan(float(expected_discovery_significance(model, n_steps=1)))
     assert np.isfinite(float(expected_discovery_significance(model)))
+    assert np.isnan(float(discovery_q0(model, data, n_steps=1)))
+    assert np.isnan(float(expected_cls(model, 1.0, n_steps=1)))
+    assert np.isnan(float(poi_uncertainty(model, data=data, n_steps=1)))
+    assert np.isfinite(float(expected_cls(model, 1.0))) and np.isfinite(float(poi_uncertainty(model, data=data)))
 
 
 def _peaked(scale):

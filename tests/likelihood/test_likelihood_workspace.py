@@ -164,8 +164,8 @@ def test_measurement_and_observation_errors():
 
 def test_unsupported_interpolation_code_and_modifier():
     base = WORKSPACES["combined"]
-    message = _error(base, modifier_settings={"normsys": {"interpcode": "code1"}})
-    assert "'code1'" in message and "'code4'" in message
+    message = _error(base, modifier_settings={"normsys": {"interpcode": "code0"}})
+    assert "'code0'" in message and "'code1'" in message and "'code4'" in message
     assert from_workspace(base, modifier_settings={"histosys": {"interpcode": "code4p"}}).config.npars > 0
     spec = modifier_spec("normsys")
     spec["channels"][0]["samples"][1]["modifiers"][0]["type"] = "normsyss"

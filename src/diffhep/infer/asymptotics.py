@@ -31,9 +31,12 @@ TEST_STATS = ("qtilde", "q", "q0")
 
 
 def safe_sqrt(x: Array) -> Array:
-    """``sqrt(x)`` for ``x > 0`` and 0 otherwise, with a finite (zero) gradient at ``x <= 0``."""
+    """``sqrt(x)`` for ``x > 0``, 0 for ``x <= 0``, NaN for NaN; a finite (zero) gradient at ``x <= 0``.
+
+    A NaN stays NaN (a failed fit must not turn into ``q = 0``, a plausible CLs).
+    """
     positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), jnp.where(jnp.isnan(x), jnp.nan, 0.0))
 
 
 def check_test_stat(test_stat: str) -> None:

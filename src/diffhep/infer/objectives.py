@@ -52,15 +52,16 @@ def asimov_q_mu(model: Model, poi_test: float | Array = 1.0, *, n_steps: int = 5
     ``q_A = -2 log(L(mu, theta_hat_hat) / L(0, theta_0))``: the unconditional
     maximum is the generating point itself; the conditional fit at ``poi_test``
     enters by the envelope theorem. Differentiable in the model's numbers and in
-    ``poi_test``.
+    ``poi_test``. NaN when the conditional fit did not converge.
     """
     poi = _poi(model)
     background = model.config.suggested_init().at[poi].set(0.0)
     data = model.expected_data(background)
     frozen = jax.tree_util.tree_map(jax.lax.stop_gradient, (model, data))
-    conditional = fixed_poi_fit(*frozen, jax.lax.stop_gradient(poi_test), n_steps=n_steps).bestfit
-    conditional = jax.lax.stop_gradient(conditional).at[poi].set(poi_test)
-    return jnp.maximum(2.0 * log_likelihood_ratio(model, data, background, conditional), 0.0)
+    result = fixed_poi_fit(*frozen, jax.lax.stop_gradient(poi_test), n_steps=n_steps)
+    conditional = jax.lax.stop_gradient(result.bestfit).at[poi].set(poi_test)
+    q = jnp.maximum(2.0 * log_likelihood_ratio(model, data, background, conditional), 0.0)
+    return jnp.where(result.converged, q, jnp.nan)  # an unconverged fit: NaN, never a plausible q
 
 
 def expected_cls(
@@ -120,7 +121,8 @@ def poi_uncertainty(
         pars = config.suggested_init().at[poi].set(poi_value)
         data = model.expected_data(pars)
     else:
-        pars = implicit_fit(model, jnp.asarray(data), n_steps=n_steps).bestfit
+        fitted = implicit_fit(model, jnp.asarray(data), n_steps=n_steps)
+        pars = jnp.where(fitted.converged, fitted.bestfit, jnp.nan)  # NaN, never an unconverged point's sigma
     hessian = jax.hessian(lambda p: -model.logpdf(p, data)[0])(pars)
     free = ~jnp.asarray(config.suggested_fixed(), dtype=bool)
     free = free.at[poi].set(True)

@@ -78,12 +78,13 @@ def discovery_q0(model: Model, data: Array, *, n_steps: int = 50) -> Array:
 
     Returns:
         ``q0``, shape ``()``; differentiable in ``data`` and the model's numbers
-        (envelope theorem).
+        (envelope theorem). NaN when a fit did not converge.
     """
     frozen = jax.tree_util.tree_map(jax.lax.stop_gradient, (model, data))
-    unconditional = fit(*frozen, n_steps=n_steps).bestfit
-    conditional = fixed_poi_fit(*frozen, 0.0, n_steps=n_steps).bestfit
-    return _q0_at(model, data, unconditional, conditional)
+    unconditional = fit(*frozen, n_steps=n_steps)
+    conditional = fixed_poi_fit(*frozen, 0.0, n_steps=n_steps)
+    q0 = _q0_at(model, data, unconditional.bestfit, conditional.bestfit)
+    return jnp.where(unconditional.converged & conditional.converged, q0, jnp.nan)
 
 
 def expected_discovery_significance(model: Model, *, fit_unconditional: bool = False, n_steps: int = 50) -> Array:

@@ -63,8 +63,12 @@ __all__ = ["Model", "ModelConfig", "build_model", "check_modifier_settings", "po
 
 
 def poisson_logpdf(n: Array, lam: Array) -> Array:
-    """Continuous Poisson log-density ``n log(lam) - lam - lnGamma(n + 1)`` (as pyhf), elementwise."""
-    return xlogy(n, lam) - lam - gammaln(n + 1.0)
+    """Continuous Poisson log-density ``n log(lam) - lam - lnGamma(n + 1)`` (as pyhf), elementwise.
+
+    ``0 log 0 = 0`` with a finite gradient: an empty bin (``n = lam = 0``)
+    contributes 0 and ``d/dlam = -1`` (``jax``'s ``xlogy`` would give ``0 / 0``).
+    """
+    return xlogy(n, jnp.where(n > 0, lam, 1.0)) - lam - gammaln(n + 1.0)
 
 
 class Numbers(NamedTuple):
