@@ -4,18 +4,36 @@ Each writer writes to a temporary file in the destination folder, flushes it to
 disk and then ``os.replace``-s it into place, so an interrupted job never leaves
 a truncated ``results.json``, ROOT file or plot behind, and a file written
 before stays intact until its replacement is complete.
+
+A temporary file is named ``.<name>.<8 random characters><suffix of name>``
+(``.results.json.k2x_9a0q.json``). A process killed with SIGKILL cannot remove
+its temporary file: :func:`remove_temporaries` removes such leftovers (only names
+of this exact form) when the next run into the folder starts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_bytes", "write_text", "write_json", "write_root", "save_figure"]
+__all__ = [
+    "atomic_write",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "write_root",
+    "save_figure",
+    "is_temporary",
+    "remove_temporaries",
+]
+
+#: The random part of a temporary name: :func:`tempfile.mkstemp`'s 8 characters from ``[a-z0-9_]``.
+_RANDOM = re.compile(r"[a-z0-9_]{8}")
 
 
 def _umask() -> int:
@@ -38,7 +56,7 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)  # see is_temporary
     os.close(fd)
     try:
         writer(Path(tmp))
@@ -88,3 +106,52 @@ def save_figure(path: str | Path, fig: Any, **kwargs: Any) -> Path:
     """Save a Matplotlib figure atomically (format from ``path``'s suffix, e.g. PNG)."""
     fmt = Path(path).suffix.lstrip(".") or "png"
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
+
+
+def is_temporary(name: str) -> str | None:
+    """The file name an :func:`atomic_write` temporary file named ``name`` was for, else ``None``.
+
+    >>> is_temporary(".results.json.k2x_9a0q.json"), is_temporary(".latest.0abc_xyz"), is_temporary(".bashrc")
+    ('results.json', 'latest', None)
+    """
+    if not name.startswith("."):
+        return None
+    rest = name[1:]
+    for i, char in enumerate(rest):
+        if char != "." or i == 0:
+            continue
+        target, tail = rest[:i], rest[i + 1 :]
+        suffix = Path(target).suffix
+        if tail.endswith(suffix) and _RANDOM.fullmatch(tail[: len(tail) - len(suffix)]):
+            return target
+    return None
+
+
+def remove_temporaries(folder: str | Path, *, names: Iterable[str] | None = None) -> list[Path]:
+    """Remove the temporary files that interrupted :func:`atomic_write` calls left in ``folder``.
+
+    Only files directly in ``folder`` whose names follow the temporary-file
+    scheme are removed (:func:`is_temporary`), and with ``names`` only those of
+    these target names. Call it when a run into ``folder`` starts, not while
+    another process may be writing there (it would remove that process's file).
+
+    Returns:
+        The files removed (an absent folder: none).
+    """
+    folder = Path(folder)
+    wanted = None if names is None else set(names)
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        target = is_temporary(entry.name)
+        if target is None or (wanted is not None and target not in wanted) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        removed.append(Path(entry.path))
+    return removed
