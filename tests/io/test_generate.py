@@ -165,3 +165,31 @@ def test_unknown_process_is_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match="n_events"):
         generate_sample(tmp_path / "x.root", "signal", -1, seed=1)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, MemoryError])
+def test_an_interrupted_write_leaves_neither_a_partial_nor_a_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: type[BaseException]
+) -> None:
+    import diffhep.io.generate as gen
+
+    blocks = gen._blocks
+
+    def interrupted(process: str, n_events: int, seed: int):
+        first = next(blocks(process, n_events, seed))
+        yield first  # written (chunk_size below), then the interrupt
+        raise exc
+
+    monkeypatch.setattr(gen, "_blocks", interrupted)
+    with pytest.raises(exc):
+        generate_sample(tmp_path / "signal.root", "signal", 3 * BLOCK_SIZE, seed=1, chunk_size=1000)
+    assert list(tmp_path.iterdir()) == []
+
+    # A file written before stays as it was.
+    monkeypatch.setattr(gen, "_blocks", blocks)
+    before = generate_sample(tmp_path / "signal.root", "signal", 10, seed=1).read_bytes()
+    monkeypatch.setattr(gen, "_blocks", interrupted)
+    with pytest.raises(exc):
+        generate_sample(tmp_path / "signal.root", "signal", 3 * BLOCK_SIZE, seed=1, chunk_size=1000)
+    assert [p.name for p in tmp_path.iterdir()] == ["signal.root"]
+    assert (tmp_path / "signal.root").read_bytes() == before

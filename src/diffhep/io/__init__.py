@@ -7,8 +7,9 @@
   (ttbar, W+jets, single top; :data:`AGC_PROCESSES`).
 - :mod:`diffhep.io.generate_hzz`: synthetic H -> ZZ* -> 4l samples in the schema of the
   uproot H->ZZ tutorial file (:data:`HZZ_PROCESSES`).
-- :mod:`diffhep.io.generate_common`: what the two template generators share (block
-  seeding, atomic chunked writes, vectorised relativistic kinematics).
+- :mod:`diffhep.io.generate_common`: what the template generators share (block
+  seeding, vectorised relativistic kinematics) and the atomic chunked writes every
+  generator uses.
 """
 
 from diffhep.io.generate import PROCESSES, generate_dataset, generate_sample

@@ -27,7 +27,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from diffhep.errors import InputError, closest
+from diffhep.errors import InputError
+from diffhep.io.generate_common import UnknownProcessError, check_process, write_tree
 
 __all__ = [
     "PROCESSES",
@@ -71,18 +72,13 @@ PROCESSES: dict[str, dict] = {
 }
 
 
-class UnknownProcessError(InputError):
-    """The process name is not a key of :data:`PROCESSES`."""
-
-
 def _process_id(process: str) -> int:
     """Stable integer for a process name (CRC-32, independent of dict order)."""
     return zlib.crc32(process.encode())
 
 
 def _check_process(process: str) -> None:
-    if process not in PROCESSES:
-        raise UnknownProcessError(f"unknown process {process!r}{closest(process, PROCESSES)}")
+    check_process(process, PROCESSES)
 
 
 def _blocks(process: str, n_events: int, seed: int) -> Iterator[dict]:
@@ -142,7 +138,8 @@ def generate_sample(path: str | Path, process: str, n_events: int, *, seed: int,
     """Write ``n_events`` synthetic events of ``process`` to a NanoAOD-like ROOT file.
 
     Args:
-        path: output file (created or overwritten; parent folders are created).
+        path: output file, replaced atomically (parent folders are created): an
+            interrupted call leaves no partial file and no temporary file behind.
         process: a key of :data:`PROCESSES`.
         n_events: number of events (``>= 0``).
         seed: random seed; the output is a function of ``(process, seed, n_events)``.
@@ -154,24 +151,13 @@ def generate_sample(path: str | Path, process: str, n_events: int, *, seed: int,
         ``nJet``, ``Jet_{pt,eta,phi,mass,btagCSVV2}``; ``MET_pt``, ``MET_phi`` and
         ``genWeight``. Collections are sorted by descending pt (GeV).
     """
-    import uproot
-
     _check_process(process)
     if not isinstance(n_events, (int, np.integer)) or n_events < 0:
         raise InputError(f"n_events must be a non-negative integer, got {n_events!r}")
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with uproot.recreate(path) as file:
-        tree = None
-        for chunk in _chunks(process, int(n_events), seed, int(chunk_size)):
-            if tree is None:
-                types = {k: (v.dtype if isinstance(v, np.ndarray) else v.type) for k, v in chunk.items()}
-                tree = file.mktree("Events", types, title="diffhep synthetic NanoAOD")
-            if len(chunk["event"]):
-                tree.extend(chunk)
-    return path
+    chunks = _chunks(process, int(n_events), seed, int(chunk_size))
+    return write_tree(path, "Events", chunks, title="diffhep synthetic NanoAOD")
 
 
 def generate_dataset(

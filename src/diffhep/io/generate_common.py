@@ -25,10 +25,10 @@ import awkward as ak
 import numpy as np
 
 from diffhep.errors import InputError, closest
-from diffhep.io.generate import UnknownProcessError
 
 __all__ = [
     "BLOCK_SIZE",
+    "UnknownProcessError",
     "Maker",
     "check_process",
     "check_sizes",
@@ -49,6 +49,10 @@ BLOCK_SIZE = 10_000
 
 #: ``make(rng, n, first)`` -> columns of ``n`` events, the first having index ``first``.
 Maker = Callable[[np.random.Generator, int, int], dict]
+
+
+class UnknownProcessError(InputError):
+    """The process name is not one of the generator's processes."""
 
 
 def check_process(process: str, processes: Mapping[str, dict]) -> None:
@@ -133,16 +137,18 @@ def write_tree(
 ) -> Path:
     """Write ``chunks`` (dicts of NumPy/Awkward columns) to a TTree, atomically.
 
-    The file is written as ``.<name>.*.tmp`` in the target folder and renamed to
-    ``path`` only when complete; on any exception (including
-    ``KeyboardInterrupt``) the temporary file is removed and ``path`` is left as
-    it was. Empty chunks are not written (the tree still gets its branches).
+    The file is written as ``.<name>.<random><suffix>`` in the target folder (the
+    naming of :func:`diffhep.outputs.atomic_write`, so that
+    :func:`diffhep.outputs.remove_temporaries` finds what a killed run left),
+    flushed to disk and renamed to ``path`` only when complete; on any exception
+    (including ``KeyboardInterrupt``) the temporary file is removed and ``path``
+    is left as it was. Empty chunks are not written (the tree still gets its branches).
     """
     import uproot
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -156,6 +162,8 @@ def write_tree(
                         _unsigned_counters(tree)
                 if _length(chunk) or unsigned_counters:  # an empty extend writes the uint32 metadata
                     tree.extend(chunk)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         tmp.chmod(0o644)
         os.replace(tmp, path)
     except BaseException:
