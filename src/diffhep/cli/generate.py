@@ -4,7 +4,9 @@ With ``--config``, every sample with a ``generate: {process, events, seed}``
 block is written to its first ``files`` entry. A manifest
 (``diffhep-generated.json`` next to the files) records the settings of each
 file written, so a second call skips files that are up to date and never
-overwrites a file it did not write (unless ``--force``).
+overwrites a file it did not write (unless ``--force``). Every file is written
+atomically; temporary files that a killed earlier run left for the same targets
+are removed first.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from diffhep.cli.common import add_command, load, table
 from diffhep.errors import ConfigError, DiffhepError, closest
 from diffhep.io.generate import DEFAULT_EVENTS as DIMUON_EVENTS
-from diffhep.outputs import atomic_write, write_json
+from diffhep.outputs import remove_temporaries, write_json
 
 EXAMPLES = """
   diffhep generate --output work/data                 # dimuon processes, default sizes
@@ -105,6 +107,7 @@ def _by_process(args: argparse.Namespace) -> int:
             )
     n = {p: (args.events if args.events is not None else defaults[p]) for p in chosen}
     output = Path(args.output or ("work/data" if name == "dimuon" else f"work/data/{name}"))
+    remove_temporaries(output, names=[f"{p}.root" for p in chosen])
     for p in chosen:
         path = write(output / f"{p}.root", p, n[p], seed=1 if args.seed is None else args.seed)
         print(f"{p:<8} {n[p]:>10,} events -> {path}")
@@ -170,6 +173,7 @@ def _for_config(args: argparse.Namespace) -> int:
                 f"{target!r} is a glob pattern; generate: needs a file name as the first entry of files",
             )
         path = config.resolve(target)
+        remove_temporaries(path.parent, names=[path.name, MANIFEST])
         generator = pick_generator(block["process"], name, config)
         processes, write, _ = _generator(generator)
         module = importlib.import_module(GENERATORS[generator][0])
@@ -189,10 +193,7 @@ def _for_config(args: argparse.Namespace) -> int:
                 rows.append((name, generator, block["process"], "-", "kept: not written by diffhep (--force)", path))
                 continue
 
-        def writer(tmp: Path, process: str = block["process"], s: dict = settings, w: Any = write) -> None:
-            w(tmp, process, s["events"], seed=s["seed"])
-
-        atomic_write(path, writer)
+        write(path, block["process"], settings["events"], seed=settings["seed"])  # atomic: io.generate_common
         manifest = _read_manifest(path.parent)  # re-read: another sample may share the folder
         manifest[path.name] = settings
         write_json(path.parent / MANIFEST, manifest)
