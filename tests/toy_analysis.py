@@ -6,7 +6,9 @@ larger) and ``y`` (the signal is smaller). Two cuts, ``x > x_min`` and
 ``y < y_max``; region ``sr`` passes both, region ``cr`` passes ``x`` and fails
 ``y``. The objective is Cowan's Asimov significance with the background's MC
 statistical uncertainty, summed in quadrature over the regions; the hard twin
-is a pyhf workspace with the same ingredients (``staterror`` per region).
+is a pyhf workspace with the same ingredients (``staterror`` per region). Both
+see an empty background bin as one MC event of the background's (equal) weight
+(:func:`diffhep.likelihood.mc_floor`), as diffhep's own specs do.
 
 ``data["nan_slope"]`` (from ``nan_slope=``) makes the objective NaN once the
 slope multiplier reaches it, to test how the job handles a non-finite objective.
@@ -24,6 +26,7 @@ import numpy as np
 from diffhep.config.parameters import CutParameter
 from diffhep.histogram import Histogram, binned_kernel, fill
 from diffhep.infer import asimov_significance
+from diffhep.likelihood import mc_floor
 
 EDGES = np.linspace(100.0, 148.0, 7)
 BANDWIDTH = 0.5
@@ -60,6 +63,8 @@ class ToyAnalysis:
                 "w": np.full(n_background, 2000.0 / n_background),
             },
         }
+        #: the background's mean MC event weight (all its events weigh the same)
+        self.mean_weight = float(self.events["background"]["w"].mean())
         self._data = None
 
     def load(self) -> dict:
@@ -91,9 +96,8 @@ class ToyAnalysis:
         z2 = 0.0
         for region in hists:
             s, b = hists[region]["signal"].counts, hists[region]["background"]
-            counts = jnp.maximum(b.counts, 1e-3)
-            sigma = jnp.sqrt(b.sumw2 + 1e-6)
-            z2 = z2 + asimov_significance(s, counts, sigma) ** 2
+            counts, sumw2 = mc_floor(b.counts, b.sumw2, self.mean_weight)
+            z2 = z2 + asimov_significance(s, counts, jnp.sqrt(sumw2)) ** 2
         z = jnp.sqrt(z2)
         return jnp.where(slope_scale >= data["nan_slope"], jnp.nan, z)
 
@@ -133,8 +137,8 @@ class ToyAnalysis:
         channels, observations = [], []
         for region, samples in histograms.items():
             sig, bkg = samples["signal"], samples["background"]
-            counts = np.maximum(np.asarray(bkg.counts, dtype=float), 1e-3)
-            sigma = np.sqrt(np.maximum(np.asarray(bkg.sumw2, dtype=float), 1e-6))
+            counts, sumw2 = (np.asarray(x, dtype=float) for x in mc_floor(bkg.counts, bkg.sumw2, self.mean_weight))
+            sigma = np.sqrt(sumw2)
             channels.append(
                 {
                     "name": region,

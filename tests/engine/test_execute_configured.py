@@ -238,7 +238,8 @@ def test_auto_streams_when_the_estimate_does_not_fit(dimuon, tmp_path, capsys, m
     assert main(["run", str(dimuon), "--output", str(streamed), "--chunk-size", "400"]) == 0
     assert "auto: streaming (estimated" in capsys.readouterr().err
     a, b = (json.loads((d / "results.json").read_text()) for d in (memory, streamed))
-    assert b["significance"]["hard_pyhf"] == pytest.approx(a["significance"]["hard_pyhf"], rel=1e-9)
+    # pyhf's fits (scipy, default tolerance) of histograms summed in another order: equal to ~1e-8
+    assert b["significance"]["hard_pyhf"] == pytest.approx(a["significance"]["hard_pyhf"], rel=1e-6)
     assert b["significance"]["soft"] == pytest.approx(a["significance"]["soft"], rel=1e-9)
 
 

@@ -160,7 +160,10 @@ def test_make_spec_floors_and_names():
         "dy": (jnp.array([10.0, 0.0, 5.0]), jnp.array([4.0, 0.0, 1.0])),
         "qcd": (jnp.array([0.0, 0.0, 3.0]), jnp.array([0.0, 0.0, 2.0])),
     }
-    spec = make_spec("mumu", samples, signal="signal", normsys={"dy": (1.05, 0.95)})
+    # empty MC bins hold one MC event of the sample's mean weight: yield w, uncertainty w
+    spec = make_spec(
+        "mumu", samples, signal="signal", normsys={"dy": (1.05, 0.95)}, mean_weights={"dy": 2.0, "qcd": 0.5}
+    )
     (channel,) = spec["channels"]
     assert channel["name"] == "mumu"
     by_name = {s["name"]: s for s in channel["samples"]}
@@ -171,9 +174,14 @@ def test_make_spec_floors_and_names():
     ]
     assert by_name["dy"]["modifiers"][0]["data"] == {"hi": 1.05, "lo": 0.95}
     assert [(m["name"], m["type"]) for m in by_name["qcd"]["modifiers"]] == [("staterror_mumu", "staterror")]
-    np.testing.assert_allclose(by_name["qcd"]["data"], [1e-3, 1e-3, 3.0])
-    np.testing.assert_allclose(by_name["qcd"]["modifiers"][0]["data"], [1e-3, 1e-3, np.sqrt(2.0)])
+    np.testing.assert_allclose(by_name["qcd"]["data"], [0.5, 0.5, 3.0])
+    np.testing.assert_allclose(by_name["qcd"]["modifiers"][0]["data"], [0.5, 0.5, np.sqrt(2.0)])
+    np.testing.assert_allclose(by_name["dy"]["data"], [10.0, 2.0, 5.0])
+    np.testing.assert_allclose(by_name["dy"]["modifiers"][1]["data"], [2.0, 2.0, 2.0])  # sumw2 4, 0 -> 4, 1 -> 4
     np.testing.assert_allclose(by_name["signal"]["data"], [1.0, 0.0, 2.0])
+    # without mean weights: unweighted MC (one event weighs 1)
+    plain = {s["name"]: s for s in make_spec("mumu", samples, signal="signal", normsys={})["channels"][0]["samples"]}
+    np.testing.assert_allclose(plain["qcd"]["data"], [1.0, 1.0, 3.0])
     # the floored spec is a valid model for both pyhf and diffhep: all staterror sigmas > 0
     ref, ours = pyhf.Model(to_pyhf(spec)), build_model(spec)
     assert not any(ours.config.suggested_fixed()) and not any(ref.config.suggested_fixed())
@@ -188,5 +196,8 @@ def test_make_spec_floors_and_names():
     for bad in [{"signal": (1.1, 0.9)}, {"ttbar": (1.1, 0.9)}, {"dy": (1.1, -0.9)}]:
         with pytest.raises(ConfigError):
             make_spec("mumu", samples, signal="signal", normsys=bad)
+    for bad in [{"dy": 1.0}, {"dy": 1.0, "qcd": 0.0}, {"dy": 1.0, "qcd": 1.0, "signal": 1.0}]:
+        with pytest.raises(ConfigError):
+            make_spec("mumu", samples, signal="signal", normsys={}, mean_weights=bad)
     with pytest.raises(ConfigError):
         make_spec("mumu", samples, signal="sig", normsys={})

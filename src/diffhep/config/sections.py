@@ -50,7 +50,17 @@ from diffhep.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from diffhep.config.load import Config
 
-__all__ = ["Located", "Parameters", "Sample", "Measurement", "Objective", "Sections", "build_sections"]
+__all__ = [
+    "Located",
+    "Parameters",
+    "Sample",
+    "Measurement",
+    "MinBackground",
+    "Objective",
+    "Sections",
+    "build_sections",
+    "FEW_MC_EVENTS",
+]
 
 
 @dataclass(frozen=True)
@@ -188,12 +198,36 @@ class Measurement(_Locatable):
     located: Located | None = field(default=None, repr=False, compare=False)
 
 
+#: Bins whose total background has fewer effective MC events than this are listed in the report
+#: (``objective.few_mc_events`` when left out).
+FEW_MC_EVENTS = 10.0
+
+
+@dataclass(frozen=True)
+class MinBackground:
+    """``objective.min_background``: per-bin minima of the total background (``None``: no minimum).
+
+    Attributes:
+        events: smallest total background per bin, events.
+        mc_events: smallest effective number of background MC events per bin.
+        strength: objective units taken off at an empty bin.
+    """
+
+    events: float | None = None
+    mc_events: float | None = None
+    strength: float = 1.0
+
+
 @dataclass(frozen=True)
 class Objective(_Locatable):
-    """``objective:``: the figure of merit to maximise (``name``) and the signal strength of ``cls`` (``mu``)."""
+    """``objective:``: the figure of merit to maximise (``name``), the signal strength of ``cls`` (``mu``),
+    an optional per-bin minimum of the background (``min_background``) and the report's threshold of
+    background MC events (``few_mc_events``)."""
 
     name: str = "discovery_significance"
     mu: float = 1.0
+    min_background: MinBackground | None = None
+    few_mc_events: float = FEW_MC_EVENTS
     located: Located | None = field(default=None, repr=False, compare=False)
 
 
@@ -297,7 +331,20 @@ def build_sections(config: Config) -> Sections:
         located=top.at("measurement"),
     )
     goal = data["objective"]
-    objective = Objective(name=str(goal["name"]), mu=float(goal["mu"]), located=top.at("objective"))
+    floor = goal.get("min_background")
+    objective = Objective(
+        name=str(goal["name"]),
+        mu=float(goal["mu"]),
+        min_background=None
+        if floor is None
+        else MinBackground(
+            events=None if floor.get("events") is None else float(floor["events"]),
+            mc_events=None if floor.get("mc_events") is None else float(floor["mc_events"]),
+            strength=float(floor["strength"]),
+        ),
+        few_mc_events=float(goal.get("few_mc_events", FEW_MC_EVENTS)),
+        located=top.at("objective"),
+    )
     optional = {key: _copy(data[key]) if data.get(key) is not None else None for key in ("optimizer", "execution")}
     return Sections(
         name=str(data["name"]),

@@ -15,6 +15,8 @@ Modules, in the order a config flows through them:
 * :mod:`~diffhep.engine.counting`: ``count(c) <op> N`` as exact count probabilities;
 * :mod:`~diffhep.engine.regions`: event selections, observables, histograms per cutflow step;
 * :mod:`~diffhep.engine.systematics`: variations when reading; the HistFactory spec and pyhf workspace;
+* :mod:`~diffhep.engine.mc_stats`: Monte Carlo statistics: samples' mean event weights (the floors of
+  empty bins), effective MC events, the ``objective.min_background`` penalty;
 * :mod:`~diffhep.engine.branches`: which branches a config reads;
 * :mod:`~diffhep.engine.loading`: reading samples into the static structure;
 * :mod:`~diffhep.engine.combine`: one structure for all samples and variations;

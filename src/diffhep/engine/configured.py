@@ -38,7 +38,7 @@ from jax import Array
 
 from diffhep.config import Config, load_config_dict
 from diffhep.config.parameters import check_values
-from diffhep.engine import branches, combine, counting, definitions, loading, regions, systematics
+from diffhep.engine import branches, combine, counting, definitions, loading, mc_stats, regions, systematics
 from diffhep.engine.backend import HARD, SOFT, Backend
 from diffhep.engine.combine import SampleData
 from diffhep.engine.expressions import text
@@ -47,7 +47,7 @@ from diffhep.errors import InputError
 from diffhep.histogram import Histogram
 from diffhep.infer import asimov_significance, expected_cls, expected_discovery_significance, poi_uncertainty
 from diffhep.io.read import read_events
-from diffhep.likelihood import Model, build_model
+from diffhep.likelihood import Model, build_model, mc_floor
 
 __all__ = ["ConfiguredAnalysis", "OBJECTIVES"]
 
@@ -86,6 +86,8 @@ class ConfiguredAnalysis:
         samples: sample name -> role.
         lumi_pb: integrated luminosity, pb^-1.
         poi: parameter of interest (normfactor on the signal samples).
+        min_background: ``objective.min_background`` (``None``: no per-bin minimum).
+        few_mc_events: the report lists bins with fewer effective background MC events.
         parameter_map: parameter name -> its definition.
         object_defs: object name -> parsed ``objects:`` entry.
         region_defs: region name -> parsed ``regions:`` entry.
@@ -120,6 +122,8 @@ class ConfiguredAnalysis:
         self._settings = {k: dict(v) for k, v in sections.measurement.parameters.items()}
         self.objective_name = sections.objective.name
         self.objective_mu = sections.objective.mu
+        self.min_background = sections.objective.min_background
+        self.few_mc_events = sections.objective.few_mc_events
         self.expressions = definitions.check_expressions(
             self.object_defs,
             self.region_defs,
@@ -252,13 +256,21 @@ class ConfiguredAnalysis:
         }
 
     # -- likelihood -------------------------------------------------------------
+    @functools.cached_property
+    def mean_weights(self) -> dict[str, float]:
+        """Sample -> its mean MC event weight ``sum(w) / N`` before any cut (events), the floor of its empty
+        bins (:func:`diffhep.engine.mc_stats.mean_weights`: from the files' entries, read once)."""
+        return mc_stats.mean_weights(self._samples, self.lumi_pb)
+
     def spec(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> dict[str, Any]:
-        """The pyhf-like spec of ``histograms`` (numbers may be traced)."""
+        """The pyhf-like spec of ``histograms`` (numbers may be traced); empty background bins hold one
+        MC event of the sample's mean weight (:func:`~diffhep.engine.systematics.build_spec`)."""
         return systematics.build_spec(
             histograms,
             roles=self.samples,
             systematics=self._systematics,
             poi=self.poi,
+            mean_weights={k: w for k, w in self.mean_weights.items() if self.samples[k] != "signal"},
             parameters=self._settings,
             fixed=self._fixed,
         )
@@ -278,18 +290,33 @@ class ConfiguredAnalysis:
         ``cls``: minus the expected CLs at ``objective.mu``; ``poi_uncertainty``:
         minus the expected uncertainty on the POI (Cramer-Rao); ``asimov_significance``:
         the closed-form Z with the backgrounds' MC statistical uncertainty, bins
-        of all regions in quadrature (no likelihood, no systematics).
+        of all regions in quadrature (no likelihood, no systematics). Every one
+        sees each background's empty bins as one MC event of its mean weight
+        (:func:`diffhep.likelihood.mc_floor`), as the workspace does. With
+        ``objective.min_background``, minus its penalty
+        (:func:`diffhep.engine.mc_stats.background_penalty`).
         """
+        value = self._merit(histograms)
+        if self.min_background is not None:
+            weights = {k: w for k, w in self.mean_weights.items() if self.samples[k] != "signal"}
+            value = value - mc_stats.background_penalty(histograms, weights, self.min_background)
+        return value
+
+    def _merit(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> Array:
+        """:meth:`figure_of_merit` without the ``min_background`` penalty."""
         if self.objective_name == "asimov_significance":
-            bkg = [k for k, role in self.samples.items() if role != "signal"]
-
-            def total(keys: list[str], what: str) -> Array:
-                return jnp.concatenate(
-                    [sum(jnp.asarray(getattr(histograms[r][k], what)) for k in keys) for r in self.region_defs]
-                )
-
-            s, b, var = total(self.signal, "counts"), total(bkg, "counts"), total(bkg, "sumw2")
-            return asimov_significance(jnp.maximum(s, 0.0), jnp.maximum(b, 1e-3), jnp.sqrt(jnp.maximum(var, 1e-6)))
+            weights = self.mean_weights
+            s, b, var = [], [], []
+            for r in self.region_defs:
+                s.append(sum(jnp.maximum(jnp.asarray(histograms[r][k].counts), 0.0) for k in self.signal))
+                floored = [
+                    mc_floor(histograms[r][k].counts, histograms[r][k].sumw2, weights[k])
+                    for k, role in self.samples.items()
+                    if role != "signal"
+                ]
+                b.append(sum(c for c, _ in floored))
+                var.append(sum(v for _, v in floored))
+            return asimov_significance(jnp.concatenate(s), jnp.concatenate(b), jnp.sqrt(jnp.concatenate(var)))
         model = self.model(histograms)
         if self.objective_name == "cls":
             return -expected_cls(model, self.objective_mu)

@@ -13,7 +13,8 @@ sample of its own with its own static structure:
   (the normalisation stays the nominal one);
 * ``files: [...]`` reads other files (normalised with their own weights).
 
-A left-out ``down`` is the symmetrised ``max(2 nominal - up, 0)``.
+A left-out ``down`` is the symmetrised ``2 nominal - up`` (floored as the nominal is:
+at 0 for the signal, at one MC event of mean weight for a background).
 :func:`build_spec` writes the pyhf-like spec (numbers may be JAX arrays,
 traced or not) for :func:`diffhep.likelihood.build_model`; :func:`workspace`
 the plain-JSON pyhf workspace with Asimov (``mu = 1``) observations.
@@ -36,7 +37,7 @@ import numpy as np
 from diffhep.engine.expressions import names, parse
 from diffhep.errors import ConfigError, closest
 from diffhep.histogram import Histogram
-from diffhep.likelihood import BKG_SUMW2_FLOOR, BKG_YIELD_FLOOR, to_pyhf
+from diffhep.likelihood import SUMW2_EPSILON, check_mean_weights, mc_floor, to_pyhf
 
 __all__ = ["Variation", "SystematicDef", "parse_systematics", "variation_key", "build_spec", "workspace"]
 
@@ -171,10 +172,13 @@ def variation_key(sample: str, systematic: str, direction: str) -> str:
     return f"{sample}/{systematic}/{direction}"
 
 
-def _floored(h: Histogram, background: bool) -> tuple[Any, Any]:
-    """Yields floored at ``BKG_YIELD_FLOOR`` (background) or 0 (signal: negative generator weights), and sumw2."""
-    counts = jnp.asarray(h.counts)
-    return jnp.maximum(counts, BKG_YIELD_FLOOR if background else 0.0), jnp.asarray(h.sumw2)
+def _floored(h: Histogram, mean_weight: float | None) -> tuple[Any, Any]:
+    """``(counts, sumw2)`` of a background (``mean_weight`` given) through :func:`~diffhep.likelihood.mc_floor`;
+    of the signal (``None``) floored at 0 and :data:`~diffhep.likelihood.SUMW2_EPSILON` (negative generator weights)."""
+    counts, sumw2 = jnp.asarray(h.counts), jnp.asarray(h.sumw2)
+    if mean_weight is None:
+        return jnp.maximum(counts, 0.0), jnp.maximum(sumw2, SUMW2_EPSILON)
+    return mc_floor(counts, sumw2, mean_weight)
 
 
 def build_spec(
@@ -183,6 +187,7 @@ def build_spec(
     roles: Mapping[str, str],
     systematics: list[SystematicDef],
     poi: str,
+    mean_weights: Mapping[str, float],
     parameters: Mapping[str, Mapping[str, Any]] | None = None,
     fixed: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
@@ -193,20 +198,27 @@ def build_spec(
         roles: sample -> ``"signal"`` or ``"background"`` (signal gets normfactor ``poi``).
         systematics: modifiers to add.
         poi: name of the parameter of interest.
+        mean_weights: background sample -> its mean MC event weight ``sum(w) / N``
+            over all its events before any cut (events).
         parameters: measurement parameter settings, name -> ``{bounds, inits, auxdata, sigmas, fixed}``.
         fixed: parameters held fixed.
 
-    Background yields are floored at ``BKG_YIELD_FLOOR`` and ``sumw2`` at
-    ``BKG_SUMW2_FLOOR`` (staterror), as in :func:`diffhep.likelihood.make_spec`;
-    signal yields (negative where negative generator weights dominate a bin)
-    at 0.
+    Empty MC bins: each background's nominal yields, ``sumw2`` (staterror) and
+    ``histosys`` variations go through :func:`~diffhep.likelihood.mc_floor`
+    with its mean weight (a bin without MC events holds one MC event's yield
+    and uncertainty), as in :func:`diffhep.likelihood.make_spec`; a left-out
+    ``down`` is ``2 nominal - up`` of the floored histograms, floored the same
+    way. Signal yields (negative where negative generator weights dominate a
+    bin) are floored at 0.
     """
+    weights = check_mean_weights(mean_weights, [s for s, role in roles.items() if role != "signal"])
     channels = []
     for region, hists in histograms.items():
         samples = []
         for sample, role in roles.items():
             background = role != "signal"
-            counts, sumw2 = _floored(hists[sample], background)
+            weight = weights[sample] if background else None
+            counts, sumw2 = _floored(hists[sample], weight)
             mods: list[dict[str, Any]] = []
             if not background:
                 mods.append({"name": poi, "type": "normfactor", "data": None})
@@ -218,15 +230,14 @@ def build_spec(
                 elif syst.type == "normsys":
                     mods.append({"name": syst.name, "type": "normsys", "data": {"hi": syst.hi, "lo": syst.lo}})
                 elif syst.type == "staterror":
-                    sigma = jnp.sqrt(jnp.maximum(sumw2, BKG_SUMW2_FLOOR))
-                    mods.append({"name": f"{syst.name}_{region}", "type": "staterror", "data": sigma})
+                    mods.append({"name": f"{syst.name}_{region}", "type": "staterror", "data": jnp.sqrt(sumw2)})
                 else:
-                    up = _floored(hists[variation_key(sample, syst.name, "up")], background)[0]
+                    up = _floored(hists[variation_key(sample, syst.name, "up")], weight)[0]
                     down_key = variation_key(sample, syst.name, "down")
                     if down_key in hists:
-                        down = _floored(hists[down_key], background)[0]
+                        down = _floored(hists[down_key], weight)[0]
                     else:
-                        down = jnp.maximum(2.0 * jnp.asarray(hists[sample].counts) - up, 0.0)
+                        down = jnp.maximum(2.0 * counts - up, 0.0 if weight is None else weight)
                     mods.append({"name": syst.name, "type": "histosys", "data": {"hi_data": up, "lo_data": down}})
             samples.append({"name": sample, "data": counts, "modifiers": mods})
         channels.append({"name": region, "samples": samples})

@@ -83,6 +83,10 @@ class DimuonData(eqx.Module):
             leading muons have opposite charge, else 0.
         kernel: the mass's KDE kernel fractions in the fit binning, computed
             once (the mass is static), so a step only sums weights into bins.
+        mean_weight: the sample's mean MC event weight (normalisation times
+            the mean generator weight over all events, before any selection;
+            events): the floor of its empty bins in the spec
+            (:func:`diffhep.likelihood.mc_floor`).
     """
 
     muons: Jagged
@@ -91,6 +95,7 @@ class DimuonData(eqx.Module):
     mass: Array
     base_weight: Array
     kernel: BinnedKernel
+    mean_weight: float = eqx.field(static=True, default=1.0)
 
 
 def _leading_pair(events: ak.Array) -> tuple[ak.Array, np.ndarray, np.ndarray]:
@@ -136,6 +141,7 @@ def prepare(
         mass=mass_j,
         base_weight=jnp.asarray(weight, dtype=dtype),
         kernel=binned_kernel(mass_j, edges, bandwidth),
+        mean_weight=float(normalisation * np.mean(np.asarray(events.genWeight, dtype=np.float64))),
     )
 
 

@@ -25,7 +25,15 @@ from diffhep.histogram import Histogram, fill, hard_hist
 from diffhep.infer import expected_discovery_significance, pyhf_discovery_significance
 from diffhep.likelihood import build_model, make_spec, to_pyhf
 
-__all__ = ["Setup", "soft_histograms", "spec_from_histograms", "soft_significance", "HardResult", "evaluate_hard"]
+__all__ = [
+    "Setup",
+    "soft_histograms",
+    "mean_weights",
+    "spec_from_histograms",
+    "soft_significance",
+    "HardResult",
+    "evaluate_hard",
+]
 
 
 @dataclass(frozen=True)
@@ -72,13 +80,24 @@ def soft_histograms(
     return {name: fill(d.kernel, dimuon.soft_weights(d, cuts, slopes)) for name, d in data.items()}
 
 
-def spec_from_histograms(hists: Mapping[str, Histogram], setup: Setup) -> dict:
-    """The pyhf HistFactory spec of the histograms (yields may be traced JAX values)."""
+def mean_weights(normalisations: Mapping[str, float], events: Mapping[str, ak.Array]) -> dict[str, float]:
+    """Sample -> its mean MC event weight: normalisation times the mean generator weight (events)."""
+    return {k: float(normalisations[k] * np.mean(ak.to_numpy(ev.genWeight).astype(np.float64)))
+            for k, ev in events.items()}  # fmt: skip
+
+
+def spec_from_histograms(hists: Mapping[str, Histogram], setup: Setup, weights: Mapping[str, float]) -> dict:
+    """The pyhf HistFactory spec of the histograms (yields may be traced JAX values).
+
+    ``weights``: sample -> its mean MC event weight (:func:`mean_weights`): a
+    background's empty bins hold one MC event of it (:func:`diffhep.likelihood.mc_floor`).
+    """
     return make_spec(
         setup.channel,
         {name: (h.counts, h.sumw2) for name, h in hists.items()},
         signal=setup.signal,
         normsys=dict(setup.normsys),
+        mean_weights={k: w for k, w in weights.items() if k != setup.signal},
     )
 
 
@@ -89,7 +108,8 @@ def soft_significance(
     setup: Setup,
 ) -> Array:
     """Expected discovery significance Z0 (Asimov, profiled nuisances); jit- and grad-able."""
-    spec = spec_from_histograms(soft_histograms(data, cuts, slopes, setup), setup)
+    weights = {name: d.mean_weight for name, d in data.items()}
+    spec = spec_from_histograms(soft_histograms(data, cuts, slopes, setup), setup, weights)
     return expected_discovery_significance(build_model(spec))
 
 
@@ -122,7 +142,7 @@ def evaluate_hard(
     for name, ev in events.items():
         mass, weight = dimuon.hard_selection(ev, cuts, normalisations[name])
         hists[name], binned[name] = hard_hist(mass, weight, setup.edges, name="mass", label="dimuon mass [GeV]")
-    spec = to_pyhf(spec_from_histograms(binned, setup))
+    spec = to_pyhf(spec_from_histograms(binned, setup, mean_weights(normalisations, events)))
     return HardResult(
         hists=hists,
         spec=spec,

@@ -9,7 +9,8 @@ Entry points:
   be JAX tracers) → :class:`Model` with pyhf's parameter order, ``expected_data``
   and ``logpdf``;
 - :mod:`~diffhep.likelihood.spec`: :func:`make_spec` — a one-channel spec from
-  sample yields; :func:`to_pyhf` — a spec with arrays → plain JSON for ``pyhf.Model``.
+  sample yields; :func:`to_pyhf` — a spec with arrays → plain JSON for ``pyhf.Model``;
+  :func:`mc_floor` — empty Monte Carlo bins as one MC event of the sample's mean weight.
 
 Inside a model, in the order a spec is turned into a likelihood:
 
@@ -30,7 +31,7 @@ Inside a model, in the order a spec is turned into a likelihood:
 """
 
 from diffhep.likelihood.model import Model, ModelConfig, build_model
-from diffhep.likelihood.spec import BKG_SUMW2_FLOOR, BKG_YIELD_FLOOR, make_spec, to_pyhf
+from diffhep.likelihood.spec import SUMW2_EPSILON, check_mean_weights, make_spec, mc_floor, to_pyhf
 from diffhep.likelihood.workspace import from_workspace, observed_data, validate_workspace
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "validate_workspace",
     "make_spec",
     "to_pyhf",
-    "BKG_YIELD_FLOOR",
-    "BKG_SUMW2_FLOOR",
+    "mc_floor",
+    "check_mean_weights",
+    "SUMW2_EPSILON",
 ]

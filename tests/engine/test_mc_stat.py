@@ -1,0 +1,168 @@
+"""Empty Monte Carlo bins cannot be gamed: removing the last MC event of a background never raises Z0.
+
+A one-bin analysis on tiny flat files: a signal of 5 events at ``x = 8`` and a
+multijet background of three MC events of equal weight at ``x = 1.5, 2.5,
+3.5``; the cut ``x > cut`` removes them one by one (3 -> 2 -> 1 -> 0 events)
+and keeps the signal. With a fixed floor of 1e-3 events the empty bin gave
+Z0 = 8.25 where one event of weight 333 gives 0.015 (issue 13, item 7); an
+empty bin now holds one MC event of the sample's mean weight, in the soft
+objective and in the workspace alike. The oracle of "never raises" is the
+ordering of the Z0 values themselves, soft (the objective the optimiser sees)
+and hard (pyhf on the emitted workspace).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import uproot
+
+from diffhep.engine.configured import ConfiguredAnalysis
+from diffhep.optimize.scan import workspace_significance
+
+LUMI = 1.0
+BACKGROUND_X = [1.5, 2.5, 3.5]
+#: Cut values leaving 3, 2, 1 and 0 background MC events in the bin (the signal at x = 8 always passes).
+CUTS = {3: 1.0, 2: 2.0, 1: 3.0, 0: 4.0}
+#: Slope of the cut: the soft weights are steps to 1e-26 half a unit from an event.
+STEEP = 120.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def write(path: Path, x: list[float]) -> None:
+    with uproot.recreate(path) as file:
+        file["Events"] = {"x": np.asarray(x, dtype=np.float64)}
+
+
+def config(weight: float, *, objective: dict | None = None) -> dict:
+    """One bin [0, 10]; the multijet's three MC events each weigh ``weight`` (xsec * lumi / 3)."""
+    return {
+        "name": "mcstat",
+        "lumi_pb": LUMI,
+        "samples": {
+            "signal": {"role": "signal", "files": ["signal.root"], "xsec_pb": 5.0},
+            "multijet": {"role": "background", "files": ["multijet.root"], "xsec_pb": 3 * weight},
+        },
+        "parameters": {"cut": {"init": 1.0, "bounds": [0.0, 6.0], "slope": STEEP}},
+        "regions": {"sr": {"select": "x > cut", "observable": "x", "binning": {"edges": [0, 10]}, "bandwidth": 0}},
+        "systematics": {"mc_stat": {"type": "staterror", "samples": ["multijet"]}},
+        "measurement": {"poi": "mu"},
+        "objective": objective or {"name": "discovery_significance"},
+    }
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("mcstat")
+    write(folder / "signal.root", [8.0] * 4)
+    write(folder / "multijet.root", BACKGROUND_X)
+    return folder
+
+
+def analysis_of(folder: Path, weight: float, **kwargs) -> tuple[ConfiguredAnalysis, object]:
+    analysis = ConfiguredAnalysis.from_config(config(weight, **kwargs), base=folder)
+    return analysis, analysis.load()
+
+
+@pytest.fixture(scope="module", params=[333.0, 1.0], ids=["weight333", "weight1"])
+def setup(request, folder):
+    analysis, data = analysis_of(folder, request.param)
+    objective = jax.jit(jax.value_and_grad(lambda c, d: analysis.objective({"cut": c}, d)))
+    return request.param, analysis, data, objective
+
+
+def hard(analysis: ConfiguredAnalysis, cut: float) -> dict:
+    hists = analysis.hard_histograms({"cut": cut})
+    return {"hists": hists, "workspace": analysis.workspace(hists)}
+
+
+def test_mean_weight_is_the_loaded_events_sum_of_weights_over_their_number(setup):
+    weight, analysis, data, _ = setup
+    for key, sample in enumerate(data.keys):
+        w = np.asarray(data.weight)[np.asarray(data.sample) == key]
+        assert analysis.mean_weights[sample] == pytest.approx(w.sum() / len(w), rel=1e-12)
+    assert analysis.mean_weights["multijet"] == pytest.approx(weight)
+
+
+def test_removing_background_events_one_by_one(setup):
+    weight, analysis, data, objective = setup
+    soft, grads, pyhf_z = {}, {}, {}
+    for k, cut in CUTS.items():
+        value, grad = objective(jnp.asarray(cut), data)
+        soft[k], grads[k] = float(value), float(grad)
+        h = hard(analysis, cut)
+        assert float(h["hists"]["sr"]["multijet"].counts[0]) == pytest.approx(k * weight)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # scipy's SLSQP on a near-flat likelihood
+            pyhf_z[k] = workspace_significance(h["workspace"])
+    # fewer background events while any remain: a higher Z0 (soft and hard agree at steep slopes)
+    for z in (soft, pyhf_z):
+        assert z[3] < z[2] < z[1], z
+    # removing the last one does not raise it: an empty bin is worth one MC event of the mean weight
+    for z in (soft, pyhf_z):
+        assert z[0] <= z[1] * (1 + 1e-6), z
+        assert z[0] == pytest.approx(z[1], rel=1e-6), z
+    for k in CUTS:
+        assert soft[k] == pytest.approx(pyhf_z[k], rel=1e-4), (soft, pyhf_z)
+        assert np.isfinite(grads[k]), grads
+    assert grads[0] == 0.0  # nothing left to cut away: the floor does not move
+    if weight == 333.0:  # the issue's case: 5 signal events over one multijet event of weight 333, or none
+        assert pyhf_z[1] == pytest.approx(5.0 / np.sqrt(333.0 + 333.0**2), rel=1e-2)  # s / sqrt(b + sigma^2)
+        assert pyhf_z[0] < 0.02 and soft[0] < 0.02  # 8.25 with the 1e-3 floor
+
+
+def test_soft_and_hard_specs_carry_the_same_floors(setup):
+    weight, analysis, data, _ = setup
+    for cut in (CUTS[0], 3.45, 3.5):  # empty, nearly empty (soft: part of the last event), half an event
+        soft = analysis.spec(analysis.soft_histograms({"cut": jnp.asarray(cut)}, data))
+        ws = hard(analysis, cut)["workspace"]
+        for spec in (soft, ws):
+            (bkg,) = [s for s in spec["channels"][0]["samples"] if s["name"] == "multijet"]
+            assert float(np.asarray(bkg["data"])[0]) == pytest.approx(weight)
+            (stat,) = [m for m in bkg["modifiers"] if m["type"] == "staterror"]
+            assert float(np.asarray(stat["data"])[0]) == pytest.approx(weight)
+
+
+def test_soft_objective_is_flat_while_the_last_event_is_cut_away(setup):
+    _, _, data, objective = setup
+    values, grads = zip(
+        *[(float(v), float(g)) for v, g in (objective(jnp.asarray(c), data) for c in np.linspace(3, 5, 5))]
+    )
+    assert max(values) <= values[0] * (1 + 1e-9), values
+    assert all(np.isfinite(grads)), grads
+
+
+def test_asimov_objective_has_the_same_floors(folder):
+    analysis, data = analysis_of(folder, 333.0, objective={"name": "asimov_significance"})
+    f = jax.jit(jax.value_and_grad(lambda c: analysis.objective({"cut": c}, data)))
+    (z1, _), (z0, g0) = f(jnp.asarray(CUTS[1])), f(jnp.asarray(CUTS[0]))
+    assert float(z0) == pytest.approx(float(z1), rel=1e-9) and float(z0) < 0.02
+    assert np.isfinite(float(g0))
+
+
+def test_min_background_penalises_thin_bins_smoothly(folder):
+    plain, data = analysis_of(folder, 1.0, objective={"name": "asimov_significance"})  # no fit: quick
+    floors = {"events": 2.0, "mc_events": 2.0, "strength": 0.5}
+    strict, _ = analysis_of(folder, 1.0, objective={"name": "asimov_significance", "min_background": floors})
+    for k, cut in CUTS.items():
+        hists = plain.soft_histograms({"cut": jnp.asarray(cut)}, data)
+        # 1 - k / 2 below 2 events, once for the events and once for the effective MC events (equal weights)
+        penalty = 0.5 * 2 * max(1.0 - k / 2.0, 0.0) ** 2
+        assert float(strict.figure_of_merit(hists)) == pytest.approx(float(plain.figure_of_merit(hists)) - penalty)
+    # half of the last event: 0.5 events, 0.25 effective MC events (a fraction p of an event counts p^2)
+    hists = plain.soft_histograms({"cut": jnp.asarray(BACKGROUND_X[-1])}, data)
+    penalty = 0.5 * ((1.0 - 0.5 / 2.0) ** 2 + (1.0 - 0.25 / 2.0) ** 2)
+    assert float(strict.figure_of_merit(hists)) == pytest.approx(float(plain.figure_of_merit(hists)) - penalty)
+    f = jax.jit(jax.grad(lambda c: strict.objective({"cut": c}, data)))
+    for cut in np.linspace(1.0, 5.0, 9):
+        assert np.isfinite(float(f(jnp.asarray(cut))))
