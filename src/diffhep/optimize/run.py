@@ -10,11 +10,18 @@ optimiser, so runs of the same analysis (a resume, a rerun) compile once.
 Determinism: the step is a pure function of ``(u, opt_state, data, slope)``, the
 slope is a function of the step number, and checkpoints store ``u`` and the
 Optax state exactly, so a resumed run repeats the uninterrupted one bit for bit.
+For that, a run resumes only with the settings the checkpoint was written with
+(:func:`resume_settings`: the optimiser settings, the float type, the config and
+its plugins); any other resume is refused with a line naming each difference.
+(Another execution mode is allowed, with a note: it changes the sums by rounding.)
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +34,19 @@ import optax
 
 from diffhep.engine.protocol import Analysis
 from diffhep.optimize.bounds import from_unconstrained, to_unconstrained
-from diffhep.optimize.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from diffhep.optimize.checkpoint import Checkpoint, resume_checkpoint, save_checkpoint
 from diffhep.optimize.progress import progress_bar
 from diffhep.optimize.settings import OptimizerSettings
+from diffhep.outputs import remove_temporaries
 
-__all__ = ["OptimizationResult", "run_optimization", "compiled_step", "chunked_step"]
+__all__ = [
+    "OptimizationResult",
+    "run_optimization",
+    "resume_settings",
+    "check_resume",
+    "compiled_step",
+    "chunked_step",
+]
 
 
 class OptimizationResult(NamedTuple):
@@ -142,6 +157,79 @@ def is_chunked(analysis: Any) -> bool:
     return callable(getattr(analysis, "value_and_grad", None))
 
 
+def _config_of(analysis: Any) -> Any:
+    """The loaded :class:`~diffhep.config.Config` of an analysis built from one (also when chunked), else ``None``."""
+    for holder in (analysis, getattr(analysis, "inner", None)):
+        config = getattr(holder, "config", None)
+        if config is not None and hasattr(config, "config_hash") and hasattr(config, "data"):
+            return config
+    return None
+
+
+def _analysis_hash(config: Any) -> str:
+    """SHA-256 of the config without its ``optimizer`` and ``execution`` sections, and of its plugins' contents."""
+    data = {k: v for k, v in config.data.items() if k not in ("optimizer", "execution")}
+    plugins = []
+    for plugin in (getattr(config, "resolved", None) or {}).get("plugins") or []:
+        try:
+            plugins.append(hashlib.sha256(Path(plugin).read_bytes()).hexdigest())
+        except OSError:
+            plugins.append(None)
+    text = json.dumps([data, plugins], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def resume_settings(analysis: Any, settings: OptimizerSettings, *, config_hash: str | None = None) -> dict[str, Any]:
+    """What the numbers of an optimisation depend on besides the data: stored in every checkpoint.
+
+    The optimiser settings (:meth:`OptimizerSettings.to_dict`: optimiser, learning
+    rate, options, steps, slope schedule, early stopping, seed, checkpoints, scan),
+    ``dtype`` (``float64`` when JAX's x64 mode is on), ``execution`` (in memory, or
+    chunk by chunk: mode and chunk size change the order of the sums, so a resume
+    in another one is noted), ``config`` (a hash of the analysis's config without
+    its ``optimizer`` and ``execution`` sections, which are compared setting by
+    setting, and of its plugin files; ``None`` for an analysis not built from a
+    config) and ``config_hash`` (the whole config's, for the record). :func:`~diffhep.optimize.checkpoint.settings_differences` says
+    which of them a resume may change.
+    """
+    config = _config_of(analysis)
+    if is_chunked(analysis):
+        execution = getattr(analysis, "settings", None)
+        mode = getattr(execution, "mode", "chunked")
+        execution = f"{mode}, chunks of {getattr(execution, 'chunk_size', '?')} events"
+    else:
+        execution = "memory"
+    return {
+        **settings.to_dict(),
+        "dtype": str(jnp.result_type(float)),
+        "execution": execution,
+        "config": None if config is None else _analysis_hash(config)[:16],
+        "config_hash": config_hash if config_hash is not None else getattr(config, "config_hash", None),
+    }
+
+
+def check_resume(
+    output: str | Path, analysis: Any, settings: OptimizerSettings, *, config_hash: str | None = None
+) -> Checkpoint | None:
+    """Refuse, before anything is computed, a resume from ``output/checkpoints`` with other settings.
+
+    Returns the checkpoint a :func:`run_optimization` with ``resume=True`` would
+    continue from (``None``: there is none, it starts from step 0). Raises the
+    errors of :func:`~diffhep.optimize.checkpoint.resume_checkpoint`.
+    """
+    params = tuple(analysis.parameters)
+    optimizer = settings.build()
+    template = optimizer.init(to_unconstrained(params, {p.name: float(p.init) for p in params}))
+    wanted = resume_settings(analysis, settings, config_hash=config_hash)
+    folder = Path(output) / "checkpoints"
+    ckpt, _ = resume_checkpoint(folder, [p.name for p in params], template, settings.name, settings=wanted)
+    return ckpt
+
+
+def _note(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 class _Patience:
     """Early-stopping bookkeeping, rebuilt from the history on resume."""
 
@@ -177,6 +265,7 @@ def run_optimization(
     resume: bool = False,
     progress: bool = True,
     max_steps: int | None = None,
+    config_hash: str | None = None,
 ) -> OptimizationResult:
     """Maximise ``analysis.objective`` over its cut parameters, checkpointing into ``output/checkpoints``.
 
@@ -188,14 +277,25 @@ def run_optimization(
         settings: optimiser, learning rate, steps, slope schedule, checkpoints,
             early stopping and seed.
         output: the job's output folder; checkpoints go to ``output/checkpoints``.
-        resume: continue from the latest checkpoint there (from the start if none).
+            Temporary files that killed writes left in both folders are removed first
+            (:func:`diffhep.outputs.remove_temporaries`).
+        resume: continue from the latest checkpoint there (from the start if none):
+            only with the settings it was written with (:func:`resume_settings`);
+            a checkpoint that cannot be read is skipped for the previous one, with
+            a note on stderr (:func:`~diffhep.optimize.checkpoint.resume_checkpoint`).
         progress: show a progress bar with the objective and the cut values.
         max_steps: stop after this many steps in total, as if interrupted (a
             time-limited batch slot); the schedules still span ``settings.steps``.
+        config_hash: the config's hash, recorded in the checkpoints; default: that of
+            the config the analysis was built from, if any.
 
     Returns:
         :class:`OptimizationResult`. A non-finite objective or gradient stops the
         run with a message in ``stopped``; the last good state is checkpointed.
+
+    Raises:
+        ConfigError: ``resume`` and the checkpoint is of other cuts or other settings.
+        CheckpointError: ``resume`` and no checkpoint file in the folder can be read.
     """
     params = tuple(analysis.parameters)
     names = [p.name for p in params]
@@ -208,14 +308,18 @@ def run_optimization(
     u = to_unconstrained(params, initial)
     opt_state = optimizer.init(u)
     start, history, resumed_from = 0, [], None
-    found = latest_checkpoint(folder) if resume else None
-    if found is not None:
-        ckpt = load_checkpoint(found, names, opt_state, settings.name)
-        u, opt_state, start, history = ckpt.u, ckpt.opt_state, ckpt.step, list(ckpt.history)
-        resumed_from = start
+    wanted = resume_settings(analysis, settings, config_hash=config_hash)
+    for where in (Path(output), folder):
+        remove_temporaries(where)
+    found = None
+    if resume:
+        ckpt, found = resume_checkpoint(folder, names, opt_state, settings.name, settings=wanted, note=_note)
+        if ckpt is not None:
+            u, opt_state, start, history = ckpt.u, ckpt.opt_state, ckpt.step, list(ckpt.history)
+            resumed_from = start
 
     def save(at: int, u_at: Any, state_at: Any, hist: list[dict[str, float]]) -> Path:
-        return save_checkpoint(folder, Checkpoint(at, u_at, state_at, hist, settings.seed, settings.name))
+        return save_checkpoint(folder, Checkpoint(at, u_at, state_at, hist, settings.seed, settings.name, wanted))
 
     patience = _Patience(settings, history)
     stopped, done = patience.message(), start
