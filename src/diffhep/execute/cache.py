@@ -10,8 +10,10 @@ passes load it back in one ``numpy.load``. Format, one file per chunk:
   restores the classes and their static fields (``n_events``, ``edges``, ...);
 * the key is a SHA-256 of the file's absolute path, modification time and
   size, the chunk's dataset, tree and entry range, the user's ``version`` string
-  (change it when the ``prepare`` function or its options change) and the
-  versions of this format, diffhep and JAX.
+  (change it when the ``prepare`` function or its options change), the contents
+  of the ``sources`` files (by default every plugin module this process has
+  imported, as imported: an edited plugin is never served the chunks its old
+  version prepared) and the versions of this format, diffhep and JAX.
 
 Files are written to a temporary name in the same folder and renamed, so a
 reader never sees half a file and concurrent writers (Dask workers sharing a
@@ -39,7 +41,7 @@ import os
 import pickle
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +49,24 @@ import jax
 import numpy as np
 
 from diffhep import __version__
+from diffhep.config import load as _config_load
 from diffhep.errors import InputError
 from diffhep.execute.chunks import Chunk
 
 __all__ = ["ChunkCache"]
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise InputError(f"cache source {path} cannot be read: {err.strerror}", path=str(path)) from None
+
+
+def _plugin_digests() -> list[str]:
+    """SHA-256 of each plugin module imported in this process, of the text it was imported from, sorted."""
+    return sorted(digest for digest, _ in _config_load._PLUGIN_STATE.values())
+
 
 #: Bump when the on-disk layout changes.
 FORMAT_VERSION = 1
@@ -63,17 +79,24 @@ class ChunkCache:
         folder: cache folder (created if missing).
         version: user tag of the ``prepare`` function and its options; entries
             written with another tag are never read.
+        sources: files whose contents the prepared data depend on (code the
+            ``prepare`` function runs); entries written when one of them read
+            otherwise are never read. Default: the plugin modules imported in this
+            process (:func:`diffhep.config.load_plugins`), with the contents they
+            were imported from; more plugins than the analysis uses only cost
+            cache misses, never stale data.
 
     Attributes:
         hits: chunks loaded from disk by :meth:`get`.
         misses: chunks prepared and written by :meth:`get`.
     """
 
-    def __init__(self, folder: str | Path, version: str) -> None:
+    def __init__(self, folder: str | Path, version: str, *, sources: Iterable[str | Path] | None = None) -> None:
         if not isinstance(version, str) or not version:
             raise InputError(f"cache version must be a non-empty string naming the prepare step, got {version!r}")
         self.folder = Path(folder)
         self.version = version
+        self.sources = _plugin_digests() if sources is None else [_digest(Path(p)) for p in sources]
         self.hits = 0
         self.misses = 0
         try:
@@ -84,11 +107,11 @@ class ChunkCache:
     def __repr__(self) -> str:
         return f"ChunkCache({str(self.folder)!r}, version={self.version!r})"
 
-    def __getstate__(self) -> dict:  # counters are per process
-        return {"folder": self.folder, "version": self.version, "hits": 0, "misses": 0}
+    def __getstate__(self) -> dict:  # counters are per process; the sources' digests travel (Dask workers)
+        return {"folder": self.folder, "version": self.version, "sources": self.sources, "hits": 0, "misses": 0}
 
     def key(self, chunk: Chunk) -> str:
-        """Hex key of ``chunk``: depends on the file's path, mtime and size, the range and the version."""
+        """Hex key of ``chunk``: depends on the file's path, mtime and size, the range, the version and the sources."""
         path = os.path.abspath(chunk.file)
         try:
             stat = os.stat(path)
@@ -96,7 +119,7 @@ class ChunkCache:
             raise InputError(f"file not found: {chunk.file}") from None
 
         fields = [FORMAT_VERSION, __version__, jax.__version__, self.version, path, stat.st_mtime_ns,
-                  stat.st_size, chunk.dataset, chunk.tree, chunk.start, chunk.stop]  # fmt: skip
+                  stat.st_size, chunk.dataset, chunk.tree, chunk.start, chunk.stop, self.sources]  # fmt: skip
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:40]
 
     def path(self, chunk: Chunk) -> Path:
