@@ -208,11 +208,18 @@ def test_run_writes_a_valid_workspace(tiny, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", str(tiny), "--set", "muon_pt_min=25", "--output", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "standard pyhf" in text and "cutflow" in text and "all events" in text
+    assert "cutflow" in text and "all events" in text
+    assert "plain pyhf.infer.hypotest" in text and "better of pyhf's background-only fit" in text
+    assert "background MC events in the emptiest bin of the selection" in text
     pyhf.Workspace(json.loads((out / "workspace.json").read_text()))
     results = json.loads((out / "results.json").read_text())
     assert results["cuts"] == {"met_max": 60.0, "muon_pt_min": 25.0}
-    assert results["significance"]["hard_pyhf"] > 0 and results["significance"]["soft"] > 0
+    z = results["significance"]
+    assert z["hard_pyhf"] > 0 and z["soft"] > 0 and z["pyhf_hypotest"] == pytest.approx(z["hard_pyhf"], rel=1e-3)
+    assert set(z["about"]) == {"soft", "hard_pyhf", "pyhf_hypotest"}
+    stats = results["mc_statistics"]
+    assert stats["threshold"] == 10 and stats["emptiest"]["signal"] > 0
+    assert all(b["mc_events"] < 10 for b in stats["few"])
     assert set(results["yields"]["sr"]) == {"signal", "dy"}
     for name in ("histograms.root", "region_sr.png", "cutflow.png"):
         assert (out / name).stat().st_size > 0
@@ -258,6 +265,9 @@ def test_optimize_and_resume(tiny, tmp_path, monkeypatch, capsys):
     assert (out / "history.png").is_file() and (out / "report.md").is_file()
     text = capsys.readouterr().out
     assert "hard Z0" in text and "scan around the optimum" in text and "results.json" in text
+    assert "hard Z0 (plain pyhf.infer.hypotest)" in text and "emptiest bin of the selection" in text
+    assert set(first["significance"]["pyhf_hypotest"]) == {"before", "after"}
+    assert set(first["mc_statistics"]) == {"before", "after"}
 
     import diffhep.report
 

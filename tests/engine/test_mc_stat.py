@@ -23,7 +23,8 @@ import pytest
 import uproot
 
 from diffhep.engine.configured import ConfiguredAnalysis
-from diffhep.optimize.scan import workspace_significance
+from diffhep.optimize.scan import pyhf_hypotest_significance, workspace_significance
+from diffhep.workflow.job import mc_statistics
 
 LUMI = 1.0
 BACKGROUND_X = [1.5, 2.5, 3.5]
@@ -96,7 +97,7 @@ def test_mean_weight_is_the_loaded_events_sum_of_weights_over_their_number(setup
 
 def test_removing_background_events_one_by_one(setup):
     weight, analysis, data, objective = setup
-    soft, grads, pyhf_z = {}, {}, {}
+    soft, grads, pyhf_z, hypotest = {}, {}, {}, {}
     for k, cut in CUTS.items():
         value, grad = objective(jnp.asarray(cut), data)
         soft[k], grads[k] = float(value), float(grad)
@@ -105,15 +106,17 @@ def test_removing_background_events_one_by_one(setup):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # scipy's SLSQP on a near-flat likelihood
             pyhf_z[k] = workspace_significance(h["workspace"])
+            hypotest[k] = pyhf_hypotest_significance(h["workspace"])
     # fewer background events while any remain: a higher Z0 (soft and hard agree at steep slopes)
-    for z in (soft, pyhf_z):
+    for z in (soft, pyhf_z, hypotest):
         assert z[3] < z[2] < z[1], z
     # removing the last one does not raise it: an empty bin is worth one MC event of the mean weight
-    for z in (soft, pyhf_z):
+    for z in (soft, pyhf_z, hypotest):
         assert z[0] <= z[1] * (1 + 1e-6), z
         assert z[0] == pytest.approx(z[1], rel=1e-6), z
     for k in CUTS:
         assert soft[k] == pytest.approx(pyhf_z[k], rel=1e-4), (soft, pyhf_z)
+        assert hypotest[k] == pytest.approx(pyhf_z[k], rel=1e-3), (hypotest, pyhf_z)  # pyhf's fit converges
         assert np.isfinite(grads[k]), grads
     assert grads[0] == 0.0  # nothing left to cut away: the floor does not move
     if weight == 333.0:  # the case: 5 signal events over one multijet event of weight 333, or none
@@ -166,3 +169,14 @@ def test_min_background_penalises_thin_bins_smoothly(folder):
     f = jax.jit(jax.grad(lambda c: strict.objective({"cut": c}, data)))
     for cut in np.linspace(1.0, 5.0, 9):
         assert np.isfinite(float(f(jnp.asarray(cut))))
+
+
+def test_report_lists_bins_with_few_background_mc_events(folder):
+    analysis, _ = analysis_of(folder, 333.0, objective={"name": "discovery_significance", "few_mc_events": 2.5})
+    for k, cut in CUTS.items():
+        stats = mc_statistics(analysis, analysis.hard_histograms({"cut": cut}))
+        assert stats["threshold"] == 2.5
+        assert stats["emptiest"]["mc_events"] == pytest.approx(k)
+        assert stats["emptiest"]["background"] == pytest.approx(333.0 * k)
+        assert stats["emptiest"]["signal"] == pytest.approx(5.0)
+        assert [b["bin"] for b in stats["few"]] == ([0] if k < 2.5 else [])

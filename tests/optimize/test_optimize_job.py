@@ -200,6 +200,33 @@ def test_job_improves_and_matches_brute_force(job):
     assert scan["best_significance"] <= scan["optimum_significance"] * 1.03
 
 
+def test_job_reports_plain_pyhf_hypotest_beside_the_hard_significance(job):
+    out, results = job
+    z = results["significance"]
+    for stage in ("before", "after"):  # pyhf's own fit converges on the toy: the two numbers agree
+        assert z["pyhf_hypotest"][stage] == pytest.approx(z["hard_pyhf"][stage], rel=1e-3)
+    assert "pyhf.infer.hypotest" in z["about"]["pyhf_hypotest"] and "better of" in z["about"]["hard_pyhf"]
+    report = (out / "report.md").read_text()
+    assert "| hard cuts, pyhf Z0 |" in report and "| hard cuts, plain `pyhf.infer.hypotest` Z0 |" in report
+    assert z["about"]["hard_pyhf"] in report and z["about"]["pyhf_hypotest"] in report
+    # the background's MC statistics: the toy's background fills every bin with many equal-weight events
+    stats = results["mc_statistics"]["after"]
+    assert stats["threshold"] == 10 and stats["emptiest"]["mc_events"] > 10 and stats["few"] == []
+    assert "background MC events in the emptiest bin of the selection" in report
+
+
+def test_workspace_significance_is_pyhf_hypotest_where_pyhf_converges(toy):
+    """Both hard numbers on the toy's workspaces over its cut range (pyhf's fit converges at each)."""
+    from diffhep.optimize.scan import pyhf_hypotest_significance, workspace_significance
+
+    for x_min, y_max in [(0.0, 5.0), (1.0, 3.0), (2.5, 1.0), (3.5, 0.8)]:
+        ws = toy.workspace(toy.hard_histograms({"x_min": x_min, "y_max": y_max}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ours, plain = workspace_significance(ws), pyhf_hypotest_significance(ws)
+        assert plain == pytest.approx(ours, rel=1e-3), (x_min, y_max, ours, plain)
+
+
 def test_job_writes_every_output(job, toy):
     out, results = job
     names = [

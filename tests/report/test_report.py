@@ -194,6 +194,12 @@ def test_report_links_every_file_and_tabulates_cuts():
         "significance": {
             "soft": {"before": 1.0, "after": 2.0, "slope_scale": 4.0},
             "hard_pyhf": {"before": 1.1, "after": None},
+            "pyhf_hypotest": {"before": 1.05, "after": 2.5},
+            "about": {"hard_pyhf": "pyhf's likelihood at the better fit", "pyhf_hypotest": "plain pyhf"},
+        },
+        "mc_statistics": {
+            "before": {"threshold": 10.0, "emptiest": dict(FEW_BIN, mc_events=12.0), "few": []},
+            "after": {"threshold": 10.0, "emptiest": FEW_BIN, "few": [FEW_BIN]},
         },
         "scan": None,
         "versions": {"diffhep": "0.1.0"},
@@ -203,6 +209,17 @@ def test_report_links_every_file_and_tabulates_cuts():
     assert "| `pt_min` | GeV | [10, 80] | 30 | 41.5 |" in text
     assert "![history](history.png)" in text and "[results.json](results.json)" in text
     assert "resumed from step 2" in text and "n/a" in text
+    assert "| hard cuts, pyhf Z0 | 1.1 | n/a |" in text
+    assert "| hard cuts, plain `pyhf.infer.hypotest` Z0 | 1.05 | 2.5 |" in text
+    assert "- hard cuts, pyhf Z0: pyhf's likelihood at the better fit." in text
+    assert "- plain `pyhf.infer.hypotest`: plain pyhf." in text
+    assert "- initial cuts: background MC events in the emptiest bin of the selection: 12 (`sr` bin 3" in text
+    assert "- optimised cuts: background MC events in the emptiest bin of the selection: 0.5 (`sr` bin 3" in text
+    assert "| `sr` bin 3 [130, 140) | 0.5 | 333 | 5 |" in text
+
+
+#: A bin of ``mc_statistics`` (:func:`diffhep.workflow.job.mc_statistics`).
+FEW_BIN = {"region": "sr", "bin": 3, "low": 130.0, "high": 140.0, "background": 333.0, "mc_events": 0.5, "signal": 5.0}
 
 
 def test_checkpoint_round_trip_restores_the_optax_state(tmp_path):

@@ -129,14 +129,24 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
             number(z["soft"]["before"]),
             number(z["soft"]["after"]),
         ),
-        ("hard Z0 (step cuts, standard pyhf)", number(z["hard_pyhf"]["before"]), number(z["hard_pyhf"]["after"])),
-    ]
+        ("hard Z0 (step cuts, pyhf likelihood, best of two fits)", number(z["hard_pyhf"]["before"]),
+         number(z["hard_pyhf"]["after"])),
+    ]  # fmt: skip
+    if "pyhf_hypotest" in z:
+        sig.append(
+            ("hard Z0 (plain pyhf.infer.hypotest)", number(z["pyhf_hypotest"]["before"]),
+             number(z["pyhf_hypotest"]["after"]))
+        )  # fmt: skip
     resumed = "" if results.get("resumed_from") is None else f", resumed from step {results['resumed_from']}"
     lines = [
         f"{results['analysis']}: {results['steps']} steps of {settings.name}{resumed}; {results['stop_reason']}",
         table(("cut", "before", "after", "bounds", "unit"), cuts),
         table(("significance", "before", "after"), sig),
+        "  hard Z0: pyhf's likelihood of the workspace at the better of pyhf's background-only fit and one "
+        "started from diffhep's; plain pyhf.infer.hypotest: pyhf alone (equal where its fit converges)",
     ]
+    stats = results.get("mc_statistics") or {}
+    lines += mc_statistics_lines(stats.get("before"), stats.get("after"))
     scan = results.get("scan") or {}
     if scan:
         best = ", ".join(f"{k} = {number(v)}" for k, v in (scan.get("best") or {}).items())
@@ -156,3 +166,33 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
             f"at {best}; optimiser {number(z_opt)} (brute force gains {number(gain)}): {verdict}"
         )
     return "\n".join(lines)
+
+
+def _where(b: dict[str, Any]) -> str:
+    return f"{b['region']} bin {b['bin']} [{number(b['low'])}, {number(b['high'])})"
+
+
+def mc_statistics_lines(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """Lines on the background's MC statistics (:func:`diffhep.workflow.job.mc_statistics`): the emptiest
+    bin before and after, and every bin with fewer effective MC events than the threshold after."""
+    lines = []
+    parts = [(label, part) for label, part in (("before", before), ("after", after)) if part]
+    if not parts:
+        return lines
+    emptiest = [
+        f"{label} {number(part['emptiest']['mc_events'], 3)} ({_where(part['emptiest'])})"
+        for label, part in parts
+        if part.get("emptiest") is not None
+    ]
+    if emptiest:
+        lines.append("background MC events in the emptiest bin of the selection: " + "; ".join(emptiest))
+    label, last = parts[-1]
+    few = last.get("few") or []
+    threshold = number(last.get("threshold"))
+    if few:
+        rows = [(_where(b), number(b["mc_events"], 3), number(b["background"]), number(b["signal"])) for b in few]
+        lines.append(f"{len(few)} bins with fewer than {threshold} background MC events ({label}):")
+        lines.append(table(("bin", "MC events", "background", "signal"), rows))
+    else:
+        lines.append(f"every bin has at least {threshold} background MC events ({label})")
+    return lines

@@ -28,6 +28,7 @@ from diffhep.cli.common import (
     say,
     table,
 )
+from diffhep.cli.optimize import mc_statistics_lines
 from diffhep.cli.validate import check_files
 from diffhep.outputs import write_json
 
@@ -66,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX loads when the command runs
     from diffhep.workflow.job import (  # deferred: JAX loads when the command runs
+        SIGNIFICANCE_ABOUT,
         evaluate,
         versions,
     )
@@ -94,8 +96,14 @@ def run(args: argparse.Namespace) -> int:
         "objective": config.data["objective"]["name"],
         "cuts": ev.cuts,
         "slope_scale": ev.slope_scale,
-        "significance": {"soft": _finite(ev.soft_significance), "hard_pyhf": _finite(ev.hard_significance)},
+        "significance": {
+            "soft": _finite(ev.soft_significance),
+            "hard_pyhf": _finite(ev.hard_significance),
+            "pyhf_hypotest": _finite(ev.pyhf_hypotest),
+            "about": SIGNIFICANCE_ABOUT,
+        },
         "yields": {r: {s: float(ev.hard[r][s].counts.sum()) for s in samples} for r in ev.hard},
+        "mc_statistics": ev.mc_statistics,
         "cutflow": ev.cutflow,
     }
     files = write_outputs(output, analysis, ev, samples, results)
@@ -184,8 +192,10 @@ def report(analysis: Any, ev: Any, samples: list[str], results: dict) -> str:
             table(("parameter", "value", "init", "bounds", "unit"), params),
             f"soft objective ({results['objective']}; sigmoid cuts, slopes x{number(ev.slope_scale)}): "
             f"{number(z['soft'])}",
-            f"hard expected discovery significance Z0 (step cuts, standard pyhf, Asimov mu = 1): "
-            f"{number(z['hard_pyhf'])}",
+            f"hard expected discovery significance Z0 (step cuts, Asimov mu = 1; pyhf's likelihood at the better "
+            f"of pyhf's background-only fit and one started from diffhep's): {number(z['hard_pyhf'])}",
+            f"the same by plain pyhf.infer.hypotest (pyhf alone, default optimizer): {number(z['pyhf_hypotest'])}",
+            *mc_statistics_lines(None, results["mc_statistics"]),
             "cutflow (events, soft / hard):",
             table(("step", *flow_samples), flow),
             "yields per region (events, hard cuts):",

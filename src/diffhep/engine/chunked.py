@@ -84,7 +84,8 @@ class ChunkedAnalysis:
         self.settings = settings
         self.resolution = resolution
         self.program = ChunkProgram.of(analysis, config)
-        for name in ("name", "parameters", "edges", "observables", "signal", "samples", "lumi_pb", "poi"):
+        shared = ("name", "parameters", "edges", "observables", "signal", "samples", "lumi_pb", "poi", "few_mc_events")
+        for name in shared:
             setattr(self, name, getattr(analysis, name))
         self._client = client
         self._own: list[Any] = []

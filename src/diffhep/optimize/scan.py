@@ -23,7 +23,13 @@ from diffhep.infer.significance import asimov_data
 from diffhep.likelihood import from_workspace
 from diffhep.optimize.settings import OptimizerSettings
 
-__all__ = ["ScanResult", "workspace_significance", "hard_significance", "compare_with_scan"]
+__all__ = [
+    "ScanResult",
+    "workspace_significance",
+    "pyhf_hypotest_significance",
+    "hard_significance",
+    "compare_with_scan",
+]
 
 
 class ScanResult(NamedTuple):
@@ -80,17 +86,20 @@ def _float_or_none(x: float) -> float | None:
 def workspace_significance(workspace: Mapping[str, Any]) -> float:
     """Expected discovery significance ``Z0 = sqrt(q0)`` of a pyhf workspace on Asimov data (POI = 1).
 
-    Uses the workspace's first measurement (POI, bounds, fixed parameters) and
-    pyhf's likelihood on the NumPy backend in float64. ``q0`` is twice pyhf's
-    negative log-likelihood at the best background-only point (POI = 0) minus
-    that at the Asimov point (POI = 1, nominal nuisance parameters: the exact
-    unconditional minimum of Asimov data). The background-only point is the best,
-    by pyhf's likelihood, of pyhf's own fit (``pyhf.infer.mle.fixed_poi_fit``)
-    and of a fit started from diffhep's fit of the same workspace: where signal
-    dwarfs the background (the AGC's ttbar) every nuisance parameter runs to its
-    bound in that fit and scipy's SLSQP often stops at the start or fails; the
-    second start makes the number reliable. Where pyhf's fit converges this is
-    ``norm.isf(pyhf.infer.hypotest(0, asimov, model, test_stat="q0"))``.
+    The report's "hard cuts, pyhf Z0": pyhf's likelihood, at the better of two
+    background-only fits. Uses the workspace's first measurement (POI, bounds,
+    fixed parameters) and pyhf's likelihood on the NumPy backend in float64.
+    ``q0`` is twice pyhf's negative log-likelihood at the best background-only
+    point (POI = 0) minus that at the Asimov point (POI = 1, nominal nuisance
+    parameters: the exact unconditional minimum of Asimov data). The
+    background-only point is the best, by pyhf's likelihood, of pyhf's own fit
+    (``pyhf.infer.mle.fixed_poi_fit``) and of a fit started from diffhep's fit
+    of the same workspace: where signal dwarfs the background (the AGC's ttbar)
+    every nuisance parameter runs to its bound in that fit and scipy's SLSQP
+    often stops at the start or fails; the second start makes the number
+    reliable. Where pyhf's fit converges this is pyhf's own number,
+    :func:`pyhf_hypotest_significance` (the report shows both); where it does
+    not, this one is at the lower background-only likelihood.
     NaN if no fit gives a finite likelihood. pyhf's global backend is restored afterwards.
     """
     import pyhf
@@ -134,6 +143,40 @@ def workspace_significance(workspace: Mapping[str, Any]) -> float:
         if switch:
             pyhf.set_backend(*previous)
     return float(np.sqrt(max(q0, 0.0))) if np.isfinite(q0) else float("nan")
+
+
+def pyhf_hypotest_significance(workspace: Mapping[str, Any]) -> float:
+    """pyhf's own expected discovery significance of a workspace: plain pyhf, nothing of diffhep.
+
+    ``Z0 = norm.isf(p0)`` of ``pyhf.infer.hypotest(0.0, asimov, model, test_stat="q0")``
+    with pyhf's default optimizer (a fresh ``scipy_optimizer()``, whatever is set
+    globally), the NumPy backend in float64, and
+    Asimov data at POI = 1 (``model.expected_data`` at the suggested init), the
+    workspace's first measurement. NaN where pyhf's fit fails (scipy's
+    RuntimeWarnings are silenced). pyhf's global backend and optimizer are
+    restored afterwards.
+    """
+    import pyhf
+    import scipy.stats
+
+    previous = pyhf.get_backend()
+    try:
+        pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer(), precision="64b")  # whatever is set globally
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="jsonschema.RefResolver", category=DeprecationWarning)
+            model = pyhf.Workspace(dict(workspace)).model()
+        pars = np.asarray(model.config.suggested_init(), dtype=np.float64)
+        pars[model.config.poi_index] = 1.0
+        data = model.expected_data(pars)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # scipy on a near-flat likelihood
+                p0 = float(np.asarray(pyhf.infer.hypotest(0.0, data, model, test_stat="q0")))
+        except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError):
+            return float("nan")
+    finally:
+        pyhf.set_backend(*previous)
+    return float(scipy.stats.norm.isf(p0))
 
 
 def _diffhep_background_fit(workspace: Mapping[str, Any], model: Any) -> np.ndarray | None:

@@ -12,6 +12,45 @@ def _num(x: Any, fmt: str = ".4g") -> str:
     return "n/a" if x is None else format(x, fmt)
 
 
+def _bin(b: Mapping[str, Any]) -> str:
+    return f"`{b['region']}` bin {b['bin']} [{b['low']:.4g}, {b['high']:.4g})"
+
+
+def _mc_statistics(stats: Mapping[str, Any] | None) -> list[str]:
+    """The section on the background's MC statistics (``results["mc_statistics"]``), or nothing."""
+    if not stats:
+        return []
+    before, after = stats.get("before") or {}, stats.get("after") or {}
+    threshold = after.get("threshold", before.get("threshold"))
+    lines = [
+        "## Background Monte Carlo statistics",
+        "",
+        "Effective number of background MC events per bin, (sum of weights)^2 / sum of squared weights "
+        "of the total background (hard cuts; the raw count for equal weights).",
+        "",
+    ]
+    for label, part in (("initial", before), ("optimised", after)):
+        emptiest = part.get("emptiest")
+        if emptiest is not None:
+            lines.append(
+                f"- {label} cuts: background MC events in the emptiest bin of the selection: "
+                f"{emptiest['mc_events']:.3g} ({_bin(emptiest)}, {emptiest['background']:.4g} background and "
+                f"{emptiest['signal']:.4g} signal events); {len(part.get('few') or [])} bins with fewer than "
+                f"{threshold:g}"
+            )
+    few = after.get("few") or []
+    if few:
+        lines += [
+            "",
+            f"Bins with fewer than {threshold:g} background MC events at the optimised cuts:",
+            "",
+            "| bin | background MC events | background (events) | signal (events) |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [f"| {_bin(b)} | {b['mc_events']:.3g} | {b['background']:.4g} | {b['signal']:.4g} |" for b in few]
+    return lines + [""]
+
+
 def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
     """Markdown report from the job's ``results`` dict and its ``files`` (label -> relative path).
 
@@ -48,8 +87,22 @@ def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
         f"| soft objective (slope scale {sig['soft']['slope_scale']:g}) "
         f"| {_num(sig['soft']['before'])} | {_num(sig['soft']['after'])} |",
         f"| hard cuts, pyhf Z0 | {_num(sig['hard_pyhf']['before'])} | {_num(sig['hard_pyhf']['after'])} |",
-        "",
     ]
+    if "pyhf_hypotest" in sig:
+        lines.append(
+            f"| hard cuts, plain `pyhf.infer.hypotest` Z0 | {_num(sig['pyhf_hypotest']['before'])} "
+            f"| {_num(sig['pyhf_hypotest']['after'])} |"
+        )
+    lines.append("")
+    about = sig.get("about") or {}
+    names = {
+        "soft": "soft objective",
+        "hard_pyhf": "hard cuts, pyhf Z0",
+        "pyhf_hypotest": "plain `pyhf.infer.hypotest`",
+    }
+    if about:
+        lines += [f"- {names.get(k, k)}: {text}." for k, text in about.items()] + [""]
+    lines += _mc_statistics(results.get("mc_statistics"))
     scan = results.get("scan")
     if scan:
         best = ", ".join(f"`{k}` = {v:.4g}" for k, v in scan["best"].items())

@@ -19,14 +19,36 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from diffhep.config.sections import FEW_MC_EVENTS
+from diffhep.engine.mc_stats import effective_mc_events
 from diffhep.engine.protocol import Analysis, Histograms
 from diffhep.optimize.run import OptimizationResult, is_chunked, run_optimization
-from diffhep.optimize.scan import ScanResult, compare_with_scan, workspace_significance
+from diffhep.optimize.scan import ScanResult, compare_with_scan, pyhf_hypotest_significance, workspace_significance
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import write_json, write_text
 from diffhep.report import plot_cutflow, plot_history, plot_landscape, plot_region, render_report, write_histograms
 
-__all__ = ["Evaluation", "evaluate", "build_results", "write_outputs", "run_job", "versions"]
+__all__ = [
+    "SIGNIFICANCE_ABOUT",
+    "Evaluation",
+    "evaluate",
+    "mc_statistics",
+    "build_results",
+    "write_outputs",
+    "run_job",
+    "versions",
+]
+
+#: What each number of ``results["significance"]`` is, in words (written into ``results.json``).
+SIGNIFICANCE_ABOUT = {
+    "soft": "the objective the optimiser maximises: soft (sigmoid) cuts, KDE histograms, diffhep's likelihood "
+    "(empty background MC bins as one event of the sample's mean weight)",
+    "hard_pyhf": "expected discovery Z0 with hard cuts: pyhf's likelihood of workspace.json (Asimov data at "
+    "mu = 1, q0), the background-only point being the better of pyhf's own fit and a fit started from diffhep's",
+    "pyhf_hypotest": "expected discovery Z0 with hard cuts by plain pyhf: norm.isf(p0) of "
+    "pyhf.infer.hypotest(0, asimov, model, test_stat='q0') on workspace.json with pyhf's default optimizer; "
+    "equal to hard_pyhf wherever pyhf's fit converges",
+}
 
 #: id(analysis) -> (analysis, jitted objective); the analysis is kept so its id is not reused.
 _OBJECTIVES: OrderedDict[int, tuple[Analysis, Any]] = OrderedDict()
@@ -39,10 +61,15 @@ class Evaluation(NamedTuple):
         cuts: cut name -> value.
         hard: region -> sample -> hard-cut ``Histogram`` (NumPy).
         workspace: the pyhf workspace of ``hard`` (validated by pyhf).
-        hard_significance: pyhf Z0 of ``workspace`` (Asimov, ``q0``, NumPy backend).
+        hard_significance: pyhf Z0 of ``workspace`` (Asimov, ``q0``, NumPy backend) at the
+            better of pyhf's background-only fit and one started from diffhep's
+            (:func:`~diffhep.optimize.scan.workspace_significance`).
         soft_significance: ``analysis.objective`` at ``slope_scale``.
         slope_scale: the slope multiplier of the soft objective.
         cutflow: ``analysis.cutflow`` at ``cuts``.
+        pyhf_hypotest: ``norm.isf(p0)`` of plain ``pyhf.infer.hypotest`` on ``workspace``
+            (:func:`~diffhep.optimize.scan.pyhf_hypotest_significance`; NaN if its fit fails).
+        mc_statistics: background MC events per bin of ``hard`` (:func:`mc_statistics`).
     """
 
     cuts: dict[str, float]
@@ -52,6 +79,8 @@ class Evaluation(NamedTuple):
     soft_significance: float
     slope_scale: float
     cutflow: dict[str, list[dict[str, float]]]
+    pyhf_hypotest: float
+    mc_statistics: dict[str, Any]
 
 
 def _jitted_objective(analysis: Analysis) -> Any:
@@ -83,7 +112,59 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
         soft_significance=float(soft),
         slope_scale=float(slope_scale),
         cutflow=analysis.cutflow(cuts, data),
+        pyhf_hypotest=pyhf_hypotest_significance(ws),
+        mc_statistics=mc_statistics(analysis, hard),
     )
+
+
+def mc_statistics(analysis: Analysis, hard: Histograms, *, threshold: float | None = None) -> dict[str, Any]:
+    """The background's Monte Carlo statistics per bin of hard-cut histograms: where is the MC thin?
+
+    Per bin of every region: the total background (the nominal samples that are
+    not ``analysis.signal``; events), its effective number of MC events
+    ``n_eff = counts**2 / sumw2`` (Kish; the raw count for equal weights) and
+    the signal (events).
+
+    Args:
+        analysis: the analysis (``edges``, ``signal``; ``few_mc_events`` if it has one).
+        hard: its hard-cut histograms.
+        threshold: bins with ``n_eff`` below it are listed; default
+            ``analysis.few_mc_events``, else :data:`~diffhep.config.sections.FEW_MC_EVENTS`.
+
+    Returns:
+        ``{"threshold", "emptiest", "few"}``: ``emptiest`` is the bin with the fewest
+        background MC events among the bins that hold signal (all bins if none
+        does; ``None`` without bins), ``few`` every bin with ``n_eff < threshold``;
+        each bin is ``{"region", "bin", "low", "high", "background", "mc_events", "signal"}``.
+    """
+    if threshold is None:
+        threshold = float(getattr(analysis, "few_mc_events", FEW_MC_EVENTS))
+    bins = []
+    for region, samples in hard.items():
+        nominal = _nominal(samples)
+        background = [k for k in nominal if k not in analysis.signal]
+        edges = np.asarray(analysis.edges[region], dtype=float)
+        size = len(edges) - 1
+        counts = sum((np.asarray(nominal[k].counts, dtype=float) for k in background), np.zeros(size))
+        sumw2 = sum((np.asarray(nominal[k].sumw2, dtype=float) for k in background), np.zeros(size))
+        signal = sum((np.asarray(nominal[k].counts, dtype=float) for k in nominal if k in analysis.signal),
+                     np.zeros(size))  # fmt: skip
+        n_eff = effective_mc_events(counts, sumw2)
+        for i in range(size):
+            bins.append(
+                {
+                    "region": region,
+                    "bin": i,
+                    "low": float(edges[i]),
+                    "high": float(edges[i + 1]),
+                    "background": float(counts[i]),
+                    "mc_events": float(n_eff[i]),
+                    "signal": float(signal[i]),
+                }
+            )
+    candidates = [b for b in bins if b["signal"] > 0] or bins
+    emptiest = min(candidates, key=lambda b: b["mc_events"]) if candidates else None
+    return {"threshold": float(threshold), "emptiest": emptiest, "few": [b for b in bins if b["mc_events"] < threshold]}
 
 
 def versions() -> dict[str, str]:
@@ -165,8 +246,11 @@ def build_results(
                     "slope_scale": after.slope_scale,
                 },
                 "hard_pyhf": {"before": before.hard_significance, "after": after.hard_significance},
+                "pyhf_hypotest": {"before": before.pyhf_hypotest, "after": after.pyhf_hypotest},
+                "about": SIGNIFICANCE_ABOUT,
             },
             "yields": {"before": _yields(before.hard), "after": _yields(after.hard)},
+            "mc_statistics": {"before": before.mc_statistics, "after": after.mc_statistics},
             "scan": scan.to_dict(),
         }
     )
