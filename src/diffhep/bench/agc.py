@@ -33,6 +33,7 @@ plain Awkward one. Samples are generated once per size into the work folder.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -56,12 +57,17 @@ from diffhep.examples import ttbar
 from diffhep.execute import ExecutionSettings
 from diffhep.execute.settings import available_memory, choose_mode
 from diffhep.io.generate_agc import AGC_PROCESSES, generate_agc_sample
+from diffhep.io.generate_agc import SCHEMA_VERSION as AGC_SCHEMA_VERSION
 from diffhep.io.read import iterate_events, num_entries
 from diffhep.optimize.bounds import to_unconstrained
 from diffhep.optimize.run import chunked_step, compiled_step
 from diffhep.optimize.settings import OptimizerSettings
+from diffhep.outputs import write_json
 
 __all__ = ["prepare_config", "run_benchmark", "markdown_table", "DEFAULT_CONFIG"]
+
+#: Beside generated files: file name -> the settings it was generated with (as ``diffhep generate --config``).
+MANIFEST = "diffhep-generated.json"
 
 #: The AGC ttbar template (installed with diffhep, or ``analyses/ttbar`` of the source checkout).
 DEFAULT_CONFIG = template_root() / "ttbar" / "config.yaml"
@@ -76,7 +82,9 @@ def prepare_config(config_path: Path, events: int, folder: Path, *, variations: 
     generated with as many events as the sample. Without ``variations``, the
     ``histosys`` systematics are dropped (the plain Awkward baseline has none).
     The copy names its files by absolute paths: it lives in ``folder``, and a
-    path relative to the working directory would be read relative to it.
+    path relative to the working directory would be read relative to it. A file
+    generated before is reused only when it was generated with the same process,
+    event count, seed and generator version (:func:`_generated`).
     """
 
     folder = Path(folder).resolve()
@@ -113,16 +121,35 @@ def prepare_config(config_path: Path, events: int, folder: Path, *, variations: 
     return path
 
 
-def _generated(path: Path, process: str, n: int, seed: int, generate: Callable[..., Path]) -> Path:
-    """``path``, generated unless it already holds ``n`` events."""
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
-    if path.is_file():
+
+def _generated(path: Path, process: str, n: int, seed: int, generate: Callable[..., Path]) -> Path:
+    """``path``, generated unless the manifest beside it records it with these settings and it holds ``n`` events.
+
+    The manifest (:data:`MANIFEST`, the layout ``diffhep generate --config`` writes)
+    records per file the generator, process, events, seed and the generator's
+    :data:`~diffhep.io.generate_agc.SCHEMA_VERSION`: a file of another seed,
+    process or generator version, or one the manifest does not know, is generated again.
+    """
+    settings = {"generator": "agc", "process": process, "events": int(n), "seed": int(seed),
+                "schema_version": AGC_SCHEMA_VERSION}  # fmt: skip
+    if path.is_file() and _read_manifest(path.parent).get(path.name) == settings:
         try:
             if num_entries(str(path), tree="Events") == n:
                 return path
         except Exception:  # noqa: BLE001 - a broken file is generated again
             pass
-    return generate(path, process, n, seed=seed)
+    generate(path, process, n, seed=seed)
+    manifest = _read_manifest(path.parent)  # again: other samples share the folder
+    manifest[path.name] = settings
+    write_json(path.parent / MANIFEST, manifest)
+    return path
 
 
 # -- measuring -------------------------------------------------------------------

@@ -56,7 +56,11 @@ from diffhep.io.generate_common import (
     write_sample,
 )
 
-__all__ = ["AGC_PROCESSES", "BRANCHES", "generate_agc_sample", "generate_agc_dataset"]
+__all__ = ["AGC_PROCESSES", "BRANCHES", "SCHEMA_VERSION", "generate_agc_sample", "generate_agc_dataset"]
+
+#: Version of the generated content; bump it whenever branches or physics change, so that files
+#: generated before (``diffhep generate --config``, ``diffhep bench agc``) are generated again.
+SCHEMA_VERSION = 1
 
 #: Process -> cross-section (pb, AGC values) and description.
 AGC_PROCESSES: dict[str, dict] = {
