@@ -9,7 +9,6 @@ and standard pyhf, scan around the optimum, and write ``results.json``,
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         settings = replace(settings, steps=args.steps)
     output = check_output_is_folder(Path(args.output) if args.output else default_output(config, "optimize"))
     if args.resume:
-        _check_resume(output, config.config_hash, quiet=args.quiet)
+        _check_resume(output, analysis, settings, config.config_hash, quiet=args.quiet)
     args.on_interrupt = (
         f"checkpoints are in {output / 'checkpoints'}; continue with: "
         f"diffhep optimize {args.config} --output {output} --resume"
@@ -94,22 +93,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_resume(output: Path, config_hash: str, *, quiet: bool) -> None:
-    """Refuse to resume the job of another config; say so when there is nothing to resume."""
-    from diffhep.optimize.checkpoint import latest_checkpoint  # deferred: JAX loads when the command runs
+def _check_resume(output: Path, analysis: Any, settings: Any, config_hash: str, *, quiet: bool) -> None:
+    """Refuse, before any event is read, a resume whose checkpoint was written with other settings or config.
 
-    previous = output / "results.json"
-    if previous.is_file():
-        try:
-            written = json.loads(previous.read_text(encoding="utf-8")).get("config_hash")
-        except (OSError, ValueError, AttributeError):
-            written = None
-        if written and written != config_hash:
-            raise DiffhepError(
-                f"--resume: {output} holds the job of another config (hash {written[:12]}, this "
-                f"config {config_hash[:12]}); choose another --output or drop --resume"
-            )
-    if latest_checkpoint(output / "checkpoints") is None:
+    Names each difference (:func:`diffhep.optimize.run.check_resume`); says so
+    when there is nothing to resume.
+    """
+    from diffhep.optimize.run import check_resume  # deferred: JAX loads when the command runs
+
+    if check_resume(output, analysis, settings, config_hash=config_hash) is None:
         say(f"note: no checkpoint in {output / 'checkpoints'}; starting from step 0", quiet=quiet)
 
 

@@ -30,7 +30,7 @@ from diffhep.cli.common import (
 )
 from diffhep.cli.optimize import mc_statistics_lines
 from diffhep.cli.validate import check_files
-from diffhep.outputs import write_json
+from diffhep.outputs import remove_temporaries, write_json
 
 EXAMPLES = """
   diffhep run analyses/dimuon/config.yaml                       # at the parameters' init values
@@ -135,6 +135,7 @@ def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], resu
 
     files: dict[str, str] = {}
     output.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(output)  # what an interrupted earlier write left
     _check_workspace(ev.workspace)
     write_json(output / "workspace.json", ev.workspace)
     files["pyhf workspace at these cuts"] = "workspace.json"

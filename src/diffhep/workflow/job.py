@@ -361,7 +361,9 @@ def run_job(
     log("evaluating the initial cuts (hard cuts, pyhf) ...")
     before = evaluate(analysis, data, initial, slope_scale=settings.slope_end)
     log(f"optimising {len(initial)} cuts for up to {settings.steps} steps ({settings.name}) ...")
-    opt = run_optimization(analysis, data, settings, output=output, resume=resume, progress=progress)
+    opt = run_optimization(
+        analysis, data, settings, output=output, resume=resume, progress=progress, config_hash=config_hash
+    )
     if opt.stopped:
         log(f"note: {opt.stopped}")
     log("evaluating the optimised cuts (hard cuts, pyhf) ...")
