@@ -73,7 +73,10 @@ def job(small_config: Path) -> tuple[ConfiguredAnalysis, dict]:
 def test_optimisation_improves_the_hard_cut_pyhf_significance(job):
     _, results = job
     z = results["significance"]["hard_pyhf"]
-    assert z["after"] > 2.0 * z["before"], z  # measured: 4.6x, 3.5x, 3.6x with seeds 1, 2, 3
+    # measured: 0.325 -> 0.544, 0.443 -> 0.550, 0.392 -> 0.548 (x1.67, x1.24, x1.40) with seeds 1, 2, 3: at this
+    # size one qcd MC event weighs 4000 events, and a bin without qcd MC still carries one (x4.6, x3.5, x3.6
+    # when an empty bin counted as background-free)
+    assert z["after"] > 1.2 * z["before"], z
     # the physics the README tells: a higher muon threshold (QCD), a lower jet veto and MET cut (ttbar)
     initial, final = results["initial"], results["final"]
     assert final["muon_pt_min"] > initial["muon_pt_min"]

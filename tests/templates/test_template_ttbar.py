@@ -15,8 +15,14 @@ ttbar sample of the modelling systematic with the generator function), then:
   the config as a modifier.
 
 Offline, generator seeds 1, 2 and 3 at these sizes and settings give hard Z0
-437.9 -> 1069.7, 357.6 -> 511.1 and 544.8 -> 1326.6 (x2.44, x1.43, x2.43); the
-test (seed 1) asks for x1.2.
+16.27 -> 36.11, 13.29 -> 29.76 and 16.09 -> 30.30 (x2.22, x2.24, x1.88); the
+test (seed 1) asks for x1.2. At this size one W+jets MC event weighs about
+13,000 events, and every bin without W+jets MC carries that much background
+uncertainty (an empty bin holds one MC event of the sample's mean weight), so
+the optimiser loosens the b-tag working point to fill the 4j2b bins with ttbar
+(0.24-0.25 with seeds 1-3). When empty bins counted as background-free the
+numbers were 437.9 -> 1069.7, 357.6 -> 511.1 and 544.8 -> 1326.6, and the
+working point moved up.
 """
 
 from __future__ import annotations
@@ -181,8 +187,8 @@ def test_optimisation_improves_the_hard_cut_pyhf_significance(template, tmp_path
     assert results["stop_reason"] == f"completed all {OPTIMIZER['steps']} steps"
     z = results["significance"]["hard_pyhf"]
     assert z["after"] > 1.2 * z["before"], z
-    # purer 4j2b: the working point moves up (W+jets jets are light, ttbar's are b)
-    assert results["final"]["btag_min"] > AGC["btag_min"] + 0.1
+    # W+jets MC is thin at this size (see the module docstring): more ttbar in 4j2b, the working point moves down
+    assert results["final"]["btag_min"] < AGC["btag_min"] - 0.1
     soft = results["significance"]["soft"]
     assert soft["after"] > soft["before"], soft
     bounds = {k: (p["low"], p["high"]) for k, p in results["parameters"].items()}
