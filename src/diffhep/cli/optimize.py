@@ -9,6 +9,7 @@ and standard pyhf, scan around the optimum, and write ``results.json``,
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,19 @@ def _check_resume(output: Path, analysis: Any, settings: Any, config_hash: str, 
     """
     from diffhep.optimize.run import check_resume  # deferred: JAX loads when the command runs
 
-    if check_resume(output, analysis, settings, config_hash=config_hash) is None:
+    checkpoint = check_resume(output, analysis, settings, config_hash=config_hash)
+    previous = output / "results.json"
+    if previous.is_file():
+        try:
+            written = json.loads(previous.read_text(encoding="utf-8")).get("config_hash")
+        except (OSError, ValueError, AttributeError):
+            written = None
+        if written and written != config_hash:
+            raise DiffhepError(
+                f"--resume: {output} holds the job of another config (hash {written[:12]}, this "
+                f"config {config_hash[:12]}); choose another --output or drop --resume"
+            )
+    if checkpoint is None:
         say(f"note: no checkpoint in {output / 'checkpoints'}; starting from step 0", quiet=quiet)
 
 
