@@ -118,6 +118,11 @@ def _check_resume(output: Path, analysis: Any, settings: Any, config_hash: str, 
         say(f"note: no checkpoint in {output / 'checkpoints'}; starting from step 0", quiet=quiet)
 
 
+def _fit_failed(value: float | None) -> str:
+    """A significance, or ``fit failed`` where pyhf gave none (``None`` in results.json)."""
+    return "fit failed" if value is None else number(value)
+
+
 def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
     """Cuts before/after, soft and hard significance before/after, the scan comparison."""
     units = {p.name: p.unit for p in analysis.parameters}
@@ -139,8 +144,8 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
     ]  # fmt: skip
     if "pyhf_hypotest" in z:
         sig.append(
-            ("hard Z0 (plain pyhf.infer.hypotest)", number(z["pyhf_hypotest"]["before"]),
-             number(z["pyhf_hypotest"]["after"]))
+            ("hard Z0 (plain pyhf.infer.hypotest)", _fit_failed(z["pyhf_hypotest"]["before"]),
+             _fit_failed(z["pyhf_hypotest"]["after"]))
         )  # fmt: skip
     resumed = "" if results.get("resumed_from") is None else f", resumed from step {results['resumed_from']}"
     lines = [

@@ -195,7 +195,7 @@ def report(analysis: Any, ev: Any, samples: list[str], results: dict) -> str:
             f"{number(z['soft'])}",
             f"hard expected discovery significance Z0 (step cuts, Asimov mu = 1; pyhf's likelihood at the better "
             f"of pyhf's background-only fit and one started from diffhep's): {number(z['hard_pyhf'])}",
-            f"the same by plain pyhf.infer.hypotest (pyhf alone, default optimizer): {number(z['pyhf_hypotest'])}",
+            f"the same by plain pyhf.infer.hypotest (pyhf alone, default optimizer): {'fit failed' if z['pyhf_hypotest'] is None else number(z['pyhf_hypotest'])}",
             *mc_statistics_lines(None, results["mc_statistics"]),
             "cutflow (events, soft / hard):",
             table(("step", *flow_samples), flow),

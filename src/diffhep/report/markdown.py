@@ -8,6 +8,11 @@ from typing import Any
 __all__ = ["render_report"]
 
 
+def _num_or_failed(value: Any) -> str:
+    """A significance, or "pyhf's fit failed" where it gave none."""
+    return "pyhf's fit failed" if value is None else _num(value)
+
+
 def _num(x: Any, fmt: str = ".4g") -> str:
     return "n/a" if x is None else format(x, fmt)
 
@@ -90,8 +95,8 @@ def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
     ]
     if "pyhf_hypotest" in sig:
         lines.append(
-            f"| hard cuts, plain `pyhf.infer.hypotest` Z0 | {_num(sig['pyhf_hypotest']['before'])} "
-            f"| {_num(sig['pyhf_hypotest']['after'])} |"
+            f"| hard cuts, plain `pyhf.infer.hypotest` Z0 | {_num_or_failed(sig['pyhf_hypotest']['before'])} "
+            f"| {_num_or_failed(sig['pyhf_hypotest']['after'])} |"
         )
     lines.append("")
     about = sig.get("about") or {}
