@@ -19,7 +19,7 @@ Inside a model, in the order a spec is turned into a likelihood:
 - :mod:`~diffhep.likelihood.modifiers`: the HistFactory modifiers (``histosys``,
   ``lumi``, ``normfactor``, ``normsys``, ``shapefactor``, ``shapesys``,
   ``staterror``): their parameter sets and how they change a sample's yields;
-- :mod:`~diffhep.likelihood.interpolation`: pyhf's interpolation codes 4 and 4p;
+- :mod:`~diffhep.likelihood.interpolation`: pyhf's interpolation codes (normsys code1/code4, histosys code0/code2/code4p);
 - :mod:`~diffhep.likelihood.parameters`: parameter sets (:class:`ParamSet`) and
   their constraint data;
 - :mod:`~diffhep.likelihood.layout`: padded index tables that evaluate every sample
