@@ -18,7 +18,7 @@ import numpy as np
 import pyhf
 import pytest
 
-from diffhep.errors import FitError
+from diffhep.errors import ConfigError, FitError
 from diffhep.infer import (
     discovery_q0,
     expected_cls,
@@ -296,3 +296,16 @@ def test_significance_keeps_its_slope_at_zero_signal():
     assert float(value) == 0.0
     assert float(grad) == pytest.approx(merged, rel=1e-6)
     assert 0 < float(grad) < slope
+
+
+def test_poi_values_outside_the_bounds_are_refused():
+    """With POI bounds [0.2, 1.5] qtilde's background-only Asimov data were silently made at POI 0.2
+    (CLs 0.5); pyhf refuses such bounds too."""
+    spec, observed = EMPTY_BINS["all_zero_bin"]
+    model = build_model(spec)
+    data = jnp.asarray(observed + list(model.config.auxdata))
+    bounds = model.config.suggested_bounds().at[model.config.poi_index].set(jnp.asarray([0.2, 1.5]))
+    with pytest.raises(ConfigError, match=r"POI 'mu' at 0 for the Asimov data, outside its bounds \[0.2, 1.5\]"):
+        hypotest(1.0, data, model, par_bounds=bounds)
+    with pytest.raises(ConfigError, match="at 2 for the tested value"):
+        hypotest(2.0, data, model, par_bounds=bounds.at[model.config.poi_index, 0].set(0.0))

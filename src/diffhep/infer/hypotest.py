@@ -250,6 +250,28 @@ def _hypotest(
     return _statistics(model, data, asimov, poi_test, fits, status, test_stat)
 
 
+def _check_poi_values(config: Any, bounds: Array, poi_test: Any, test_stat: str) -> None:
+    """Raise :class:`ConfigError` if a POI value the fits hold fixed lies outside the POI's bounds.
+
+    The fits would clip it silently (pyhf refuses too): with bounds ``[0.2, 1.5]``
+    the background-only Asimov data of ``qtilde`` would be made at POI 0.2.
+    Checked only on concrete values (not under ``jit``).
+    """
+    if isinstance(bounds, jax.core.Tracer) or isinstance(poi_test, jax.core.Tracer):
+        return
+    lower, upper = (float(x) for x in bounds[config.poi_index])
+    name = config.par_names[config.poi_index]
+    values = {"the Asimov data": 1.0 if test_stat == "q0" else 0.0}
+    if test_stat != "q0":
+        values["the tested value"] = float(poi_test)
+    for what, value in values.items():
+        if not lower <= value <= upper:
+            raise ConfigError(
+                f"hypotest ({test_stat}) fixes the POI {name!r} at {value:g} for {what}, outside its bounds "
+                f"[{lower:g}, {upper:g}]; widen par_bounds to include it"
+            )
+
+
 def _raise_unconverged(result: HypotestResult, poi_test: Any) -> None:
     """Raise :class:`FitError` naming the first fit of ``result`` that did not converge (concrete results only)."""
     status = result.status
@@ -342,6 +364,7 @@ def hypotest(
         )
     if on_failure not in ("raise", "flag"):
         raise ConfigError(f"on_failure must be 'raise' or 'flag', not {on_failure!r}")
+    _check_poi_values(config, bounds, poi_test, test_stat)
     poi_test = jnp.asarray(poi_test, dtype=init.dtype)
     result = _hypotest(model, data, poi_test, init, bounds, ~fixed, test_stat, n_steps)
     if on_failure == "raise":
