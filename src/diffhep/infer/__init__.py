@@ -13,6 +13,10 @@
 - :mod:`~diffhep.infer.hypotest`: :func:`hypotest` — asymptotic CLs (``qtilde``,
   ``q``) and discovery p-value (``q0``) with expected bands, as
   ``pyhf.infer.hypotest``, returning a :class:`HypotestResult`;
+- :mod:`~diffhep.infer.toys`: ``hypotest(..., calctype="toybased")`` — pyhf's
+  ``ToyCalculator`` with the toys fitted in ``vmap``-ed batches, returning a
+  :class:`ToyHypotestResult` (the toys' test statistics in :class:`ToyDistribution`);
+  :func:`sample_toys` draws them;
 - :mod:`~diffhep.infer.significance`: :func:`asimov_data`, :func:`discovery_q0`,
   the objective :func:`expected_discovery_significance` and
   :func:`pyhf_discovery_significance`, the pyhf reference value;
@@ -39,6 +43,7 @@ from diffhep.infer.significance import (
     expected_discovery_significance,
     pyhf_discovery_significance,
 )
+from diffhep.infer.toys import ToyDistribution, ToyHypotestResult, sample_toys
 
 __all__ = [
     "FitResult",
@@ -48,6 +53,9 @@ __all__ = [
     "HypotestFits",
     "HypotestResult",
     "hypotest",
+    "ToyHypotestResult",
+    "ToyDistribution",
+    "sample_toys",
     "EXPECTED_NSIGMA",
     "asimov_data",
     "discovery_q0",

@@ -40,6 +40,7 @@ from diffhep.errors import ConfigError, FitError
 from diffhep.infer.asymptotics import check_test_stat, expected_pvalues, pvalues, teststat_sigma
 from diffhep.infer.fit import FitResult, _minimize_from, converged_gain
 from diffhep.infer.teststats import profile_statistic
+from diffhep.infer.toys import ToyHypotestResult, toy_hypotest
 from diffhep.likelihood.model import Model
 
 __all__ = ["FIT_NAMES", "HypotestFits", "HypotestResult", "HypotestStatus", "hypotest"]
@@ -301,7 +302,12 @@ def hypotest(
     test_stat: str = "qtilde",
     n_steps: int = 50,
     on_failure: str = "raise",
-) -> HypotestResult:
+    ntoys: int | None = None,
+    key: Any = None,
+    batch_size: int | None = None,
+    track_progress: bool | None = None,
+    max_failed_fraction: float | None = None,
+) -> HypotestResult | ToyHypotestResult:
     """Asymptotic CLs (``qtilde``, ``q``) or discovery p-value (``q0``) at one POI value.
 
     Arguments mirror ``pyhf.infer.hypotest``; the result is a named tuple with
@@ -316,7 +322,9 @@ def hypotest(
         par_bounds: ``(npars, 2)`` bounds; default ``suggested_bounds()``. For
             ``test_stat="q"`` the POI's lower bound is normally below 0.
         fixed_params: ``(npars,)`` booleans; default ``suggested_fixed()``.
-        calctype: only ``"asymptotics"``.
+        calctype: ``"asymptotics"`` (default) or ``"toybased"`` (pyhf's
+            ``ToyCalculator``, :mod:`diffhep.infer.toys`; eager only, returns a
+            :class:`~diffhep.infer.toys.ToyHypotestResult`).
         test_stat: ``"qtilde"`` (default, as pyhf), ``"q"`` or ``"q0"``.
         n_steps: the most Newton steps per fit (static).
         on_failure: ``"raise"`` (default): called eagerly, a fit that did not
@@ -324,6 +332,10 @@ def hypotest(
             ``"flag"``: return the result with NaN p-values and
             ``result.converged`` False. Under ``jax.jit``/``vmap`` results are
             always flagged, never raised.
+        ntoys, key, batch_size, track_progress, max_failed_fraction: options of
+            ``calctype="toybased"`` only (defaults 2000 toys, key 0, batches of
+            20, progress bars shown, no failed toy allowed; see
+            :func:`~diffhep.infer.toys.toy_hypotest`).
 
     Returns:
         :class:`HypotestResult`. Works under ``jax.jit`` and ``jax.vmap`` (over
@@ -341,8 +353,18 @@ def hypotest(
         (0.409, [0.08, 0.178, 0.364, 0.638, 0.883])
     """
     check_test_stat(test_stat)
-    if calctype != "asymptotics":
-        raise ConfigError(f"calctype {calctype!r} is not supported; diffhep's hypotest is 'asymptotics' only")
+    if calctype not in ("asymptotics", "toybased"):
+        raise ConfigError(f"calctype {calctype!r} is not supported; use 'asymptotics' or 'toybased'")
+    toy_options = {
+        "ntoys": ntoys,
+        "key": key,
+        "batch_size": batch_size,
+        "track_progress": track_progress,
+        "max_failed_fraction": max_failed_fraction,
+    }
+    toy_options = {name: value for name, value in toy_options.items() if value is not None}
+    if calctype == "asymptotics" and toy_options:
+        raise ConfigError(f"hypotest options {', '.join(toy_options)} need calctype='toybased'")
     config = model.config
     if config.poi_index is None:
         raise ConfigError("hypotest needs a model with a parameter of interest; build it with poi_name=...")
@@ -366,6 +388,8 @@ def hypotest(
         raise ConfigError(f"on_failure must be 'raise' or 'flag', not {on_failure!r}")
     _check_poi_values(config, bounds, poi_test, test_stat)
     poi_test = jnp.asarray(poi_test, dtype=init.dtype)
+    if calctype == "toybased":
+        return toy_hypotest(model, data, poi_test, init, bounds, ~fixed, test_stat, n_steps, on_failure, **toy_options)
     result = _hypotest(model, data, poi_test, init, bounds, ~fixed, test_stat, n_steps)
     if on_failure == "raise":
         _raise_unconverged(result, poi_test)
