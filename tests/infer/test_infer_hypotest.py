@@ -200,7 +200,7 @@ def test_bad_hypotest_inputs():
     data = model.expected_data(model.config.suggested_init())
     for kwargs, words in [
         ({"test_stat": "qmu"}, "'qmu'"),
-        ({"calctype": "toybased"}, "'toybased'"),
+        ({"calctype": "toys"}, "'toys'"),
         ({"init_pars": jnp.zeros(5)}, "init_pars"),
     ]:
         with pytest.raises(ConfigError, match=words):

@@ -88,7 +88,12 @@ def _newton_direction(h: Array, fisher: Array, g: Array) -> Array:
     scale = jnp.max(jnp.abs(jnp.diag(h))) + jnp.finfo(h.dtype).tiny
     eye = jnp.eye(h.shape[0], dtype=h.dtype)
     newton, newton_ok = _cholesky(h)
-    scoring, scoring_ok = _cholesky(fisher + 1e-12 * scale * eye)
+    # The second factorisation waits for the first (a data dependency that adds 0): with
+    # jaxlib 0.10.2 a *batched* Cholesky (vmapped fits: hypotest's two starts, toys) splits
+    # its batch over XLA's CPU thread pool and waits for the pieces; two independent ones
+    # running at once can take every thread and wait for ever (seen on 2 cores, 1 call in ~25).
+    after = jnp.where(jnp.isfinite(newton[0, 0]), newton[0, 0], 0.0)
+    scoring, scoring_ok = _cholesky(fisher + 1e-12 * scale * eye + 0.0 * after)
     chol = jnp.where(newton_ok, newton, scoring)
     shifts = jnp.asarray(_SHIFTS, dtype=h.dtype) * scale
 
