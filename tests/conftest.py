@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,16 +13,10 @@ import pytest
 # factories (jagged_factory, workspace_factory, toy_analysis) sit here, importable from all.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# One JAX persistent compilation cache per test session, shared by the xdist workers and
-# by the processes tests start (CLI subprocesses, notebook kernels, Dask workers) through
-# the environment: many tests compile the same programs (`run` then `optimize` of one
-# config, a resumed job, the same model in several tests), and XLA compiles of fits take
-# seconds each on CPU. Programs that compile in under a second are not stored. It only
-# saves time: a cached executable is the one XLA would have compiled.
-_OWN_CACHE = "DIFFHEP_TEST_JAX_CACHE" not in os.environ
-if _OWN_CACHE:
-    os.environ["DIFFHEP_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="diffhep-test-jax-cache-")
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["DIFFHEP_TEST_JAX_CACHE"])
+# No JAX persistent compilation cache in the tests: with jaxlib 0.10.2 serialising an
+# executable for the cache segfaulted a test process (test_template_ttbar, in
+# `put_executable_and_time`, with a Dask test's threads still alive in that worker), and
+# reading one in a Dask worker thread aborted the process before. It only saved time.
 # XLA compiles with its backend optimisations off in the tests (and the processes they start):
 # the tests' arrays are small, so compilation, not execution, is what takes the time, and
 # these flags halve it (measured on tests/select/test_select_joint.py: 40 s -> 23 s). The
@@ -45,11 +37,6 @@ def no_persistent_cache():
     yield
     jax.config.update("jax_enable_compilation_cache", enabled)
     compilation_cache.reset_cache()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if _OWN_CACHE and not hasattr(config, "workerinput"):  # the controller made it: remove it
-        shutil.rmtree(os.environ["DIFFHEP_TEST_JAX_CACHE"], ignore_errors=True)
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
