@@ -24,6 +24,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    Every compiled XLA executable keeps memory maps (about 600 per hypotest of a new model);
+    a test worker that compiled the whole suite reached 53,000 of the kernel's 65,530
+    (``vm.max_map_count``), and XLA then aborted or segfaulted mid-compile (two fresh-clone
+    CI runs, 2026-12-07, in the template tests). ``jax.clear_caches`` frees them.
+    """
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture
 def no_persistent_cache():
     """No persistent compilation cache while Dask worker *threads* compile: with JAX 0.10.2,
