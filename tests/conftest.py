@@ -19,9 +19,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # reading one in a Dask worker thread aborted the process before. It only saved time.
 # XLA compiles with its backend optimisations off in the tests (and the processes they start):
 # the tests' arrays are small, so compilation, not execution, is what takes the time, and
-# these flags halve it (measured on tests/select/test_select_joint.py: 40 s -> 23 s). The
-# results are the same computations; they run somewhat slower, which no test times.
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+# the first two flags halve it (measured on tests/select/test_select_joint.py: 40 s -> 23 s).
+# The last two skip XLA's constant folding (it folded index tables, "Constant folding an
+# instruction is taking > 1s") and its CPU fusion emitters: compile of the dimuon example's
+# soft histograms 11.8 s -> 4.7 s, of its Z 17.1 s -> 4.7 s, of its gradient 19.7 s -> 5.3 s,
+# of a hypotest 16 s -> 4.8 s; the whole suite 1072 s -> 717 s (2 workers, idle 2-core
+# machine, 2026-12-07). The results are the same computations up to float rounding; they run
+# somewhat slower, which no test times.
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    " --xla_cpu_use_fusion_emitters=false --xla_disable_hlo_passes=constant_folding",
+)
 
 
 @pytest.fixture(autouse=True, scope="module")

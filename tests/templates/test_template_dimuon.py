@@ -77,10 +77,12 @@ def test_optimisation_improves_the_hard_cut_pyhf_significance(job):
     # size one qcd MC event weighs 4000 events, and a bin without qcd MC still carries one (x4.6, x3.5, x3.6
     # when an empty bin counted as background-free)
     assert z["after"] > 1.2 * z["before"], z
-    # the physics the README tells: a higher muon threshold (QCD), a lower jet veto and MET cut (ttbar)
+    # the physics the README tells: a higher muon threshold (QCD), a lower MET cut (ttbar). The jet veto is
+    # flat at this size: it ends at 141 or 158 GeV (from 150) depending only on XLA's float32 rounding (fused
+    # or not), with soft objectives 0.5352 and 0.5350, so its direction is not asserted here.
     initial, final = results["initial"], results["final"]
-    assert final["muon_pt_min"] > initial["muon_pt_min"]
-    assert final["jet_pt_veto"] < initial["jet_pt_veto"]
+    assert final["muon_pt_min"] > initial["muon_pt_min"] + 10.0  # measured 5 -> 18.9
+    assert final["met_max"] < initial["met_max"] - 100.0  # measured 200 -> 51.3
 
 
 @pytest.mark.parametrize("stage", ["initial", "final"])
