@@ -2,7 +2,8 @@
 
 ``run_optimization`` minimises ``-analysis.objective(cuts, data, slope_scale)``
 over the unconstrained cut variables (:func:`diffhep.optimize.bounds.from_unconstrained`)
-with one jitted value-and-gradient step. The event data are an argument of the
+with one compiled value-and-gradient program (:func:`objective_and_grad`, which
+the job's evaluation shares). The event data are an argument of the
 step (never a constant baked into the compiled code), and so is the slope
 multiplier, so annealing never recompiles. Steps are cached per analysis and
 optimiser, so runs of the same analysis (a resume, a rerun) compile once.
@@ -46,6 +47,7 @@ __all__ = [
     "check_resume",
     "compiled_step",
     "chunked_step",
+    "objective_and_grad",
 ]
 
 
@@ -79,16 +81,61 @@ class OptimizationResult(NamedTuple):
 #: (id(analysis), settings.step_key()) -> (analysis, optimiser, jitted step); the analysis is
 #: kept so that its id cannot be reused while the entry exists.
 _STEPS: OrderedDict[tuple[int, str], tuple[Analysis, optax.GradientTransformation, Callable]] = OrderedDict()
+#: id(analysis) -> (analysis, jitted value and gradient of its objective); as ``_STEPS``.
+_GRADIENTS: OrderedDict[int, tuple[Analysis, Callable]] = OrderedDict()
 _MAX_CACHED = 8
 
 
+def _remember(cache: OrderedDict, key: Any, entry: tuple) -> None:
+    cache[key] = entry
+    if len(cache) > _MAX_CACHED:
+        cache.popitem(last=False)
+
+
+def objective_and_grad(analysis: Analysis) -> Callable:
+    """``jax.jit(jax.value_and_grad(analysis.objective))``: ``(cuts, data, slope) -> (objective, d objective / d cuts)``.
+
+    The one compiled program of an in-memory job: the optimisation steps call it,
+    and so does the evaluation of the soft objective before and after
+    (:func:`diffhep.workflow.job.evaluate`), which therefore compiles nothing
+    more. Cached per analysis object.
+    """
+    if id(analysis) in _GRADIENTS:
+        _GRADIENTS.move_to_end(id(analysis))
+    else:
+        _remember(_GRADIENTS, id(analysis), (analysis, jax.jit(jax.value_and_grad(analysis.objective))))
+    return _GRADIENTS[id(analysis)][1]
+
+
+def _update(params: tuple, optimizer: optax.GradientTransformation) -> Callable:
+    """The jitted ``(u, opt_state, grad_cuts) -> (u', opt_state', grad_norm)`` of a step.
+
+    ``grad_cuts`` is the gradient of the objective w.r.t. the cut values; one
+    ``jax.vjp`` of the bounds transform carries it to the unconstrained
+    variables, and ``grad_norm`` is the global norm of that of ``-objective``.
+    """
+
+    @jax.jit
+    def update(u, opt_state, grad_cuts):
+        _, vjp = jax.vjp(lambda v: from_unconstrained(params, v), u)
+        (grad_u,) = vjp(grad_cuts)
+        grad = jax.tree.map(jnp.negative, grad_u)  # of the loss, -objective
+        updates, new_state = optimizer.update(grad, opt_state, u)
+        return optax.apply_updates(u, updates), new_state, optax.tree.norm(grad)
+
+    return update
+
+
 def compiled_step(analysis: Analysis, settings: OptimizerSettings) -> tuple[optax.GradientTransformation, Callable]:
-    """The optimiser and its jitted ``(u, opt_state, data, slope) -> (u', opt_state', objective, grad_norm, cuts)``.
+    """The optimiser and its step ``(u, opt_state, data, slope) -> (u', opt_state', objective, grad_norm, cuts)``.
 
     ``objective`` and ``cuts`` are those at ``u`` (before the update); ``grad_norm``
     is the global norm of the gradient of ``-objective`` in the unconstrained
-    variables. Cached per analysis object and :meth:`OptimizerSettings.step_key`,
-    so that a rerun or a resume of the same analysis does not compile again.
+    variables. A step is three compiled programs: the cut values of ``u`` (the
+    bounds transform), :func:`objective_and_grad` (the analysis, shared with the
+    job's evaluation) and the Optax update. Cached per analysis object and
+    :meth:`OptimizerSettings.step_key`, so that a rerun or a resume of the same
+    analysis does not compile again.
     """
     key = (id(analysis), settings.step_key())
     if key in _STEPS:
@@ -96,20 +143,17 @@ def compiled_step(analysis: Analysis, settings: OptimizerSettings) -> tuple[opta
         return _STEPS[key][1:]
     params = tuple(analysis.parameters)
     optimizer = settings.build()
+    value_and_grad = objective_and_grad(analysis)
+    cuts_of = jax.jit(lambda u: from_unconstrained(params, u))
+    update = _update(params, optimizer)
 
-    def loss(u, data, slope):
-        return -analysis.objective(from_unconstrained(params, u), data, slope)
-
-    @jax.jit
     def step(u, opt_state, data, slope):
-        value, grad = jax.value_and_grad(loss)(u, data, slope)
-        updates, new_state = optimizer.update(grad, opt_state, u)
-        cuts = from_unconstrained(params, u)
-        return optax.apply_updates(u, updates), new_state, -value, optax.tree.norm(grad), cuts
+        cuts = cuts_of(u)
+        value, grad = value_and_grad(cuts, data, slope)
+        new_u, new_state, gnorm = update(u, opt_state, grad)
+        return new_u, new_state, value, gnorm, cuts
 
-    _STEPS[key] = (analysis, optimizer, step)
-    if len(_STEPS) > _MAX_CACHED:
-        _STEPS.popitem(last=False)
+    _remember(_STEPS, key, (analysis, optimizer, step))
     return optimizer, step
 
 
@@ -118,10 +162,8 @@ def chunked_step(analysis: Any, settings: OptimizerSettings) -> tuple[optax.Grad
 
     The objective and its gradient w.r.t. the cuts come from
     ``data.value_and_grad(cuts, slope_scale)`` (``data`` is the analysis's
-    ``load()`` handle, e.g. a :class:`~diffhep.engine.chunked.ChunkedAnalysis`);
-    the gradient is carried to the unconstrained variables by one ``jax.vjp``
-    of the bounds transform and the Optax update is jitted, so a step is the
-    same function of ``(u, opt_state, slope)`` as the in-memory one.
+    ``load()`` handle, e.g. a :class:`~diffhep.engine.chunked.ChunkedAnalysis`)
+    instead of :func:`objective_and_grad`; the update is the same.
     """
     key = (id(analysis), "chunked:" + settings.step_key())
     if key in _STEPS:
@@ -129,26 +171,18 @@ def chunked_step(analysis: Any, settings: OptimizerSettings) -> tuple[optax.Grad
         return _STEPS[key][1:]
     params = tuple(analysis.parameters)
     optimizer = settings.build()
-
-    @jax.jit
-    def update(u, opt_state, grad_cuts):
-        cuts, vjp = jax.vjp(lambda v: from_unconstrained(params, v), u)
-        (grad_u,) = vjp(grad_cuts)
-        grad = jax.tree.map(jnp.negative, grad_u)  # of the loss, -objective
-        updates, new_state = optimizer.update(grad, opt_state, u)
-        return optax.apply_updates(u, updates), new_state, optax.tree.norm(grad), cuts
+    cuts_of = jax.jit(lambda u: from_unconstrained(params, u))
+    update = _update(params, optimizer)
 
     def step(u, opt_state, data, slope):
-        cuts = jax.device_get(from_unconstrained(params, u))
-        result = data.value_and_grad(cuts, float(slope))
+        cuts = cuts_of(u)
+        result = data.value_and_grad(jax.device_get(cuts), float(slope))
         dtype = jnp.result_type(float)
         grad = {p.name: jnp.asarray(result.grad[p.name], dtype=dtype) for p in params}
-        new_u, new_state, gnorm, cuts = update(u, opt_state, grad)
+        new_u, new_state, gnorm = update(u, opt_state, grad)
         return new_u, new_state, result.value, gnorm, cuts
 
-    _STEPS[key] = (analysis, optimizer, step)
-    if len(_STEPS) > _MAX_CACHED:
-        _STEPS.popitem(last=False)
+    _remember(_STEPS, key, (analysis, optimizer, step))
     return optimizer, step
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import OrderedDict
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from diffhep.config.sections import FEW_MC_EVENTS
 from diffhep.engine.mc_stats import effective_mc_events
 from diffhep.engine.protocol import Analysis, Histograms
-from diffhep.optimize.run import OptimizationResult, is_chunked, run_optimization
+from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_grad, run_optimization
 from diffhep.optimize.scan import ScanResult, compare_with_scan, pyhf_hypotest_significance, workspace_significance
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import write_json, write_text
@@ -49,9 +48,6 @@ SIGNIFICANCE_ABOUT = {
     "pyhf.infer.hypotest(0, asimov, model, test_stat='q0') on workspace.json with pyhf's default optimizer; "
     "equal to hard_pyhf wherever pyhf's fit converges",
 }
-
-#: id(analysis) -> (analysis, jitted objective); the analysis is kept so its id is not reused.
-_OBJECTIVES: OrderedDict[int, tuple[Analysis, Any]] = OrderedDict()
 
 
 class Evaluation(NamedTuple):
@@ -83,15 +79,6 @@ class Evaluation(NamedTuple):
     mc_statistics: dict[str, Any]
 
 
-def _jitted_objective(analysis: Analysis) -> Any:
-    """``jax.jit(analysis.objective)``, compiled once per analysis object."""
-    if id(analysis) not in _OBJECTIVES:
-        _OBJECTIVES[id(analysis)] = (analysis, jax.jit(analysis.objective))
-        if len(_OBJECTIVES) > 8:
-            _OBJECTIVES.popitem(last=False)
-    return _OBJECTIVES[id(analysis)][1]
-
-
 def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_scale: float = 1.0) -> Evaluation:
     """Hard histograms, workspace, pyhf significance, soft objective and cutflow at ``cuts``."""
     cuts = {k: float(v) for k, v in cuts.items()}
@@ -101,7 +88,8 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
     if is_chunked(analysis):  # chunk by chunk: a number, not a traceable function
         soft = analysis.objective(cuts, data, slope_scale)
     else:
-        soft = _jitted_objective(analysis)(
+        # the optimisation steps' compiled program (the gradient is dropped): no second compilation
+        soft, _ = objective_and_grad(analysis)(
             {k: jnp.asarray(v, dtype=dtype) for k, v in cuts.items()}, data, jnp.asarray(slope_scale, dtype=dtype)
         )
     return Evaluation(
