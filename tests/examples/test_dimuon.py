@@ -69,9 +69,12 @@ def test_objective_gradient_matches_finite_differences(samples):
     slopes = {p.name: p.slope for p in dimuon.CUTS}
 
     @jax.jit
-    def z(c):
+    def z_of(c, events):
         cuts = {"muon_pt_min": c[0], "jet_pt_veto": c[1], "met_max": c[2]}
-        return soft_significance(small, cuts, slopes, setup)
+        return soft_significance(events, cuts, slopes, setup)
+
+    def z(c):  # the events are an argument of the compiled program, not constants folded into it
+        return z_of(c, small)
 
     c0 = jnp.array([15.0, 80.0, 90.0])
     check_grads(z, (c0,), order=1, modes=["rev", "fwd"], eps=1e-3, atol=1e-5, rtol=1e-4)
@@ -88,9 +91,9 @@ def test_soft_objective_is_smooth_in_float32(synthetic_dataset):
                 sample = Sample(name, (str(path),), PROCESSES[name]["xsec_pb"])
                 data[name] = dimuon.prepare(load_sample(sample, dimuon.BRANCHES), normalisation(sample, LUMI))
             slopes = {p.name: p.slope for p in dimuon.CUTS}
-            z = jax.jit(lambda v: soft_significance(data, {**CUTS, "muon_pt_min": v}, slopes, Setup()))
+            z = jax.jit(lambda v, events: soft_significance(events, {**CUTS, "muon_pt_min": v}, slopes, Setup()))
             dtype = jnp.float64 if x64 else jnp.float32
-            return np.array([float(z(jnp.asarray(v, dtype=dtype))) for v in np.linspace(10.0, 12.0, 9)])
+            return np.array([float(z(jnp.asarray(v, dtype=dtype), data)) for v in np.linspace(10.0, 12.0, 9)])
 
     values, exact = scan(False), scan(True)
     # The curvature of Z itself (second differences up to 5e-3 of the largest value here, where a
