@@ -105,7 +105,10 @@ def test_banded_kernel_equals_dense_kernel(sample, bandwidth):
     np.testing.assert_allclose(got.sumw2, (w * w) @ dense, rtol=1e-10, atol=1e-10)
 
 
-def test_zero_bandwidth_is_numpy_histogram():
+def test_zero_bandwidth_is_hist():
+    """Bandwidth 0 fills as ``hist`` does (edges included: see ``test_histogram_edges.py``)."""
+    import hist
+
     from diffhep.histogram import binned_kernel, fill
 
     rng = np.random.default_rng(5)
@@ -113,10 +116,9 @@ def test_zero_bandwidth_is_numpy_histogram():
     x = np.concatenate([rng.uniform(-2, 12, 500), edges, [-0.0, 10.0 + 1e-12]])
     w = rng.uniform(0.5, 2.0, len(x))
     got = fill(binned_kernel(jnp.asarray(x), edges, 0.0), jnp.asarray(w))
-    ref, _ = np.histogram(x, edges, weights=w)
-    ref2, _ = np.histogram(x, edges, weights=w * w)
-    np.testing.assert_allclose(got.counts, ref, rtol=1e-12)
-    np.testing.assert_allclose(got.sumw2, ref2, rtol=1e-12)
+    ref = hist.Hist(hist.axis.Variable(edges), storage=hist.storage.Weight()).fill(x, weight=w).view()
+    np.testing.assert_allclose(got.counts, ref.value, rtol=1e-12)
+    np.testing.assert_allclose(got.sumw2, ref.variance, rtol=1e-12)
 
 
 def test_precomputed_kernel_fill_is_jittable_and_differentiable(sample):

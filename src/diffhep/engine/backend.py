@@ -257,11 +257,12 @@ def _none_before(jagged: Jagged, passing: np.ndarray) -> np.ndarray:
 
 
 def hard_bins(x: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(bin, inside)`` of every value, bins ``[e_b, e_{b+1})`` with the last closed (as ``numpy.histogram``)."""
+    """``(bin, inside)`` of every value, bins ``[e_b, e_{b+1})``, as ``hist`` fills them: a value on the
+    upper edge is overflow (``numpy.histogram`` would put it in the last bin)."""
     x = np.asarray(x, dtype=np.float64)
     n_bins = len(edges) - 1
     index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, n_bins - 1)
-    return index, ((x >= edges[0]) & (x <= edges[-1])).astype(np.float64)
+    return index, ((x >= edges[0]) & (x < edges[-1])).astype(np.float64)
 
 
 @dataclass(frozen=True, repr=False)

@@ -17,8 +17,8 @@ and gradient against 900 ms for the dense ``events x bins`` KDE (float64, 2-core
 CPU; see ``benchmarks/bench_step.py``).
 
 ``bandwidth = 0`` is the hard histogram: ``K = 1`` and the fraction is 1 inside
-the range, 0 outside (bins are ``[e_b, e_{b+1})``, the last one closed, like
-``numpy.histogram``).
+the range, 0 outside (bins are ``[e_b, e_{b+1})``, all of them, as ``hist`` fills: a
+value on the upper edge is overflow, where ``numpy.histogram`` would close the last bin).
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ def _kernel_arrays(x: Array, edges: tuple[float, ...], bandwidth: float, n_sigma
     n_bins = len(edges) - 1
     e = jnp.asarray(edges, dtype=x.dtype)
     if bandwidth == 0:
-        # Hard binning, like numpy.histogram: [e_b, e_{b+1}), last bin closed.
+        # Hard binning as hist (boost-histogram) fills: [e_b, e_{b+1}) for every bin, so a value
+        # exactly on the upper edge is overflow (numpy.histogram would close the last bin).
         first = jnp.clip(jnp.searchsorted(e, x, side="right") - 1, 0, n_bins - 1)
-        inside = (x >= e[0]) & (x <= e[-1])
+        inside = (x >= e[0]) & (x < e[-1])
         return first, jnp.where(inside, 1.0, 0.0).astype(x.dtype)[:, None]
     k = band_width(np.asarray(edges), bandwidth, n_sigma)
     first = jnp.searchsorted(e, x - n_sigma * bandwidth, side="right") - 1
