@@ -1,20 +1,22 @@
 """``diffhep validate CONFIG``: the config, then every file, tree and branch it names.
 
 Order: YAML and schema, meaning checks (:func:`diffhep.config.load_config`),
-the analysis built from it, then the data: every ``files`` entry (globs
-expanded) exists, holds the tree, and has every branch the expressions need,
-for the nominal samples and every variation that reads other files or branches.
+the optimiser settings (built as ``diffhep optimize`` builds them), the
+analysis built from it, then the data: every ``files`` entry (globs expanded)
+exists, holds the tree, and has every branch the expressions need, for the
+nominal samples and every variation that reads other files or branches.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from diffhep.cli.common import add_command, build_analysis, load, number, table
-from diffhep.errors import InputError, closest
+from diffhep.errors import ConfigError, InputError, closest
 from diffhep.io.read import branch_names, expand_files, num_entries
 from diffhep.outputs import write_json
 
@@ -42,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args.config)
+    check_optimizer(config)
     analysis = build_analysis(config)
     events: dict[str, int | None] = dict.fromkeys(config.data["samples"])
     files = 0
@@ -64,6 +67,24 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"summary written to {path}")
     return 0
+
+
+def check_optimizer(config: Any) -> None:
+    """Build the ``optimizer`` settings as ``diffhep optimize`` does.
+
+    An unknown optimiser or a bad scan fails here, with the config's file and
+    line, not only when the optimisation starts.
+    """
+    from diffhep.optimize.settings import OptimizerSettings  # deferred: Optax and JAX load when the command runs
+
+    try:
+        OptimizerSettings.from_config(config.data.get("optimizer"))
+    except ConfigError as exc:
+        if exc.path is not None:
+            raise
+        found = re.match(r"(optimizer(?:\.\w+)*): (.+)", exc.message)
+        field, message = (found[1], found[2]) if found else ("optimizer", exc.message)
+        raise config.error(field, message) from None
 
 
 def _expand(config: Any, sample: str, patterns: tuple[str, ...], what: str) -> list[str]:

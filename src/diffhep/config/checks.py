@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import difflib
 import keyword
+import math
 import re
 from collections.abc import Collection
 from typing import Any, Protocol
@@ -23,7 +24,11 @@ from diffhep.config.expr import Expr, parse
 from diffhep.config.functions import BUILTIN_FUNCTIONS, BUILTINS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS
 from diffhep.errors import ConfigError, DiffhepError, closest
 
-__all__ = ["check_config", "format_path", "FieldPath", "VARIATION_KINDS"]
+__all__ = ["check_config", "format_path", "FieldPath", "VARIATION_KINDS", "MAX_BINS"]
+
+#: Most bins of one region: histograms, kernels and the workspace grow with it (and a
+#: soft histogram holds up to events x bins fractions when the bandwidth spans the range).
+MAX_BINS = 10_000
 
 #: The kinds of a systematic variation; exactly one per variation.
 VARIATION_KINDS = ("scale", "branches", "weight", "files", "smear")
@@ -177,13 +182,31 @@ class _Checker:
         path, binning = ("regions", name, "binning"), region["binning"]
         if "edges" in binning:
             edges = binning["edges"]
+            if len(edges) - 1 > MAX_BINS:
+                message = f"{len(edges) - 1} bins; expected at most {MAX_BINS} bins per region (MAX_BINS)"
+                raise self.fail((*path, "edges"), message)
             bad = next((i for i in range(1, len(edges)) if not edges[i] > edges[i - 1]), None)
             if bad is not None:
                 message = f"{edges[bad]} follows {edges[bad - 1]}; expected strictly increasing edges"
                 raise self.fail((*path, "edges", bad), message)
-        elif not binning["range"][0] < binning["range"][1]:
+            low, high, where = edges[0], edges[-1], (*path, "edges")
+        else:
+            if binning["bins"] > MAX_BINS:
+                message = f"{binning['bins']} bins; expected at most {MAX_BINS} bins per region (MAX_BINS)"
+                raise self.fail((*path, "bins"), message)
             low, high = binning["range"]
-            raise self.fail((*path, "range"), f"[{low}, {high}]: expected low < high")
+            where = (*path, "range")
+            if not low < high:
+                raise self.fail(where, f"[{low}, {high}]: expected low < high")
+        if not math.isfinite(float(high) - float(low)):
+            raise self.fail(where, f"spans [{low}, {high}], wider than a float holds; expected a finite width")
+        bandwidth = region["bandwidth"]  # >= 0 and finite already (schema, finite numbers only)
+        if bandwidth > float(high) - float(low):
+            message = (
+                f"{bandwidth} is wider than the whole binning [{low}, {high}]; expected 0 (a plain histogram) "
+                f"up to {float(high) - float(low):g}, typically about a bin width"
+            )
+            raise self.fail(("regions", name, "bandwidth"), message)
 
     def event(self, path: FieldPath, text: Any, extra: frozenset[str] = frozenset()) -> None:
         expr = self.parse(path, text)

@@ -7,6 +7,10 @@ numbers, names, ``+ - * / **``, unary ``+ - not``, comparisons
 (``jets.btag``) and calls of a plain function name with positional arguments.
 Everything else is refused with a one-line :class:`~diffhep.errors.ConfigError`
 naming the piece and its column. Nothing is ever passed to ``eval``.
+Expressions longer than :data:`MAX_EXPRESSION_LENGTH` characters or nested
+deeper than :data:`MAX_EXPRESSION_DEPTH` levels are refused (every walk of the
+tree recurses), and so are numbers and constant arithmetic outside the float
+range (``9**9**9`` would keep Python's integers busy for hours).
 
 :func:`evaluate` walks a parsed :class:`Expr` over a namespace of values; the
 meaning of comparisons and of ``and``/``or``/``not`` is given by hooks so that
@@ -23,7 +27,9 @@ Example:
 from __future__ import annotations
 
 import ast
+import math
 import operator
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +38,8 @@ from diffhep.config.functions import BUILTIN_FUNCTIONS, EVENT_FUNCTIONS, OBJECT_
 from diffhep.errors import ConfigError, closest
 
 __all__ = [
+    "MAX_EXPRESSION_LENGTH",
+    "MAX_EXPRESSION_DEPTH",
     "Expr",
     "Logic",
     "BitwiseLogic",
@@ -42,6 +50,10 @@ __all__ = [
     "BUILTIN_FUNCTIONS",
 ]
 
+#: Longest expression, in characters.
+MAX_EXPRESSION_LENGTH = 10_000
+#: Deepest expression tree, in levels of the parsed tree (``a + b + c`` is 3 deep, a name 2).
+MAX_EXPRESSION_DEPTH = 100
 _ALLOWED = "only names, numbers, arithmetic, comparisons, and/or/not and calls of known functions"
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -145,16 +157,27 @@ def parse(text: str, *, where: str = "") -> Expr:
     flat = text.replace("\n", " ").replace("\r", " ").replace("\t", " ").strip()
     if not flat:
         raise ConfigError("empty expression; expected e.g. 'pt > 30'", key=key)
+    if len(flat) > MAX_EXPRESSION_LENGTH:
+        message = (
+            f"expression {flat[:40]!r}... has {len(flat):,} characters; expected at most {MAX_EXPRESSION_LENGTH:,}"
+        )
+        raise ConfigError(message + " (MAX_EXPRESSION_LENGTH)", key=key)
     tree = _PARSED.get(flat)
     if tree is None:
         try:
             tree = ast.parse(flat, mode="eval")
         except SyntaxError as exc:
             column = f" (column {exc.offset})" if exc.offset and exc.offset <= len(flat) else " (at the end)"
-            raise ConfigError(f"invalid expression {flat!r}: {exc.msg}{column}", key=key) from None
-        except (ValueError, RecursionError, MemoryError) as exc:
-            raise ConfigError(f"invalid expression {flat!r}: {type(exc).__name__}", key=key) from None
+            raise ConfigError(f"invalid expression {_short(flat)}: {exc.msg}{column}", key=key) from None
+        except (RecursionError, MemoryError):
+            raise ConfigError(f"invalid expression {_short(flat)}: {_TOO_DEEP}", key=key) from None
+        except ValueError as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"invalid expression {_short(flat)}: {first}", key=key) from None
+        if _depth(tree.body) > MAX_EXPRESSION_DEPTH:
+            raise ConfigError(f"invalid expression {_short(flat)}: {_TOO_DEEP}", key=key)
         _check(tree.body, flat, key)
+        _constant(tree.body, flat, key)
         if len(_PARSED) < _PARSED_MAX:
             _PARSED[flat] = tree
     return Expr(flat, tree, where)
@@ -164,6 +187,68 @@ def parse(text: str, *, where: str = "") -> Expr:
 #: and the engine, asking for the same text again, gets the same (never mutated) tree.
 _PARSED: dict[str, ast.Expression] = {}
 _PARSED_MAX = 100_000
+
+
+_TOO_DEEP = (
+    f"nested deeper than {MAX_EXPRESSION_DEPTH} levels (MAX_EXPRESSION_DEPTH); split it, "
+    "e.g. into object flags, or use fewer operators in a row"
+)
+
+
+def _short(text: str) -> str:
+    """``text`` quoted, its first 60 characters when longer."""
+    return repr(text) if len(text) <= 60 else f"{text[:60]!r}..."
+
+
+def _depth(root: ast.AST) -> int:
+    """Levels of the tree, counted without recursion (the tree may be thousands deep)."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_EXPRESSION_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def _constant(node: ast.AST, text: str, key: str | None) -> float | None:
+    """The value of a constant subtree in float arithmetic (None if it names anything).
+
+    Refuses numbers and constant arithmetic outside the float range, a constant
+    division by zero and a complex result: the evaluator computes constants with
+    Python's exact integers, which would take hours for ``9**9**9``.
+    """
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, int) and not isinstance(node.value, bool) and abs(node.value) > _MAX_INT:
+            raise _refuse(node, text, key, "is a number beyond the float range, +-1.8e308")
+        return float(node.value)
+    values = [_constant(child, text, key) for child in ast.iter_child_nodes(node)]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) and values[-1] is not None:
+        return -values[-1] if isinstance(node.op, ast.USub) else values[-1]
+    if not isinstance(node, ast.BinOp) or values[0] is None or values[-1] is None:
+        return None
+    try:
+        value = _BINOPS[type(node.op)](values[0], values[-1])
+    except ZeroDivisionError:
+        raise _refuse(node, text, key, "divides by zero") from None
+    except OverflowError:
+        value = math.inf
+    if isinstance(value, complex):
+        raise _refuse(node, text, key, "is not a real number")
+    if not math.isfinite(value):
+        raise _refuse(node, text, key, "is beyond the float range, +-1.8e308; expected smaller constants")
+    return value
+
+
+def _refuse(node: ast.AST, text: str, key: str | None, why: str) -> ConfigError:
+    """``'9**9**9' (column 5) is beyond the float range...``: a constant the expression cannot use."""
+    piece = ast.get_source_segment(text, node) or type(node).__name__
+    shown = repr(piece) if len(piece) <= 60 else f"{piece[:60]!r}..."
+    return ConfigError(f"{shown} (column {node.col_offset + 1}) {why}", key=key)  # type: ignore[attr-defined]
+
+
+_MAX_INT = int(sys.float_info.max)
 
 
 def _reject(node: ast.AST, text: str, key: str | None, why: str = "") -> ConfigError:

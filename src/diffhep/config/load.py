@@ -6,6 +6,12 @@ field path also as its ``path``, ``line`` and ``key``. Line numbers come from
 the composed YAML node tree (safe loader only), so every field path, including
 list items, maps to the line where it is written.
 
+Hostile input ends in the same one line, early: a file over
+:data:`MAX_CONFIG_BYTES`, NUL characters, YAML nested deeper than
+:data:`MAX_YAML_DEPTH` levels, aliases that refer to themselves or expand to
+more than :data:`MAX_YAML_NODES` values (the "billion laughs"), and integers
+outside the float range are refused before anything walks the data.
+
 Plugins: a module named in ``plugins`` calls ``@register("name")`` to add a
 function to :data:`FUNCTIONS`; :func:`load_plugins` imports such modules by path,
 each file once per process.
@@ -34,7 +40,28 @@ from diffhep.config.schema import fill_defaults, schema_errors
 from diffhep.config.sections import Sections, build_sections
 from diffhep.errors import ConfigError
 
-__all__ = ["Config", "FUNCTIONS", "load_config", "load_config_dict", "load_plugins", "register"]
+__all__ = [
+    "Config",
+    "FUNCTIONS",
+    "MAX_CONFIG_BYTES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
+    "load_config",
+    "load_config_dict",
+    "load_plugins",
+    "register",
+]
+
+#: Largest config file read, in bytes (a config is a page of text; this leaves room for long file lists).
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+#: Deepest nesting of lists and mappings in a config (the schema's deepest field is 7 levels down).
+MAX_YAML_DEPTH = 64
+#: Most values (mappings, lists, scalars) in a config once every alias is expanded where it is used.
+MAX_YAML_NODES = 200_000
+#: Integers beyond this are outside the float range (about 1.8e308): every number becomes a float later.
+_MAX_INT = int(sys.float_info.max)
+#: Longest integer written in YAML, in characters, converted at all (longer ones are refused first).
+_MAX_INT_CHARS = 400
 
 #: Functions registered by plugins with :func:`register`: name -> callable.
 FUNCTIONS: dict[str, Callable[..., Any]] = {}
@@ -136,6 +163,10 @@ def load_config(path: str | Path, *, plugins: bool = True) -> Config:
     if not path.is_file():
         raise ConfigError("config file not found", path=name)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            limit = MAX_CONFIG_BYTES // 2**20
+            raise ConfigError(f"the config is {size:,} bytes; at most {limit} MiB (MAX_CONFIG_BYTES)", path=name)
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{name}: cannot read the config ({exc})", path=name) from None
@@ -187,24 +218,106 @@ def _build(data: Any, where: _Source, path: Path | None, base_dir: Path, plugins
 
 def _read_yaml(text: str, name: str) -> tuple[Any, dict[FieldPath, int]]:
     """Parse YAML (safe loader) into data plus the line of every field path."""
-    loader = yaml.SafeLoader(text)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigError("invalid YAML: a NUL character (\\0); a config is plain text", path=name, line=line)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters at once
+        raise _yaml_error(exc, name, text) from None
     try:
         node = loader.get_single_node()
         if node is None:
             return None, {}
+        _check_graph(node, name)
         _check_duplicates(node, (), _Source(name), set())
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        line = mark.line + 1 if mark is not None else None
-        column = f" (column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError(f"invalid YAML: {problem}{column}", path=name, line=line) from None
+        raise _yaml_error(exc, name, text) from None
+    except (ValueError, OverflowError) as exc:  # a value the constructor cannot make (a date like 2024-13-45)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"invalid YAML value: {first}", path=name) from None
     finally:
         loader.dispose()
     lines: dict[FieldPath, int] = {}
     _record_lines(node, (), lines, set())
     return data, lines
+
+
+def _yaml_error(exc: yaml.YAMLError, name: str, text: str) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    line = mark.line + 1 if mark is not None else None
+    column = f" (column {mark.column + 1})" if mark is not None else ""
+    position = getattr(exc, "position", None)  # a ReaderError: the character's offset in the text
+    if line is None and isinstance(position, int):
+        line = text.count("\n", 0, position) + 1
+    return ConfigError(f"invalid YAML: {problem}{column}", path=name, line=line)
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than :data:`MAX_YAML_DEPTH` while it composes (it recurses)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                problem = f"lists and mappings nested deeper than {MAX_YAML_DEPTH} levels (MAX_YAML_DEPTH)"
+                raise yaml.composer.ComposerError(None, None, problem, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _check_graph(root: yaml.Node, name: str) -> None:
+    """Refuse aliases that contain themselves, expand beyond the limits, and over-long integers.
+
+    Aliases make the composed nodes a graph: an aliased node is one object used in
+    several places. Its size and depth as expanded are computed once per node (no
+    recursion, so no walk is exponential or deep), before anything expands it.
+    """
+
+    def fail(node: yaml.Node, message: str) -> ConfigError:
+        mark = node.start_mark
+        return ConfigError(f"invalid YAML: {message} (column {mark.column + 1})", path=name, line=mark.line + 1)
+
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [item for pair in node.value for item in pair]
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            if size[key] > MAX_YAML_NODES:
+                message = f"more than {MAX_YAML_NODES:,} values once its aliases are expanded (MAX_YAML_NODES)"
+                raise fail(node, message)
+            if depth[key] > MAX_YAML_DEPTH:
+                message = f"aliases nest lists and mappings deeper than {MAX_YAML_DEPTH} levels (MAX_YAML_DEPTH)"
+                raise fail(node, message)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise fail(node, "an alias used inside its own anchor's value (a recursive alias)")
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == "tag:yaml.org,2002:int"
+            and len(node.value) > _MAX_INT_CHARS
+        ):
+            raise fail(node, f"an integer of {len(node.value)} characters; expected a number within +-1.8e308")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(children))
 
 
 def _pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
@@ -253,12 +366,19 @@ def _check_json(value: Any, path: FieldPath, where: _Source) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise where.error((*path, str(key)), f"a key must be text, got {key!r}; write it in quotes: '{key}'")
+            if "\x00" in key:
+                raise where.error(path, f"the key {key[:40]!r} holds a NUL character (\\0); expected plain text")
             _check_json(item, (*path, key), where)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_json(item, (*path, i), where)
     elif isinstance(value, float) and not math.isfinite(value):
         raise where.error(path, f"got {value}; expected a finite number")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        raise where.error(path, f"got an integer of about {digits} digits; expected a number within +-1.8e308")
+    elif isinstance(value, str) and "\x00" in value:
+        raise where.error(path, f"{value[:40]!r} holds a NUL character (\\0); expected plain text")
     elif value is not None and not isinstance(value, (str, int, float, bool)):
         raise where.error(path, f"got {value!r} ({type(value).__name__}); write it in quotes to make it text")
 
