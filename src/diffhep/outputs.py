@@ -9,6 +9,10 @@ A temporary file is named ``.<name>.<8 random characters><suffix of name>``
 (``.results.json.k2x_9a0q.json``). A process killed with SIGKILL cannot remove
 its temporary file: :func:`remove_temporaries` removes such leftovers (only names
 of this exact form) when the next run into the folder starts.
+
+A new run into a folder that holds a previous run's outputs first removes them
+(:func:`remove_outputs`, ``results.json`` first), so that a run interrupted before
+it writes its own ``results.json`` never leaves a folder that mixes two runs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ __all__ = [
     "save_figure",
     "is_temporary",
     "remove_temporaries",
+    "remove_outputs",
 ]
 
 #: The random part of a temporary name: :func:`tempfile.mkstemp`'s 8 characters from ``[a-z0-9_]``.
@@ -154,4 +159,69 @@ def remove_temporaries(folder: str | Path, *, names: Iterable[str] | None = None
         except FileNotFoundError:  # removed meanwhile
             continue
         removed.append(Path(entry.path))
+    return removed
+
+
+def _bare(name: Any) -> bool:
+    """``name`` is a plain file name (no folder part, not ``.`` or ``..``)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and os.sep not in name
+
+
+def _unlink(path: Path, removed: list[Path]) -> None:
+    """Remove a file or a link (never a folder); absent: nothing."""
+    try:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            removed.append(path)
+    except FileNotFoundError:  # removed meanwhile
+        pass
+
+
+def _listed(results: Path) -> list[str]:
+    """The output names a ``results.json`` lists under ``"files"`` (unreadable or another layout: none)."""
+    try:
+        files = json.loads(results.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(name) for name in files.values()] if isinstance(files, Mapping) else []
+
+
+def remove_outputs(folder: str | Path, patterns: Sequence[str], *, results: str = "results.json") -> list[Path]:
+    """Remove a previous run's outputs from ``folder``, for a new run that writes there.
+
+    ``results`` goes first: its presence means a run's outputs are complete, so a
+    new run interrupted at any point after this never leaves a folder whose
+    ``results.json`` belongs to another run. Then the files that ``results`` listed
+    (its ``"files"`` values: plain names in ``folder``; a listed ``name/`` is a
+    folder of the run, whose files are removed), then every file matching one of
+    ``patterns`` (glob patterns relative to ``folder``, in their order:
+    ``"workspace.json"``, ``"region_sr.png"``, ``"checkpoints/step_*.npz"``), and
+    the temporary files of interrupted writes (:func:`remove_temporaries`) of
+    ``folder`` and the folders named. Folders themselves are kept.
+
+    Returns:
+        The files removed (an absent folder: none).
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    listed = _listed(folder / results) if _bare(results) else []
+    _unlink(folder / results, removed)
+    folders = {folder}
+    for name in listed:
+        if _bare(name):
+            _unlink(folder / name, removed)
+        elif name.endswith("/") and _bare(name[:-1]) and (folder / name[:-1]).is_dir():
+            sub = folder / name[:-1]
+            folders.add(sub)
+            for entry in sorted(sub.iterdir()):
+                _unlink(entry, removed)
+    for pattern in patterns:
+        for path in sorted(folder.glob(pattern)):
+            _unlink(path, removed)
+        if (folder / pattern).parent.is_dir():
+            folders.add((folder / pattern).parent)
+    for where in sorted(folders):
+        removed += remove_temporaries(where)
     return removed

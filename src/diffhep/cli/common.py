@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 import textwrap
@@ -29,7 +30,7 @@ __all__ = [
     "number",
     "say",
     "files_listing",
-    "check_output_is_folder",
+    "check_output",
     "add_execution_options",
     "execution_settings",
     "executed_analysis",
@@ -219,8 +220,21 @@ def files_listing(output: Path, files: Mapping[str, str]) -> str:
     return "\n".join([f"outputs in {output}/:"] + [f"  {f.ljust(width)}  {label}" for label, f in files.items()])
 
 
-def check_output_is_folder(output: Path) -> Path:
-    """``output`` as a folder that may be created; a file there is an error."""
+def check_output(output: Path) -> Path:
+    """``output`` as a folder this process can write into or create; else a one-line error naming it.
+
+    Nothing is created: called before any event is read, so that an unwritable
+    ``--output`` (a file, a path under a file, a read-only folder) stops the
+    command at once rather than after the computation.
+    """
     if output.exists() and not output.is_dir():
         raise DiffhepError(f"--output {output}: exists and is not a folder")
+    existing = output  # the folder itself, or the nearest part of its path that exists
+    while not (existing.exists() or existing.is_symlink()) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DiffhepError(f"--output {output}: cannot create the folder, {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "cannot write into it" if existing == output else f"cannot create it in {existing}"
+        raise DiffhepError(f"--output {output}: {what} (permission denied)")
     return output

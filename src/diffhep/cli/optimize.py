@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from diffhep.cli.common import (
     add_command,
     add_execution_options,
-    check_output_is_folder,
+    check_output,
     default_output,
     executed_analysis,
     execution_settings,
@@ -51,13 +50,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         func=run,
     )
     o.add_argument("config", metavar="CONFIG", help="the analysis config (YAML)")
-    o.add_argument("--output", default=None, help="output folder (default work/<analysis>/optimize)")
+    o.add_argument(
+        "--output",
+        default=None,
+        help="output folder (default work/<analysis>/optimize); a new run first removes the outputs and "
+        "checkpoints of a previous run there (results.json first), so the folder never mixes two runs; "
+        "with --resume they are kept and the run continues",
+    )
     o.add_argument(
         "--resume",
         action="store_true",
         help="continue from the last checkpoint in OUTPUT/checkpoints (same result as uninterrupted)",
     )
     o.add_argument("--steps", type=int, default=None, help="optimiser steps (default: optimizer.steps of the config)")
+    o.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="a constant learning rate > 0, in place of optimizer.learning_rate of the config (a schedule too)",
+    )
+    o.add_argument(
+        "--seed", type=int, default=None, metavar="N", help="random seed >= 0 (default: optimizer.seed of the config)"
+    )
     o.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     add_execution_options(o)
 
@@ -66,16 +81,15 @@ def run(args: argparse.Namespace) -> int:
     from diffhep.optimize.settings import OptimizerSettings  # deferred: JAX loads when the command runs
     from diffhep.workflow.job import run_job  # deferred: JAX loads when the command runs
 
-    if args.steps is not None and args.steps < 1:
-        raise DiffhepError(f"--steps must be >= 1, got {args.steps}")
     config = load(args.config)
+    # The command line's values and the output folder are checked before any event is read.
+    settings = OptimizerSettings.from_config(config.data.get("optimizer")).override(
+        steps=args.steps, learning_rate=args.learning_rate, seed=args.seed
+    )
+    output = check_output(Path(args.output) if args.output else default_output(config, "optimize"))
     execution = execution_settings(config, args)
     analysis = executed_analysis(config, execution)
     check_files(config)
-    settings = OptimizerSettings.from_config(config.data.get("optimizer"))
-    if args.steps is not None:
-        settings = replace(settings, steps=args.steps)
-    output = check_output_is_folder(Path(args.output) if args.output else default_output(config, "optimize"))
     if args.resume:
         _check_resume(output, analysis, settings, config.config_hash, quiet=args.quiet)
     args.on_interrupt = (

@@ -9,6 +9,7 @@ and ``results.json`` (last, each atomically) and prints the numbers.
 from __future__ import annotations
 
 import argparse
+import glob
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from diffhep.cli.common import (
     add_command,
     add_execution_options,
-    check_output_is_folder,
+    check_output,
     default_output,
     executed_analysis,
     execution_settings,
@@ -30,7 +31,7 @@ from diffhep.cli.common import (
 )
 from diffhep.cli.optimize import mc_statistics_lines
 from diffhep.cli.validate import check_files
-from diffhep.outputs import remove_temporaries, write_json
+from diffhep.outputs import remove_outputs, remove_temporaries, write_json
 
 EXAMPLES = """
   diffhep run analyses/dimuon/config.yaml                       # at the parameters' init values
@@ -59,7 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="a cut value (repeatable); values must lie inside the parameter's bounds",
     )
-    r.add_argument("--output", default=None, help="output folder (default work/<analysis>/run)")
+    r.add_argument(
+        "--output",
+        default=None,
+        help="output folder (default work/<analysis>/run); the outputs of a previous run there are removed "
+        "first (results.json first), so the folder never mixes two runs",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_execution_options(r)
 
@@ -73,12 +79,15 @@ def run(args: argparse.Namespace) -> int:
     )
 
     config = load(args.config)
+    output = check_output(Path(args.output) if args.output else default_output(config, "run"))  # before any event
     execution = execution_settings(config, args)
     analysis = executed_analysis(config, execution)
     check_files(config)
     cuts = parse_sets(args.set, analysis.parameters)
     settings = OptimizerSettings.from_config(config.data.get("optimizer"))
-    output = check_output_is_folder(Path(args.output) if args.output else default_output(config, "run"))
+    removed = remove_outputs(output, output_files(analysis))
+    if removed:
+        say(f"a new run: removed the {len(removed)} output files of the previous run in {output}", quiet=args.quiet)
     try:
         say(f"{analysis.name}: loading samples ({execution.describe()}) ...", quiet=args.quiet)
         data = analysis.load()
@@ -117,6 +126,12 @@ def _nominal(analysis: Any, hard: Mapping[str, Mapping[str, Any]]) -> list[str]:
     first = next(iter(hard.values()), {})
     known = getattr(analysis, "samples", None)
     return [k for k in first if (k in known if known is not None else "/" not in k)]
+
+
+def output_files(analysis: Any) -> list[str]:
+    """What :func:`write_outputs` writes besides ``results.json``, as glob patterns relative to the folder."""
+    regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges]
+    return ["workspace.json", "histograms.root", *regions, "cutflow.png"]
 
 
 def _finite(x: Any) -> float | None:

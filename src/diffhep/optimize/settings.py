@@ -23,7 +23,7 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import optax
@@ -58,6 +58,19 @@ def _float(where: str, value: Any, *, positive: bool = False) -> float:
     if positive and not value > 0:
         raise ConfigError(f"{where}: must be > 0, got {value!r}")
     return float(value)
+
+
+def _learning_rate(where: str, value: Any) -> Any:
+    """A constant learning rate is a finite number > 0; a schedule (a mapping) is checked when built."""
+    return value if isinstance(value, Mapping) else _float(where, value, positive=True)
+
+
+#: The checks of the settings a command line may override: field -> check(where, value).
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "steps": lambda where, value: _int(where, value, minimum=1),
+    "learning_rate": _learning_rate,
+    "seed": lambda where, value: _int(where, value, minimum=0),
+}
 
 
 def _mapping(where: str, value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -138,9 +151,9 @@ class OptimizerSettings:
     scan: ScanSettings = field(default_factory=ScanSettings)
 
     def __post_init__(self) -> None:
-        _int("optimizer.steps", self.steps, minimum=1)
+        for key, check in _CHECKS.items():
+            check(f"optimizer.{key}", getattr(self, key))
         _int("optimizer.checkpoint_every", self.checkpoint_every, minimum=0)
-        _int("optimizer.seed", self.seed, minimum=0)
         _float("optimizer.slope_schedule.start", self.slope_start, positive=True)
         _float("optimizer.slope_schedule.end", self.slope_end, positive=True)
         if self.early_stopping is not None:
@@ -175,11 +188,26 @@ class OptimizerSettings:
             kwargs["scan"] = ScanSettings(**_mapping("optimizer.scan", raw["scan"], ("points", "width")))
         return cls(**kwargs)
 
+    def override(
+        self, *, steps: int | None = None, learning_rate: float | None = None, seed: int | None = None
+    ) -> OptimizerSettings:
+        """These settings with command-line values (``None``: keep).
+
+        A value the settings do not accept (``--learning-rate nan``, ``--steps 0``,
+        ``--seed -1``) is a one-line ConfigError naming its option, checked as the
+        config's values are; a learning rate replaces the config's (schedule included).
+        """
+        changes = {"steps": steps, "learning_rate": learning_rate, "seed": seed}
+        changes = {key: value for key, value in changes.items() if value is not None}
+        for key, value in changes.items():
+            _CHECKS[key]("--" + key.replace("_", "-"), value)
+        return replace(self, **changes)
+
     def learning_rate_schedule(self) -> float | optax.Schedule:
         """The constant learning rate, or the Optax schedule built by name."""
         lr = self.learning_rate
         if not isinstance(lr, Mapping):
-            return _float("optimizer.learning_rate", lr, positive=True)
+            return _learning_rate("optimizer.learning_rate", lr)
         if "name" not in lr:
             raise ConfigError(f"optimizer.learning_rate: a schedule needs a 'name' (an optax schedule), got {dict(lr)}")
         options = {k: v for k, v in lr.items() if k != "name"}

@@ -7,6 +7,7 @@ around the optimum -> write ``results.json``, ``workspace.json``,
 
 from __future__ import annotations
 
+import glob
 import math
 import sys
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from diffhep.engine.protocol import Analysis, Histograms
 from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_grad, run_optimization
 from diffhep.optimize.scan import ScanResult, compare_with_scan, pyhf_hypotest_significance, workspace_significance
 from diffhep.optimize.settings import OptimizerSettings
-from diffhep.outputs import write_json, write_text
+from diffhep.outputs import remove_outputs, write_json, write_text
 from diffhep.report import plot_cutflow, plot_history, plot_landscape, plot_region, render_report, write_histograms
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "mc_statistics",
     "build_results",
     "write_outputs",
+    "output_files",
     "run_job",
     "versions",
 ]
@@ -300,6 +302,17 @@ def write_outputs(
     return files
 
 
+def output_files(analysis: Analysis) -> list[str]:
+    """What :func:`run_job` writes into its folder besides ``results.json``, as glob patterns relative to it.
+
+    A new (not resumed) job removes these first (:func:`~diffhep.outputs.remove_outputs`,
+    ``results.json`` before them): the checkpoints' ``latest`` before the checkpoints.
+    """
+    regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges]
+    return ["report.md", "workspace.json", "histograms.root", "history.png", *regions, "cutflow.png",
+            "landscape.png", "checkpoints/latest", "checkpoints/step_*.npz"]  # fmt: skip
+
+
 def _check_workspace(ws: dict) -> None:
     import warnings
 
@@ -330,8 +343,12 @@ def run_job(
         analysis: the analysis to optimise.
         settings: the optimiser settings (``OptimizerSettings.from_config(config["optimizer"])``).
         output: the output folder (created); checkpoints go to ``output/checkpoints``.
+            A new job (not ``resume``) first removes a previous job's outputs there,
+            ``results.json`` first (:func:`output_files`), so that a job stopped before
+            it writes its own ``results.json`` never leaves a folder mixing two jobs.
         config_hash: a hash of the config, stored in the results.
-        resume: continue from the latest checkpoint in ``output/checkpoints``.
+        resume: continue from the latest checkpoint in ``output/checkpoints`` (its
+            outputs are kept until replaced).
         progress: progress bar and a line per stage on stderr.
     """
     output = Path(output)
@@ -340,6 +357,11 @@ def run_job(
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
+    if not resume:
+        removed = remove_outputs(output, output_files(analysis))
+        if removed:
+            log(f"a new run: removed the {len(removed)} output files of the previous run in {output}")
+    output.mkdir(parents=True, exist_ok=True)
     if is_chunked(analysis):
         log(f"{analysis.name}: planning chunks and normalisations ({analysis.settings.describe()}) ...")
     else:
