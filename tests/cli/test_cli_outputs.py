@@ -196,3 +196,17 @@ def test_remove_outputs_removes_results_first_and_only_outputs(tmp_path):
     assert files_in(tmp_path) == ["notes.txt", "results.json.bak"]
     assert (tmp_path / "checkpoints").is_dir()
     assert remove_outputs(tmp_path / "absent", ["results.json"]) == []
+
+
+def test_a_new_run_refuses_a_folder_with_an_interrupted_run_and_removes_nothing(
+    tiny, tmp_path, interrupted_load, capsys
+):
+    """Checkpoints without results.json are an interrupted run's finished work: kept, with a pointer to --resume."""
+    out = tmp_path / "out"
+    previous_run(out, checkpoints=True)
+    (out / "results.json").unlink()  # killed before its results
+    before = files_in(out)
+    assert main(["optimize", str(tiny), "--output", str(out), "--quiet"]) == 1
+    err = error_line(capsys)
+    assert "interrupted run (up to step_000040.npz)" in err and "--resume" in err, err
+    assert files_in(out) == before

@@ -76,16 +76,21 @@ def agc(tmp_path_factory):
         loaded = load_config(folder / "config.yaml")
         memory = ConfiguredAnalysis.from_config(loaded.data, base=loaded.base_dir)
         data = memory.load()
-        value, grad = jax.jit(jax.value_and_grad(memory.objective))(CUTS, data, SLOPE)
-        soft = memory.soft_histograms(CUTS, data, SLOPE)
+
+        def objective(cuts, data, slope):  # memory.objective, with its histograms: one compiled program
+            soft = memory.soft_histograms(cuts, data, slope)
+            return memory.figure_of_merit(soft), soft
+
+        (value, soft), grad = jax.jit(jax.value_and_grad(objective, has_aux=True))(CUTS, data, SLOPE)
+        hard = memory.hard_histograms(CUTS)  # in the analysis's order (a jitted function's dicts come out sorted)
         reference = {
             "value": float(value),
             "grad": {k: float(v) for k, v in grad.items()},
             "soft": {
-                r: {k: Histogram(np.asarray(h.counts), np.asarray(h.sumw2)) for k, h in hs.items()}
-                for r, hs in soft.items()
+                r: {k: Histogram(np.asarray(soft[r][k].counts), np.asarray(soft[r][k].sumw2)) for k in hs}
+                for r, hs in hard.items()
             },  # fmt: skip
-            "hard": memory.hard_histograms(CUTS),
+            "hard": hard,
             "cutflow": memory.cutflow(CUTS, data),
         }
     return loaded, memory, reference

@@ -22,6 +22,7 @@ import numpy as np
 from diffhep.config.sections import FEW_MC_EVENTS
 from diffhep.engine.mc_stats import effective_mc_events
 from diffhep.engine.protocol import Analysis, Histograms
+from diffhep.errors import DiffhepError
 from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_grad, run_optimization
 from diffhep.optimize.scan import ScanResult, compare_with_scan, pyhf_hypotest_significance, workspace_significance
 from diffhep.optimize.settings import OptimizerSettings
@@ -358,6 +359,13 @@ def run_job(
             print(msg, file=sys.stderr, flush=True)
 
     if not resume:
+        # an interrupted job's checkpoints are finished work: never thrown away by a rerun
+        checkpoints = sorted((output / "checkpoints").glob("step_*.npz"))
+        if checkpoints and not (output / "results.json").exists():
+            raise DiffhepError(
+                f"--output {output} holds the checkpoints of an interrupted run (up to {checkpoints[-1].name}): "
+                f"continue it with --resume, or remove {output / 'checkpoints'} to start again"
+            )
         removed = remove_outputs(output, output_files(analysis))
         if removed:
             log(f"a new run: removed the {len(removed)} output files of the previous run in {output}")
