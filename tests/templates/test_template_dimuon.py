@@ -146,3 +146,22 @@ def test_readme_rntuple_config_reads_the_cms_2012_muon_collections(data_file):
     hard = analysis.hard_histograms({p.name: p.init for p in analysis.parameters})["mumu"]["data"]
     assert 50 < hard.counts.sum() < 1000  # weight 1 per event
     assert 85.0 <= _peak(hard.counts, analysis.edges["mumu"]) <= 97.0, hard.counts
+
+
+def test_readme_rntuple_config_runs_in_auto_and_streaming_mode(data_file, tmp_path, capsys):
+    """``diffhep run`` with no execution section (``auto``: sizes its input first) and streaming, on the RNTuple."""
+    raw = _readme_rntuple_config()
+    raw["samples"]["data"]["files"] = [str(data_file(RNTUPLE))]
+    path = tmp_path / "rntuple.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    for mode, extra in (("auto", []), ("streaming", ["--execution", "streaming", "--chunk-size", "300"])):
+        assert main(["run", str(path), "--output", str(tmp_path / mode), *extra]) == 0, capsys.readouterr().err
+    assert "auto: in memory (estimated" in capsys.readouterr().err
+    with (
+        uproot.open(tmp_path / "auto" / "histograms.root") as a,
+        uproot.open(tmp_path / "streaming" / "histograms.root") as b,
+    ):
+        keys = [k for k in a.keys(cycle=False) if "data" in k]
+        assert keys
+        for key in keys:
+            np.testing.assert_allclose(a[key].values(), b[key].values(), rtol=1e-12)
