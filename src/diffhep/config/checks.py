@@ -34,6 +34,13 @@ MAX_BINS = 10_000
 VARIATION_KINDS = ("scale", "branches", "weight", "files", "smear")
 #: Functions of variation weights only: leading(jets.pt, i) (checked further by the engine).
 WEIGHT_FUNCTIONS = frozenset({"leading"})
+#: What a comparison reading ``count(c)`` may be (:meth:`_Checker.count_uses`).
+COUNT_COMPARISON = (
+    "a count can only be compared with a whole number N >= 0, as in count(jets) >= 4 or count(jets.btag) == 1 "
+    "(the exact probability), or with a parameter (a soft cut on the expected count); anything else would be a "
+    "step of the expected count in the soft selection, with no gradient. For a sum of counts of different "
+    "objects define one object (union: [a, b]) and count it; combine exact counts with and, or, not"
+)
 #: A field path: mapping keys and list indices, ``("objects", "jets", "cuts")``.
 FieldPath = tuple[Any, ...]
 
@@ -178,7 +185,9 @@ class _Checker:
     def region(self, name: str, region: dict[str, Any]) -> None:
         for key in ("select", "observable"):
             if key in region:
-                self.event(("regions", name, key), region[key])
+                path = ("regions", name, key)
+                self.event(path, region[key])
+                self.count_uses(path, self.expressions[format_path(path)].tree.body, condition=key == "select")
         path, binning = ("regions", name, "binning"), region["binning"]
         if "edges" in binning:
             edges = binning["edges"]
@@ -236,6 +245,47 @@ class _Checker:
             raise self.fail(path, f"{piece!r} is a value per object; reduce it, e.g. sum({piece}) or max({piece})")
         for child in ast.iter_child_nodes(node):
             self.event_node(path, child, extra)
+
+    def count_uses(self, path: FieldPath, node: ast.AST, *, condition: bool) -> None:
+        """Refuse a ``count(c)`` whose soft value would be a step of the expected count (no gradient).
+
+        Exact: ``count(c) <op> N`` with a whole number ``N >= 0`` (the probability of the count, also in
+        chains and either way round). A comparison that reads a parameter is a soft cut (a sigmoid of
+        the value, here of the expected count). Any other comparison reading a count (also through an
+        exact one: ``MET_pt * (count(jets) >= 3) > 20``), and a count used as a condition
+        (``select: count(jets)``, ``not count(jets)``), would be a 0/1 step of the expected count in the
+        soft selection. ``condition``: ``node`` is used as a weight (the whole ``select``, operands of
+        ``and``/``or``/``not``); an observable's value may be a count (its expected value).
+        """
+        if isinstance(node, ast.BoolOp) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)):
+            for child in ast.iter_child_nodes(node):
+                self.count_uses(path, child, condition=True)
+            return
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for i, op in enumerate(node.ops):
+                single = ast.Compare(left=operands[i], ops=[op], comparators=[operands[i + 1]])
+                counts = _counts(operands[i]) + _counts(operands[i + 1])
+                if counts and not _exact_count(single) and not self.reads_parameter(single):
+                    raise self.fail(path, f"{ast.unparse(single)!r}: {COUNT_COMPARISON}")
+            for operand in operands:
+                self.count_uses(path, operand, condition=False)
+            return
+        counts = _counts(node)
+        if condition and counts:
+            ref = ast.unparse(counts[0].args[0]) if counts[0].args else "jets"
+            message = (
+                f"{ast.unparse(node)!r}: a count is not a condition (the soft selection would be a step of the "
+                f"expected count, with no gradient); write count({ref}) >= 1 or any({ref})"
+            )
+            raise self.fail(path, message)
+        for child in ast.iter_child_nodes(node):
+            self.count_uses(path, child, condition=False)
+
+    def reads_parameter(self, node: ast.AST) -> bool:
+        """Whether ``node`` reads a parameter (function names aside)."""
+        funcs = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
+        return any(isinstance(n, ast.Name) and id(n) not in funcs and n.id in self.params for n in ast.walk(node))
 
     def is_object(self, node: ast.AST) -> bool:
         """Whether ``node`` is an object name or ``object.attribute``."""
@@ -328,6 +378,29 @@ class _Checker:
                 ("execution", "scheduler"),
                 f"is set but execution.mode is {mode!r}; set mode: dask, or remove scheduler",
             )
+
+
+def _is_count(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "count"
+
+
+def _counts(node: ast.AST) -> list[ast.Call]:
+    """Every ``count(...)`` call in ``node``."""
+    return [n for n in ast.walk(node) if _is_count(n)]  # type: ignore[misc]
+
+
+def _exact_count(node: ast.Compare) -> bool:
+    """Whether a single comparison is ``count(c) <op> N`` (or ``N <op> count(c)``), ``N`` a whole number >= 0.
+
+    The form :func:`diffhep.engine.counting.count_condition` computes exactly.
+    """
+    left, right = node.left, node.comparators[0]
+    if isinstance(left, ast.Constant):
+        left, right = right, left
+    if not (_is_count(left) and len(left.args) == 1 and isinstance(right, ast.Constant)):  # type: ignore[attr-defined]
+        return False
+    n = right.value
+    return not isinstance(n, bool) and isinstance(n, (int, float)) and n >= 0 and float(n).is_integer()
 
 
 def format_path(path: FieldPath) -> str:
