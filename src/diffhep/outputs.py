@@ -18,6 +18,7 @@ it writes its own ``results.json`` never leaves a folder that mixes two runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -25,11 +26,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from diffhep.errors import DiffhepError
+
 __all__ = [
     "atomic_write",
     "write_bytes",
     "write_text",
     "write_json",
+    "NonFiniteJSONError",
     "write_root",
     "save_figure",
     "is_temporary",
@@ -85,9 +89,52 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+class NonFiniteJSONError(DiffhepError, ValueError):
+    """A number to write as JSON is NaN or infinite (JSON has no such numbers); ``path``: the file."""
+
+    def __init__(self, message: str = "", *, path: str | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        if path is not None:
+            self.path = str(path)
+        if key is not None:
+            self.key = str(key)
+
+
+def _nonfinite(obj: Any, where: str = "") -> tuple[str, float] | None:
+    """``(where, value)`` of the first float of ``obj`` that is not finite (``where``: ``a.b[2]``), else ``None``."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where or "the value", obj)
+    if isinstance(obj, Mapping):
+        items: Iterable[tuple[str, Any]] = ((f"{where}.{k}" if where else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for key, value in items:
+        found = _nonfinite(value, key)
+        if found is not None:
+            return found
+    return None
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically (serialised before the file is created)."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as indented JSON, atomically (serialised before the file is created).
+
+    Only valid JSON is written: a NaN or infinite number raises a one-line
+    :class:`NonFiniteJSONError` naming the file and where the number is, and
+    nothing is written (convert such numbers, e.g. to ``None``, before).
+    """
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError as err:
+        found = _nonfinite(obj)
+        if found is None:
+            raise
+        where, value = found
+        raise NonFiniteJSONError(
+            f"{path}: not written: {where} is {float(value)!r}; JSON has no NaN or infinite numbers", path=str(path)
+        ) from err
+    return write_text(path, text + "\n")
 
 
 def write_root(path: str | Path, objects: Mapping[str, Any]) -> Path:

@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         evaluate,
         versions,
     )
+    from diffhep.workflow.job import (  # deferred: JAX loads when the command runs
+        _finite as json_ready,  # NumPy numbers to Python, non-finite ones to None
+    )
 
     config = load(args.config)
     output = check_output(Path(args.output) if args.output else default_output(config, "run"))  # before any event
@@ -97,24 +100,26 @@ def run(args: argparse.Namespace) -> int:
         if hasattr(analysis, "close"):
             analysis.close()
     samples = _nominal(analysis, ev.hard)
-    results = {
-        "analysis": analysis.name,
-        "config": str(config.path),
-        "config_hash": config.config_hash,
-        "versions": versions(),
-        "objective": config.data["objective"]["name"],
-        "cuts": ev.cuts,
-        "slope_scale": ev.slope_scale,
-        "significance": {
-            "soft": _finite(ev.soft_significance),
-            "hard_pyhf": _finite(ev.hard_significance),
-            "pyhf_hypotest": _finite(ev.pyhf_hypotest),
-            "about": SIGNIFICANCE_ABOUT,
-        },
-        "yields": {r: {s: float(ev.hard[r][s].counts.sum()) for s in samples} for r in ev.hard},
-        "mc_statistics": ev.mc_statistics,
-        "cutflow": ev.cutflow,
-    }
+    results = json_ready(
+        {
+            "analysis": analysis.name,
+            "config": str(config.path),
+            "config_hash": config.config_hash,
+            "versions": versions(),
+            "objective": config.data["objective"]["name"],
+            "cuts": ev.cuts,
+            "slope_scale": ev.slope_scale,
+            "significance": {
+                "soft": _finite(ev.soft_significance),
+                "hard_pyhf": _finite(ev.hard_significance),
+                "pyhf_hypotest": _finite(ev.pyhf_hypotest),
+                "about": SIGNIFICANCE_ABOUT,
+            },
+            "yields": {r: {s: float(ev.hard[r][s].counts.sum()) for s in samples} for r in ev.hard},
+            "mc_statistics": ev.mc_statistics,
+            "cutflow": ev.cutflow,
+        }
+    )  # valid JSON: a NaN yield or cutflow value is written as null (workspace.json refuses one: write_json)
     files = write_outputs(output, analysis, ev, samples, results)
     print(report(analysis, ev, samples, results))
     print(files_listing(output, files))

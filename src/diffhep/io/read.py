@@ -5,7 +5,9 @@ event become a record collection ``events.Prefix.field``; counters (``nMuon``,
 ``NMuon``) and non-jagged branches (``MET_pt``, ``genWeight``) stay top-level.
 Only the requested branches are read. Every problem with the input is raised as
 a one-line :class:`~diffhep.errors.InputError` subclass whose ``path`` is the
-file and ``key`` the tree or branch concerned.
+file and ``key`` the tree or branch concerned; a NaN or an infinity in a
+floating-point branch read is one too (:class:`NonFiniteError`, naming the entry
+within its file), so that one bad number never spreads through a whole analysis.
 
 Example:
     >>> import tempfile
@@ -36,6 +38,7 @@ __all__ = [
     "MissingTreeError",
     "MissingBranchError",
     "NoFilesMatchedError",
+    "NonFiniteError",
     "expand_files",
     "branch_names",
     "num_entries",
@@ -65,6 +68,10 @@ class MissingBranchError(InputError):
 
 class NoFilesMatchedError(InputError):
     """A glob pattern matched no file, or no file was given."""
+
+
+class NonFiniteError(InputError):
+    """A floating-point branch holds a NaN or an infinity (``key``: the branch)."""
 
 
 def _one_line(text: str) -> str:
@@ -212,6 +219,49 @@ def _read_one(obj: Any, names: list[str], start: int | None, stop: int | None) -
     return array
 
 
+def _first_nonfinite(values: ak.Array) -> tuple[int, float] | None:
+    """``(entry, value)`` of the first NaN or infinity of ``values`` (any nesting), else ``None``.
+
+    One vectorised ``np.isfinite`` over the flattened numbers; the entry is looked
+    for only when one is bad. Integers and booleans are never checked.
+    """
+    flat = np.asarray(ak.to_numpy(ak.flatten(values, axis=None)))
+    if flat.dtype.kind not in "fc":
+        return None
+    ok = np.isfinite(flat)
+    if ok.all():
+        return None
+    value = flat[np.argmin(ok)]  # flattening keeps the order: the first bad number is in the first bad entry
+    bad = ~np.isfinite(values)
+    while bad.ndim > 1:
+        bad = ak.any(bad, axis=-1)
+    entry = int(np.argmax(ak.to_numpy(ak.fill_none(bad, False))))
+    return entry, value
+
+
+def _check_finite(array: ak.Array, path: str, start: int) -> None:
+    """A one-line :class:`NonFiniteError` for the first non-finite number of ``array``'s branches.
+
+    ``array`` holds entries ``start, start + 1, ...`` of ``path`` (one field per branch);
+    the error names the file, the branch and the entry within the file.
+    """
+    pending = [(name, array[name]) for name in ak.fields(array)]
+    while pending:
+        name, values = pending.pop(0)
+        fields = ak.fields(values)
+        if fields:  # an RNTuple record field: its members
+            pending[:0] = [(f"{name}.{f}", values[f]) for f in fields]
+            continue
+        found = _first_nonfinite(values)
+        if found is not None:
+            entry, value = found
+            raise NonFiniteError(
+                f"branch {name!r} entry {start + entry} is {float(value)!r}; expected finite numbers",
+                path=path,
+                key=name,
+            )
+
+
 def _plan(files: list[str], tree: str, branches: list[str] | None) -> list[tuple[str, Any, list[str]]]:
     plan = []
     for path in files:
@@ -229,6 +279,7 @@ def read_events(
     branches: list[str] | None = None,
     entry_start: int | None = None,
     entry_stop: int | None = None,
+    check_finite: bool = True,
 ) -> ak.Array:
     """Read ``branches`` of ``tree`` from one or several files (paths or globs) into events.
 
@@ -238,6 +289,9 @@ def read_events(
         branches: exact branch names to read; ``None`` reads every branch.
         entry_start, entry_stop: global event range over the concatenated files
             (Python slice semantics, negative values allowed).
+        check_finite: raise a one-line :class:`NonFiniteError` naming the file, the
+            branch and the entry (within its file) of the first NaN or infinity of a
+            floating-point branch read (one ``np.isfinite`` per branch).
 
     Returns:
         ``ak.Array`` of length ``events`` zipped by :func:`zip_collections`.
@@ -249,10 +303,12 @@ def read_events(
     start, stop, _ = slice(entry_start, entry_stop).indices(sum(sizes))
     parts = []
     offset = 0
-    for (_, obj, names), size in zip(plan, sizes):
+    for (path, obj, names), size in zip(plan, sizes):
         lo, hi = max(start - offset, 0), min(stop - offset, size)
         if hi > lo:
             parts.append(_read_one(obj, names, lo, hi))
+            if check_finite:
+                _check_finite(parts[-1], path, lo)
         offset += size
     if not parts:  # empty range or empty files: keep the branch types
         _, obj, names = plan[0]
