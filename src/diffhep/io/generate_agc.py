@@ -62,18 +62,18 @@ __all__ = ["AGC_PROCESSES", "BRANCHES", "SCHEMA_VERSION", "generate_agc_sample",
 #: generated before (``diffhep generate --config``, ``diffhep bench agc``) are generated again.
 SCHEMA_VERSION = 1
 
-#: Process -> cross-section (pb, AGC values) and description.
+#: Process -> cross-section (pb: the AGC's, from its ``utils/file_input.py``) and description.
 AGC_PROCESSES: dict[str, dict] = {
     "ttbar": {"xsec_pb": 729.84, "description": "inclusive ttbar (NLO-like, 3% negative weights)"},
     "ttbar_alt": {
         "xsec_pb": 729.84,
         "description": "ttbar, alternative modelling: softer tops, more and harder extra jets",
     },
-    "single_top_s_chan": {"xsec_pb": 6.839, "description": "single top s-channel: t + b"},
-    "single_top_t_chan": {"xsec_pb": 214.2, "description": "single top t-channel: t + forward light jet"},
-    "single_top_tW": {"xsec_pb": 79.3, "description": "single top tW: t + W"},
+    "single_top_s_chan": {"xsec_pb": 2.0268 + 1.2676, "description": "single top s-channel: t + b"},
+    "single_top_t_chan": {"xsec_pb": (36.993 + 22.175) / 0.252, "description": "single top t-channel: t + forward light jet"},
+    "single_top_tW": {"xsec_pb": 37.936 + 37.906, "description": "single top tW: t + W"},
     "wjets": {
-        "xsec_pb": 61526.7 * 0.253,
+        "xsec_pb": 61457 * 0.252,
         "description": "W -> l nu + jets, falling jet spectrum, few b; biased multiplicity with weights",
     },
 }
