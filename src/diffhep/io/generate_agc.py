@@ -70,7 +70,10 @@ AGC_PROCESSES: dict[str, dict] = {
         "description": "ttbar, alternative modelling: softer tops, more and harder extra jets",
     },
     "single_top_s_chan": {"xsec_pb": 2.0268 + 1.2676, "description": "single top s-channel: t + b"},
-    "single_top_t_chan": {"xsec_pb": (36.993 + 22.175) / 0.252, "description": "single top t-channel: t + forward light jet"},
+    "single_top_t_chan": {
+        "xsec_pb": (36.993 + 22.175) / 0.252,
+        "description": "single top t-channel: t + forward light jet",
+    },
     "single_top_tW": {"xsec_pb": 37.936 + 37.906, "description": "single top tW: t + W"},
     "wjets": {
         "xsec_pb": 61457 * 0.252,
