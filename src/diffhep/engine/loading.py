@@ -43,7 +43,7 @@ from diffhep.engine.objects import ObjectDef, ObjectEvaluator
 from diffhep.engine.regions import RegionDef
 from diffhep.engine.systematics import Variation
 from diffhep.errors import ConfigError, InputError, closest
-from diffhep.io.read import expand_files, read_events
+from diffhep.io.read import expand_files, num_entries, read_events
 
 vector.register_awkward()
 
@@ -98,6 +98,53 @@ class _Columns:
 
     def __call__(self, branch: str) -> ak.Array:
         return self.variation.column(branch, self.raw)
+
+
+def _check_alike(obj: str, arrays: Mapping[str, ak.Array], files: tuple[str, ...], tree: str) -> None:
+    """The branches of one object's collection are lists of equal lengths in every event.
+
+    ``ak.zip`` would broadcast a branch with one value per event to every object
+    (a wrong yield, silently) and fail on lists of different lengths with
+    Awkward's message; either is a one-line :class:`InputError` naming the file,
+    the branch and the first entry where it differs.
+    """
+    reference = None
+    for branch, array in arrays.items():
+        if not isinstance(array.type.content, ak.types.ListType):
+            others = [b for b in arrays if b != branch]
+            raise InputError(
+                f"{_files_text(files)}: branch {branch!r} of object {obj!r} has one value per event; expected a list "
+                f"per event like {others[0] if others else 'a collection'}'s (is it the right branch?)",
+                path=files[0],
+                key=branch,
+            )
+        counts = ak.to_numpy(ak.num(array, axis=1))
+        if reference is None:
+            reference = (branch, counts)
+            continue
+        bad = np.flatnonzero(counts != reference[1])
+        if bad.size:
+            path, entry = _locate(files, tree, int(bad[0]))
+            raise InputError(
+                f"{path}: entry {entry}: branch {branch!r} has {counts[bad[0]]} values, {reference[0]!r} has "
+                f"{reference[1][bad[0]]}; the branches of object {obj!r} must have one value per object",
+                path=path,
+                key=branch,
+            )
+
+
+def _files_text(files: tuple[str, ...]) -> str:
+    return files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more files)"
+
+
+def _locate(files: tuple[str, ...], tree: str, entry: int) -> tuple[str, int]:
+    """The file of the ``entry``-th event of ``files`` read one after the other, and the entry within it."""
+    for path in files:
+        n = num_entries([path], tree=tree)
+        if entry < n:
+            return path, entry
+        entry -= n
+    return files[-1], entry
 
 
 @dataclass(frozen=True)
@@ -293,6 +340,7 @@ def load_sample(
         raw = {}
         for obj, fields in resolved.items():
             records = {f: columns(b) for f, b in fields.items() if b}
+            _check_alike(obj, {b: records[f] for f, b in fields.items() if b}, files, sample.tree)
             cart = {
                 k: next(f for f in fields if f in v)
                 for k, v in branches.CARTESIAN.items()
