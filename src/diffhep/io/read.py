@@ -39,6 +39,7 @@ __all__ = [
     "MissingBranchError",
     "NoFilesMatchedError",
     "NonFiniteError",
+    "CorruptFileError",
     "expand_files",
     "branch_names",
     "num_entries",
@@ -72,6 +73,10 @@ class NoFilesMatchedError(InputError):
 
 class NonFiniteError(InputError):
     """A floating-point branch holds a NaN or an infinity (``key``: the branch)."""
+
+
+class CorruptFileError(InputError):
+    """A branch's data cannot be read back: a truncated file, damaged baskets (``key``: the branch)."""
 
 
 def _one_line(text: str) -> str:
@@ -125,7 +130,15 @@ def _open_tree(path: str, tree: str) -> Any:
             path=path,
             key=tree,
         )
-    return file[tree]
+    try:
+        return file[tree]
+    except Exception as err:  # its metadata cannot be read back: a damaged file
+        raise CorruptFileError(
+            f"{path}: tree {tree!r} cannot be read ({type(err).__name__}: {_one_line(err)[:120]}); "
+            "the file is truncated or damaged: copy or generate it again",
+            path=path,
+            key=tree,
+        ) from None
 
 
 def _is_rntuple(obj: Any) -> bool:
@@ -212,11 +225,34 @@ def zip_collections(flat: ak.Array) -> ak.Array:
     return ak.zip(out, depth_limit=1) if out else flat
 
 
-def _read_one(obj: Any, names: list[str], start: int | None, stop: int | None) -> ak.Array:
-    array = obj.arrays(names, entry_start=start, entry_stop=stop, library="ak")
+def _read_one(obj: Any, names: list[str], start: int | None, stop: int | None, path: str = "") -> ak.Array:
+    try:
+        array = obj.arrays(names, entry_start=start, entry_stop=stop, library="ak")
+    except (KeyboardInterrupt, MemoryError, InputError):
+        raise
+    except Exception as err:  # zlib/lz4 errors, unknown compression, bad basket headers: a damaged file
+        raise _corrupt(obj, names, start, stop, path, err) from None
     if _is_rntuple(obj):  # uproot also returns the internal collection behind projected fields
         array = array[names] if names else array
     return array
+
+
+def _corrupt(obj: Any, names: list[str], start: int | None, stop: int | None, path: str, err: Exception) -> InputError:
+    """The one-line error of a read that failed: the first branch that cannot be read alone, named."""
+    culprit = None
+    for name in names or _names(obj):
+        try:
+            obj.arrays([name], entry_start=start, entry_stop=stop, library="ak")
+        except Exception:  # the branch that fails on its own
+            culprit = name
+            break
+    what = f"branch {culprit!r}" if culprit else "its branches"
+    return CorruptFileError(
+        f"{path or 'a file'}: {what} cannot be read ({type(err).__name__}: {_one_line(err)[:120]}); "
+        "the file is truncated or damaged: copy or generate it again",
+        path=path or None,
+        key=culprit,
+    )
 
 
 def _first_nonfinite(values: ak.Array) -> tuple[int, float] | None:
@@ -306,13 +342,13 @@ def read_events(
     for (path, obj, names), size in zip(plan, sizes):
         lo, hi = max(start - offset, 0), min(stop - offset, size)
         if hi > lo:
-            parts.append(_read_one(obj, names, lo, hi))
+            parts.append(_read_one(obj, names, lo, hi, path))
             if check_finite:
                 _check_finite(parts[-1], path, lo)
         offset += size
     if not parts:  # empty range or empty files: keep the branch types
-        _, obj, names = plan[0]
-        parts.append(_read_one(obj, names, 0, 0))
+        path, obj, names = plan[0]
+        parts.append(_read_one(obj, names, 0, 0, path))
     flat = parts[0] if len(parts) == 1 else ak.concatenate(parts)
     return zip_collections(flat)
 
@@ -333,8 +369,17 @@ def iterate_events(
     plan = _plan(expand_files(files), tree, branches)
 
     def batches() -> Iterator[ak.Array]:
-        for _, obj, names in plan:
-            for array in obj.iterate(names, step_size=step_size, library="ak"):
+        for path, obj, names in plan:
+            arrays = obj.iterate(names, step_size=step_size, library="ak")
+            while True:
+                try:
+                    array = next(arrays)
+                except StopIteration:
+                    break
+                except (KeyboardInterrupt, MemoryError, InputError):
+                    raise
+                except Exception as err:  # a damaged file, as in read_events
+                    raise _corrupt(obj, names, None, None, path, err) from None
                 yield zip_collections(array[names] if _is_rntuple(obj) and names else array)
 
     return batches()
