@@ -93,3 +93,22 @@ def test_a_damaged_basket_names_the_branch_and_the_command_says_it_in_one_line(g
     err_line = capsys.readouterr().err.strip()
     assert err_line.startswith("error: ") and "\n" not in err_line and "bug in diffhep" not in err_line, err_line
     assert "dy.root" in err_line and "truncated or damaged" in err_line, err_line
+
+
+CONFIG = (
+    "name: damaged\nlumi_pb: 1.0\nsamples:\n  dy: {role: signal, files: [dy.root], xsec_pb: 1.0}\n"
+    "parameters:\n  cut: {init: 20, bounds: [0, 100], slope: 1.0}\n"
+    "regions:\n  sr: {select: MET_pt > cut, observable: MET_pt, binning: {bins: 4, range: [0, 200]}, bandwidth: 0}\n"
+)
+
+
+def test_validate_reads_a_basket_and_refuses_a_file_cut_to_a_quarter(good, tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(CONFIG)  # no optimizer section: validate shows the defaults
+    (tmp_path / "dy.root").write_bytes(good.read_bytes())
+    assert main(["validate", str(tmp_path / "c.yaml")]) == 0
+    assert "optimizer: adam" in capsys.readouterr().out
+    data = good.read_bytes()
+    (tmp_path / "dy.root").write_bytes(data[: len(data) // 4])  # the metadata survive, the baskets do not
+    assert main(["validate", str(tmp_path / "c.yaml")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "dy.root" in err and "truncated or damaged" in err, err

@@ -17,7 +17,7 @@ from typing import Any
 
 from diffhep.cli.common import add_command, build_analysis, load, number, table
 from diffhep.errors import ConfigError, InputError, closest
-from diffhep.io.read import branch_names, expand_files, num_entries
+from diffhep.io.read import branch_names, expand_files, num_entries, read_events
 from diffhep.outputs import write_json
 
 EXAMPLES = """
@@ -154,14 +154,29 @@ def _check_branches(
             required_branches = None
         if required_branches is not None:
             one = replace(sample, files=(path,))
-            required_branches(plan, defs, one, replace(variation, files=()))
+            wanted, _ = required_branches(plan, defs, one, replace(variation, files=()))
+            _read_ends(path, tree, sorted(wanted))
             return
     have = set(available)
-    for branch, where in needed_branches(config, name).items():
+    needed = needed_branches(config, name)
+    for branch, where in needed.items():
         if branch not in have:
             line = config.line(where)
             where = f"{where} (line {line})" if line is not None else where
             raise InputError(f"{where}: branch {branch!r} not in {path}:{tree}{closest(branch, available)}")
+    _read_ends(path, tree, sorted(needed))
+
+
+def _read_ends(path: str, tree: str, branches: list[str]) -> None:
+    """Read the first and the last entry of ``branches``: their first and last baskets decompress.
+
+    The metadata alone can be intact in a truncated or damaged file; this raises
+    the :class:`~diffhep.io.read.CorruptFileError` a run would raise, at the cost
+    of two entries per file.
+    """
+    if branches and num_entries([path], tree=tree) > 0:
+        read_events(path, tree=tree, branches=branches, entry_start=0, entry_stop=1)
+        read_events(path, tree=tree, branches=branches, entry_start=-1)
 
 
 def needed_branches(config: Any, sample: str) -> dict[str, str]:
@@ -220,6 +235,9 @@ def summary(config: Any, analysis: Any, events: dict[str, int | None]) -> str:
         )
         regions.append((k, r["observable"], binning))
     systematics = ", ".join(f"{k} ({s['type']})" for k, s in data["systematics"].items()) or "none"
+    from diffhep.optimize.settings import OptimizerSettings  # deferred: Optax and JAX load when the command runs
+
+    optimizer = OptimizerSettings.from_config(data.get("optimizer"))
     return "\n".join(
         [
             f"analysis {data['name']} (lumi {number(data['lumi_pb'], 8)} pb^-1, config hash {config.config_hash[:12]})",
@@ -230,7 +248,7 @@ def summary(config: Any, analysis: Any, events: dict[str, int | None]) -> str:
             "regions:",
             table(("region", "observable", "binning"), regions),
             f"systematics: {systematics}",
-            f"objective: {data['objective']['name']}; optimizer: {data['optimizer']['name']}, "
-            f"{data['optimizer']['steps']} steps",
+            f"objective: {data['objective']['name']}; optimizer: {optimizer.name}, {optimizer.steps} steps"
+            + ("" if "optimizer" in data else " (the defaults: no optimizer section)"),
         ]
     )
