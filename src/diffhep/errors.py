@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["DiffhepError", "InputError", "ConfigError", "FitError", "closest"]
+__all__ = ["DiffhepError", "InputError", "ConfigError", "FitError", "PluginError", "closest"]
 
 #: How many names ``closest`` lists when none is close.
 _MAX_LISTED = 10
@@ -122,6 +122,15 @@ class FitError(DiffhepError):
         super().__init__(message)
         if key is not None:
             self.key = str(key)
+
+
+class PluginError(ConfigError):
+    """Code of a plugin (a user's Python file named in ``plugins``) failed: the plugin's error, not diffhep's.
+
+    ``path`` is the plugin file, ``line`` the line in it where the exception was
+    raised (its innermost frame there), ``key`` the registered function's name if
+    a function failed. A :class:`ConfigError`: the config names the plugin.
+    """
 
 
 def _located(message: str, path: str | None, line: int | None, key: str | None) -> str:

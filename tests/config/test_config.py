@@ -592,10 +592,12 @@ def test_plugin_import_errors(folder: Path) -> None:
         "import diffhep.config\n@diffhep.config.register('half_done')\ndef f(x):\n    return x\n1 / 0\n"
     )
     Path("clash.py").write_text("import diffhep.config\n@diffhep.config.register('count')\ndef f(x):\n    return x\n")
-    with pytest.raises(ConfigError, match=r"^cannot import plugin .*broken\.py: ZeroDivisionError: division by zero$"):
+    with pytest.raises(
+        ConfigError, match=r"^cannot import plugin .*broken\.py:5: ZeroDivisionError: division by zero$"
+    ):
         load_plugins(["broken.py"])
     assert "half_done" not in FUNCTIONS  # rolled back
-    with pytest.raises(ConfigError, match=r"clash\.py: ConfigError: register: 'count' is a built-in function"):
+    with pytest.raises(ConfigError, match=r"clash\.py:2: ConfigError: register: 'count' is a built-in function"):
         load_plugins([folder / "clash.py"])
     with pytest.raises(ConfigError, match=r"^plugin file not found: .*absent\.py$"):
         load_plugins(["absent.py"])
@@ -604,10 +606,39 @@ def test_plugin_import_errors(folder: Path) -> None:
     assert message.startswith(f"analysis.yaml:{line_of(text, 'plugins:')}: plugins[1]: cannot import plugin ")
 
 
+def test_plugin_errors_are_the_plugins_with_its_file_and_line(folder: Path, capsys) -> None:
+    """sys.exit while imported, and an exception inside a registered function: one line naming the plugin's line."""
+    from diffhep.cli import main
+    from diffhep.errors import PluginError
+
+    Path("exits.py").write_text("import sys\n\nsys.exit(0)\n")
+    with pytest.raises(PluginError, match=r"^plugin called sys.exit\(0\) while imported, at .*exits\.py:3: SystemExit"):
+        load_plugins(["exits.py"])  # was: the whole process ended with status 0
+    text = full_text().replace("plugins: [plugin_ok.py]", "plugins: [plugin_ok.py, exits.py]")
+    Path("analysis_exits.yaml").write_text(text)
+    assert main(["validate", "analysis_exits.yaml", "--no-data"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "exits.py:3" in err, err
+    Path("fails.py").write_text(
+        "from diffhep.config import register\n\n@register('fails_inside')\ndef f(x):\n    return x / 0\n"
+    )
+    load_plugins(["fails.py"])
+    try:
+        with pytest.raises(PluginError) as info:
+            FUNCTIONS["fails_inside"](1)
+        assert (
+            str(info.value)
+            == f"plugin function 'fails_inside' failed at {Path('fails.py').resolve()}:5: ZeroDivisionError: division by zero"
+        )
+        assert (info.value.line, info.value.key) == (5, "fails_inside")
+    finally:
+        del FUNCTIONS["fails_inside"]
+
+
 def test_load_plugins_once(folder: Path) -> None:
     first = load_plugins(["plugin_ok.py"])
     second = load_plugins([folder / "plugin_ok.py"])
-    assert first[0] is second[0] and FUNCTIONS["ht_ratio"] is first[0].ht_ratio
+    assert first[0] is second[0] and FUNCTIONS["ht_ratio"].__wrapped__ is first[0].ht_ratio
 
 
 def test_an_edited_plugin_is_imported_again(folder: Path) -> None:

@@ -225,3 +225,13 @@ def test_zero_weight_sum_raises(tmp_path: Path) -> None:
         file["Events"] = {"genWeight": np.array([1.0, -1.0, 0.5, -0.5], dtype=np.float32)}
     sample = Sample("cancelling", str(path), xsec_pb=1.0)
     _one_line_error(EmptySampleError, lambda: normalisation(sample, 1.0), "cancelling", str(path), "genWeight")
+
+
+def test_a_home_relative_path_is_expanded_as_in_configs(tmp_path, monkeypatch):
+    """``~/x.root`` names a file in the home folder here too (the config's files and plugins always did)."""
+    from diffhep.io.read import expand_files
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x.root").write_bytes(b"")
+    assert expand_files("~/x.root") == [str(tmp_path / "x.root")]
+    assert expand_files(["~/*.root"]) == [str(tmp_path / "x.root")]

@@ -22,7 +22,7 @@ from diffhep.outputs import write_json
 
 EXAMPLES = """
   diffhep validate analyses/dimuon/config.yaml
-  diffhep validate myana/config.yaml --no-data        # the config only, no file is opened
+  diffhep validate myana/config.yaml --no-data        # the config only, no data file is opened (plugins are imported)
 """
 
 
@@ -38,7 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         func=run,
     )
     v.add_argument("config", metavar="CONFIG", help="the analysis config (YAML)")
-    v.add_argument("--no-data", action="store_true", help="check the config only, open no data file")
+    v.add_argument(
+        "--no-data",
+        action="store_true",
+        help="check the config only, open no data file (its plugins are still imported: they are Python code "
+        "the config runs)",
+    )
     v.add_argument("--output", default=None, help="also write the summary as JSON to this folder (validate.json)")
 
 

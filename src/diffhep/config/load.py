@@ -38,7 +38,7 @@ from diffhep.config import expr as _expr
 from diffhep.config.checks import FieldPath, check_config, format_path
 from diffhep.config.schema import fill_defaults, schema_errors
 from diffhep.config.sections import Sections, build_sections
-from diffhep.errors import ConfigError
+from diffhep.errors import ConfigError, DiffhepError, PluginError
 
 __all__ = [
     "Config",
@@ -431,14 +431,42 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         if name in FUNCTIONS and _origin(FUNCTIONS[name]) != _origin(function):
             first = _origin(FUNCTIONS[name])
             raise ConfigError(f"register: function {name!r} is registered twice (first by {first})")
-        FUNCTIONS[name] = function
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except DiffhepError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the plugin's error: named with its file and line
+                path = getattr(getattr(function, "__code__", None), "co_filename", "a plugin")
+                raise _plugin_error(exc, path, f"plugin function {name!r} failed at", key=name) from exc
+
+        FUNCTIONS[name] = checked
         return function
 
     return decorator
 
 
 def _origin(function: Callable[..., Any]) -> str:
+    function = getattr(function, "__wrapped__", function)
     return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
+
+
+def _plugin_error(exc: BaseException, path: str | Path, what: str, *, key: str | None = None) -> PluginError:
+    """A one-line :class:`PluginError`: ``what``, the plugin's ``FILE:LINE`` (its innermost frame in
+    ``exc``'s traceback) and what it raised."""
+    import traceback
+
+    line = None
+    target = Path(path).resolve()
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename and not frame.filename.startswith("<") and Path(frame.filename).resolve() == target:
+            line = frame.lineno
+    first = (str(exc).splitlines() or [""])[0]
+    where = f"{path}:{line}" if line is not None else str(path)
+    raised = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return PluginError(f"{what} {where}: {raised}", path=str(path), line=line, key=key)
 
 
 def _load_plugin(path: Path) -> ModuleType:
@@ -460,12 +488,13 @@ def _load_plugin(path: Path) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one line
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of user code becomes one line
         del sys.modules[module_name]
         for name in set(FUNCTIONS) - before:
             del FUNCTIONS[name]
-        first = (str(exc).splitlines() or [""])[0]
-        raise ConfigError(f"cannot import plugin {path}: {type(exc).__name__}: {first}") from None
+        if isinstance(exc, SystemExit):  # would end diffhep silently, with the plugin's exit status
+            raise _plugin_error(exc, path, f"plugin called sys.exit({exc.code!r}) while imported, at") from None
+        raise _plugin_error(exc, path, "cannot import plugin") from None
     _PLUGINS[key] = module
     _PLUGIN_STATE[key] = (digest, frozenset(set(FUNCTIONS) - before))
     return module

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import glob as _glob
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def expand_files(files: FileArg) -> list[str]:
         raise NoFilesMatchedError("no input files given")
     out: list[str] = []
     for item in items:
-        name = str(item)
+        name = os.path.expanduser(str(item))  # "~/data/x.root", as the config's files and plugins
         if _glob.has_magic(name):
             matched = sorted(_glob.glob(name))
             if not matched:
