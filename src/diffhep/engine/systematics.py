@@ -41,7 +41,7 @@ from diffhep.likelihood import SUMW2_EPSILON, check_mean_weights, mc_floor, to_p
 
 __all__ = ["Variation", "SystematicDef", "parse_systematics", "variation_key", "build_spec", "workspace"]
 
-TYPES = ("lumi", "normsys", "histosys", "staterror")
+TYPES = ("lumi", "normsys", "histosys", "staterror", "shapesys", "normfactor")
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,10 @@ class SystematicDef:
 
     Attributes:
         name: modifier / parameter name.
-        type: ``lumi``, ``normsys``, ``histosys`` or ``staterror``.
+        type: ``lumi``, ``normsys``, ``histosys``, ``staterror``, ``shapesys`` or ``normfactor``.
         samples: samples it applies to.
-        sigma: relative luminosity uncertainty (``lumi``).
+        sigma: relative luminosity uncertainty (``lumi``); relative per-bin uncertainty
+            (``shapesys``: one number for every bin of every region).
         hi, lo: normalisation factors at +-1 sigma (``normsys``).
         up, down: variations (``histosys``; ``down`` may be ``None``).
     """
@@ -150,6 +151,14 @@ def parse_systematics(config: Mapping[str, Mapping[str, Any]], samples: list[str
         kwargs: dict[str, Any] = {}
         if kind == "lumi":
             kwargs["sigma"] = float(spec["sigma"])
+        elif kind == "shapesys":
+            sigma = spec.get("sigma")
+            if isinstance(sigma, (list, tuple)) or not isinstance(sigma, (int, float)) or not sigma > 0:
+                raise ConfigError(
+                    f"{where}: a shapesys needs sigma, one relative uncertainty > 0 for every bin "
+                    f"(0.05 = 5 %), got {sigma!r}"
+                )
+            kwargs["sigma"] = float(sigma)
         elif kind == "normsys":
             kwargs["hi"], kwargs["lo"] = float(spec["hi"]), float(spec["lo"])
         elif kind == "histosys":
@@ -231,6 +240,10 @@ def build_spec(
                     mods.append({"name": syst.name, "type": "normsys", "data": {"hi": syst.hi, "lo": syst.lo}})
                 elif syst.type == "staterror":
                     mods.append({"name": f"{syst.name}_{region}", "type": "staterror", "data": jnp.sqrt(sumw2)})
+                elif syst.type == "shapesys":  # Poisson-constrained per bin: absolute uncertainty sigma x yield
+                    mods.append({"name": f"{syst.name}_{region}", "type": "shapesys", "data": syst.sigma * counts})
+                elif syst.type == "normfactor":  # free normalisation (pyhf's bounds [0, 10], init 1)
+                    mods.append({"name": syst.name, "type": "normfactor", "data": None})
                 else:
                     up = _floored(hists[variation_key(sample, syst.name, "up")], weight)[0]
                     down_key = variation_key(sample, syst.name, "down")
