@@ -69,6 +69,7 @@ def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeyp
         assert m["event_rate_khz"] == pytest.approx(EVENTS / m["walltime"] / 1e3)
         assert m["event_rate_per_worker_khz"] == pytest.approx(m["event_rate_khz"] / m["num_workers"])
         assert m["peak_rss_bytes"] > 0 and m["bytesread"] >= 0 and m["device"]["platform"]
+        assert m["first_call_walltime"] > 0  # the warm-up call: a step's compilation is in it
     by_name = {m["measurement"]: m for m in size["measurements"]}
     assert by_name["hard_forward"]["bytesread"] > 0 and by_name["hard_forward_plain"]["bytesread"] > 0
     assert by_name["step_streaming"]["chunksize"] == 1000 and by_name["step_streaming"]["chunks"] >= 3
@@ -80,6 +81,8 @@ def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeyp
     table = (out / "bench.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith(f"| {EVENTS} |")]
     assert [r.split("|")[2].strip() for r in rows] == MEASUREMENTS
+    step = next(r for r in rows if r.split("|")[2].strip() == "step_memory").split("|")
+    assert float(step[7]) == pytest.approx(by_name["step_memory"]["first_call_walltime"], abs=0.006)  # "first call (s)"
     assert "- 2000 events: step_memory not measured: does not fit in memory" in table
     assert table in capsys.readouterr().out
 

@@ -27,7 +27,8 @@ Each measurement is a dict in the shape of the AGC's metrics: ``entries``
 (events), ``walltime`` (s, median), ``num_workers``, ``chunksize``,
 ``bytesread`` (compressed bytes of the branches read per call),
 ``event_rate_khz`` and ``event_rate_per_worker_khz``, ``peak_rss_bytes`` (of this process
-during the measurement), ``device``. ``ratios`` divide each event rate by the
+during the measurement), ``device``, and ``first_call_walltime`` (s: the warm-up call, so
+for a step its compilation; the markdown table shows it as "first call"). ``ratios`` divide each event rate by the
 plain Awkward one. Samples are generated once per size into the work folder.
 """
 
@@ -175,17 +176,23 @@ class _PeakRSS:
         self.peak = max(self.peak, self._process.memory_info().rss)
 
 
-def _time(function: Callable[[], Any], repeat: int, *, warmup: bool = True) -> tuple[list[float], int]:
-    """Wall times of ``repeat`` calls after one warm-up call, and the peak RSS during them."""
+def _time(
+    function: Callable[[], Any], repeat: int, *, warmup: bool = True
+) -> tuple[list[float], int, dict[str, float | None]]:
+    """Wall times of ``repeat`` calls after one warm-up call, the peak RSS during them, and
+    ``{"first_call_walltime": s}``: the warm-up call's wall time (compilation included)."""
+    first = None
     if warmup:
+        start = time.perf_counter()
         jax.block_until_ready(function())
+        first = time.perf_counter() - start
     times = []
     with _PeakRSS() as rss:
         for _ in range(repeat):
             start = time.perf_counter()
             jax.block_until_ready(function())
             times.append(time.perf_counter() - start)
-    return times, rss.peak
+    return times, rss.peak, {"first_call_walltime": first}
 
 
 def _bytes_read(files: Mapping[str, Sequence[str]], branches: Mapping[str, set[str]]) -> int:
@@ -323,14 +330,14 @@ def run_benchmark(
             return analysis.hard_histograms(cuts)
 
     log(f"  hard-cut forward analysis (diffhep, {'in memory' if in_memory else 'streaming'}) ...")
-    times, peak = _time(hard, repeat)
+    times, peak, first = _time(hard, repeat)
     out.append(_record("hard_forward", "memory" if in_memory else "streaming", n_events, times, peak, workers=1,
-                       chunksize=None if in_memory else chunk_size, bytesread=analysis_bytes))  # fmt: skip
+                       chunksize=None if in_memory else chunk_size, bytesread=analysis_bytes, **first))  # fmt: skip
     log("  hard-cut forward analysis (plain Awkward/NumPy, chunk by chunk) ...")
     plain, plain_bytes, _ = _plain(config.data, cuts, chunk_size)
-    times, peak = _time(plain, repeat)
+    times, peak, first = _time(plain, repeat)
     out.append(_record("hard_forward_plain", "memory", n_events, times, peak, workers=1, chunksize=chunk_size,
-                       bytesread=plain_bytes))  # fmt: skip
+                       bytesread=plain_bytes, **first))  # fmt: skip
 
     params = tuple(probe.parameters)
     u = to_unconstrained(params, cuts)
@@ -343,9 +350,9 @@ def run_benchmark(
         optimizer, step = compiled_step(analysis, settings)
         state = optimizer.init(u)
         slope = np.asarray(1.0, dtype=jax.numpy.result_type(float))
-        times, peak = _time(lambda: step(u, state, data, slope)[2], repeat)
+        times, peak, first = _time(lambda: step(u, state, data, slope)[2], repeat)
         out.append(_record("step_memory", "memory", n_events, times, peak, workers=1, chunksize=None, bytesread=0,
-                           load_walltime=load_time, load_bytesread=analysis_bytes))  # fmt: skip
+                           load_walltime=load_time, load_bytesread=analysis_bytes, **first))  # fmt: skip
         del data, analysis
 
     runs = [("step_streaming", "streaming", False), ("step_streaming_cached", "streaming", True),
@@ -359,14 +366,14 @@ def run_benchmark(
             setup = time.perf_counter() - start
             optimizer, cstep = chunked_step(chunked, settings)
             state = optimizer.init(u)
-            times, peak = _time(lambda c=chunked, s=cstep, st=state: s(u, st, c, 1.0)[2], repeat)
+            times, peak, first = _time(lambda c=chunked, s=cstep, st=state: s(u, st, c, 1.0)[2], repeat)
             n_workers = 1
             if mode == "dask":
                 n_workers = workers if scheduler else len(chunked.client().scheduler_info()["workers"])
             out.append(_record(
                 name, mode, n_events, times, peak, workers=n_workers, chunksize=chunk_size,
                 bytesread=analysis_bytes if name == "step_streaming" else 0, setup_walltime=setup,
-                chunks=len(chunked.chunks), processes=processes if mode == "dask" else None,
+                chunks=len(chunked.chunks), processes=processes if mode == "dask" else None, **first,
             ))  # fmt: skip
     plain_rate = next(m for m in out if m["measurement"] == "hard_forward_plain")["event_rate_khz"]
     ratios = {
@@ -392,6 +399,10 @@ def machine() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def markdown_table(report: Mapping[str, Any]) -> str:
     """The Markdown summary: one row per measurement and size."""
     m = report["machine"]
@@ -404,9 +415,9 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         f"Machine: {m['cpu_count']} CPUs, {load}; device {m['device']['platform']} ({m['device']['device_kind']}); "
         f"{'float64' if m['x64'] else 'float32'}; median of {report['repeat']} calls after a warm-up.",
         "",
-        "| events | measurement | executor | workers | chunk size | wall time (s) | rate (kHz) | rate / worker (kHz) "
-        "| MB read | peak RSS (MB) | rate / plain Awkward |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| events | measurement | executor | workers | chunk size | wall time (s) | first call (s) | rate (kHz) "
+        "| rate / worker (kHz) | MB read | peak RSS (MB) | rate / plain Awkward |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes = list(report.get("notes") or [])
     for size in report["results"]:
@@ -415,7 +426,8 @@ def markdown_table(report: Mapping[str, Any]) -> str:
             ratio = ratios.get(m["measurement"])
             lines.append(
                 f"| {m['entries']} | {m['measurement']} | {m['executor']} | {m['num_workers']} | {m['chunksize'] or '-'} "
-                f"| {m['walltime']:.3f} | {m['event_rate_khz']:.2f} | {m['event_rate_per_worker_khz']:.2f} "
+                f"| {m['walltime']:.3f} | {_seconds(m.get('first_call_walltime'))} | {m['event_rate_khz']:.2f} "
+                f"| {m['event_rate_per_worker_khz']:.2f} "
                 f"| {m['bytesread'] / 1e6:.2f} | {m['peak_rss_bytes'] / 1e6:.0f} | {'1' if ratio is None else f'{ratio:.3g}'} |"
             )
         notes += [
