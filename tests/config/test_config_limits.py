@@ -189,3 +189,17 @@ def test_limits_leave_ordinary_configs_alone(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.data["regions"]["sr"]["binning"]["bins"] == MAX_BINS
     assert MAX_YAML_NODES >= 10_000 and MAX_EXPRESSION_DEPTH >= 50 and MAX_EXPRESSION_LENGTH >= 1_000
+
+
+@pytest.mark.parametrize("kind", ["list", "dict", "cycle"])
+def test_a_deeply_nested_dict_is_one_config_error(kind: str) -> None:
+    """load_config_dict has no YAML loader to bound the depth: deepcopy raised RecursionError (found by tests/fuzz)."""
+    value: object = 1
+    for _ in range(2000):
+        value = [value] if kind == "list" else {"a": value}
+    if kind == "cycle":
+        value = {"a": 1}
+        value["a"] = value
+    data = {"name": "mini", "lumi_pb": 10.0, "description": value}
+    with pytest.raises(ConfigError, match=r"description.*nested deeper than 64 levels \(MAX_YAML_DEPTH\)"):
+        load_config_dict(data)

@@ -184,7 +184,26 @@ def load_config_dict(
     if not isinstance(data, Mapping):
         raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}", path=source)
     folder = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
-    return _build(copy.deepcopy(dict(data)), _Source(source), None, folder, plugins)
+    where = _Source(source)
+    _check_depth(data, where)  # before deepcopy and the checks recurse into it
+    return _build(copy.deepcopy(dict(data)), where, None, folder, plugins)
+
+
+def _check_depth(data: Any, where: _Source) -> None:
+    """Refuse lists and mappings nested deeper than :data:`MAX_YAML_DEPTH`, or containing themselves.
+
+    A dict has no YAML loader to bound its depth; walked without recursion.
+    """
+    stack: list[tuple[Any, FieldPath]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_YAML_DEPTH:
+            problem = f"lists and mappings nested deeper than {MAX_YAML_DEPTH} levels (MAX_YAML_DEPTH)"
+            raise where.error(path[:3], problem)
+        if isinstance(value, Mapping):
+            stack.extend((item, (*path, str(key))) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, (*path, i)) for i, item in enumerate(value))
 
 
 def _build(data: Any, where: _Source, path: Path | None, base_dir: Path, plugins: bool) -> Config:
