@@ -25,6 +25,13 @@ Example: a cut on a parameter is a sigmoid in the soft path, a step in the hard 
     [0.0, 0.0, 1.0]
     >>> [round(float(w), 3) for w in SOFT.compare(x, ast.Gt(), 10.0, slope=2.0)]
     [0.119, 0.5, 0.881]
+
+A discrete value (an integer charge, a flag, a count read from the file) can sit
+exactly on the cut, where the sigmoid is 0.5 at every slope; ``discrete=True``
+makes the soft path the hard step forward with the sigmoid's gradient (the
+straight-through estimator, :mod:`diffhep.select.straight_through`):
+    >>> [float(w) for w in SOFT.compare(x, ast.GtE(), 10.0, slope=2.0, discrete=True)]
+    [0.0, 1.0, 1.0]
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from diffhep.select import (
     or_,
     soft_above,
     soft_below,
+    straight_through,
 )
 from diffhep.select import exclusive_product as select_exclusive_product
 
@@ -101,8 +109,14 @@ class Backend:
         """1.0 where ``mask`` else 0.0."""
         return self.xp.where(mask, 1.0, 0.0)
 
-    def compare(self, a: Any, op: ast.cmpop, b: Any, slope: Any | None) -> Any:
-        """``a op b`` as a weight: a sigmoid with ``slope`` (soft, a cut on a parameter), else a step."""
+    def compare(self, a: Any, op: ast.cmpop, b: Any, slope: Any | None, *, discrete: bool = False) -> Any:
+        """``a op b`` as a weight: a sigmoid with ``slope`` (soft, a cut on a parameter), else a step.
+
+        ``discrete``: ``a`` and ``b`` are discrete apart from the parameter (integer
+        or boolean branches), so a value can equal the cut exactly; the soft path
+        then gives the step forward (``>=`` includes the cut value, ``>`` excludes
+        it, as the hard path) with the sigmoid's gradient (straight-through).
+        """
         return self.step(COMPARE[type(op)](a, b))
 
     def not_(self, a: Any) -> Any:
@@ -190,12 +204,13 @@ class _Soft(Backend):
     def float_dtype(self) -> Any:
         return jnp.result_type(float)
 
-    def compare(self, a: Any, op: ast.cmpop, b: Any, slope: Any | None) -> Any:
+    def compare(self, a: Any, op: ast.cmpop, b: Any, slope: Any | None, *, discrete: bool = False) -> Any:
         if slope is None:
             return super().compare(a, op, b, slope)
-        if isinstance(op, (ast.Gt, ast.GtE)):
-            return soft_above(a, b, slope)
-        return soft_below(a, b, slope)
+        soft = soft_above(a, b, slope) if isinstance(op, (ast.Gt, ast.GtE)) else soft_below(a, b, slope)
+        if discrete:
+            return straight_through(soft, super().compare(a, op, b, slope))
+        return soft
 
     def not_(self, a: Any) -> Any:
         return not_(a)

@@ -310,7 +310,7 @@ class PrepareChunk:
         """A tag of everything the prepared data depend on (for :class:`~diffhep.execute.ChunkCache`)."""
         parts = [self.program.config, self.program.base, sorted(self.totals.items()),
                  sorted((list(c), sorted(s.items())) for c, s in self.skips.items()),
-                 str(jnp.result_type(float))]  # fmt: skip
+                 str(jnp.result_type(float)), self.program.analysis().discrete]  # fmt: skip
         return "configured-" + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
     def __call__(self, chunk: Chunk) -> SampleData:
@@ -334,5 +334,10 @@ class PrepareChunk:
         # load_sample normalised by this chunk's n events and unit weights: use the dataset's sum instead
         nominal = _nominal_weight(read["events"], sample, variation, analysis.functions)
         weight = np.asarray(part.weight, dtype=np.float64) * nominal * (n / self.totals[chunk.dataset])
-        data = dataclasses.replace(part, weight=jnp.asarray(weight, dtype=jnp.result_type(float)), keys=(CHUNK_KEY,))
+        data = dataclasses.replace(
+            part,
+            weight=jnp.asarray(weight, dtype=jnp.result_type(float)),
+            keys=(CHUNK_KEY,),
+            discrete=analysis.discrete,
+        )
         return jax.tree.map(np.asarray, loading.with_kernels(data, region_defs=analysis.region_defs, **options))

@@ -40,6 +40,10 @@ class SampleData(eqx.Module):
         kernels: region -> kernel of its static observable at the region's bandwidth.
         hard_kernels: region -> the same at bandwidth 0.
         keys: sample keys (static): sample names and ``"<sample>/<systematic>/<up|down>"``.
+        discrete: (static, sorted) the names whose values are discrete, read from integer or
+            boolean branches in every file: object fields as ``"muons.charge"``, event
+            branches as ``"nTag"``; a comparison of only these with a parameter is the
+            hard step with the sigmoid's gradient (:meth:`~diffhep.engine.backend.Backend.compare`).
     """
 
     objects: dict[str, Jagged]
@@ -51,6 +55,7 @@ class SampleData(eqx.Module):
     kernels: dict[str, BinnedKernel]
     hard_kernels: dict[str, BinnedKernel]
     keys: tuple[str, ...] = eqx.field(static=True)
+    discrete: tuple[str, ...] = eqx.field(static=True, default=())
 
 
 def _cat(arrays: Sequence[Array]) -> Array:
@@ -121,4 +126,5 @@ def concatenate(
         kernels={},
         hard_kernels={},
         keys=tuple(keys),
+        discrete=tuple(sorted(set.intersection(*(set(p.discrete) for p in parts)))),
     )

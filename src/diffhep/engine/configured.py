@@ -25,6 +25,7 @@ the nominal samples and their variations (used by :meth:`spec` for ``histosys``)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,6 +42,8 @@ from diffhep.config.parameters import check_values
 from diffhep.engine import branches, combine, counting, definitions, loading, mc_stats, regions, systematics
 from diffhep.engine.backend import HARD, SOFT, Backend
 from diffhep.engine.combine import SampleData
+from diffhep.engine.discrete import comparisons as discrete_comparisons
+from diffhep.engine.discrete import find as find_discrete
 from diffhep.engine.expressions import text
 from diffhep.engine.objects import ObjectWeights, parse_objects
 from diffhep.errors import InputError
@@ -206,6 +209,21 @@ class ConfiguredAnalysis:
                         total += sum(int(t[b].uncompressed_bytes) for b in present)
         return total
 
+    @functools.cached_property
+    def discrete(self) -> tuple[str, ...]:
+        """Names read from integer or boolean branches in every file (``"muons.charge"``, ``"nTag"``; sorted).
+
+        A comparison of only these with a parameter is the hard step with the sigmoid's
+        gradient (straight-through), so a value exactly on the cut gets the hard weight at
+        every slope (:mod:`diffhep.engine.discrete`). Read from the branches' types, once;
+        :meth:`load` and every streamed chunk carry it in :attr:`SampleData.discrete`.
+        """
+        return find_discrete(self.variants(), plan_=self.branch_plan, defs=self.object_defs)
+
+    def discrete_comparisons(self) -> list[str]:
+        """The comparisons with a parameter evaluated straight-through (:func:`diffhep.engine.discrete.comparisons`)."""
+        return discrete_comparisons(self.discrete, self.object_defs, self.region_defs, self.parameter_map)
+
     def load(self) -> SampleData:
         """Read every sample and variation once; the static structure, a pytree (also kept for the hard path)."""
         wanted = self._wanted()
@@ -232,6 +250,7 @@ class ConfiguredAnalysis:
             for _, sample, variation in variants
         ]
         data = combine.concatenate(parts, [key for key, _, _ in variants], self.object_defs, self.expressions)
+        data = dataclasses.replace(data, discrete=self.discrete)
         self._data = loading.with_kernels(data, region_defs=self.region_defs, **options)
         return self._data
 
@@ -242,7 +261,7 @@ class ConfiguredAnalysis:
         """The object and event weights of ``data`` at ``cuts`` (``mode`` soft: JAX; hard: NumPy 0/1)."""
         options = dict(parameters=self.parameter_map, cuts=cuts, slopes=slopes, backend=mode,
                        functions=self.functions)  # fmt: skip
-        weights = ObjectWeights(self.object_defs, data.objects, data.union_index, **options)
+        weights = ObjectWeights(self.object_defs, data.objects, data.union_index, discrete=data.discrete, **options)
         return regions.Step(data, self.object_defs, self.expressions, weights, options, self._limits)
 
     def histograms_at(

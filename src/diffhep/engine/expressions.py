@@ -10,6 +10,10 @@ times by an :class:`Evaluator`:
   backend, ``soft_above``/``soft_below`` with that parameter's slope (1/unit, already
   multiplied by the slope scale), and a step (0 or 1) with :data:`~diffhep.engine.backend.HARD`; a
   comparison without a parameter is always a step;
+* a comparison with a parameter whose other names are all *discrete* (integer or
+  boolean branches, :attr:`Evaluator.discrete`) is the step in both backends, with
+  the sigmoid's gradient in the soft one (straight-through): an integer exactly on
+  the cut gets the hard weight (``>=`` includes it, ``>`` excludes it), not 0.5;
 * ``and`` multiplies weights, ``or`` is ``1 - (1 - a)(1 - b)``, ``not`` is
   ``1 - a`` (``diffhep.select.logic``; hard: steps); an operand that is not itself a
   condition (a bare field such as ``tightId``) counts as ``value != 0``.
@@ -27,7 +31,7 @@ from __future__ import annotations
 import ast
 import functools
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -46,6 +50,8 @@ __all__ = [
     "COMPARE",
     "split_compare",
     "host_mask",
+    "reads_only",
+    "discrete_scope",
     "is_condition",
     "parse",
     "text",
@@ -102,6 +108,32 @@ def parameters_in(node: ast.AST, parameters: Mapping[str, Any]) -> list[str]:
     return [n for n in names(node) if n in parameters]
 
 
+def reads_only(node: ast.AST, scope: Collection[str], parameters: Mapping[str, Any]) -> bool:
+    """Whether ``node`` reads at least one name and every name it reads, parameters apart, is in ``scope``.
+
+    Example:
+        >>> reads_only(parse("abs(charge) >= q", "example"), {"charge"}, {"q": None})
+        True
+        >>> reads_only(parse("pt * charge > q", "example"), {"charge"}, {"q": None})
+        False
+    """
+    read = [n for n in names(node) if n not in parameters]
+    return bool(read) and all(n in scope for n in read)
+
+
+def discrete_scope(discrete: Collection[str], obj: str | None = None) -> frozenset[str]:
+    """The discrete names of one scope: fields of object ``obj`` (``"muons.charge"`` -> ``charge``),
+    or event branches (``obj`` ``None``: the names without a dot).
+
+    Example:
+        >>> sorted(discrete_scope(["muons.charge", "nTag"], "muons")), sorted(discrete_scope(["muons.charge", "nTag"]))
+        (['charge'], ['nTag'])
+    """
+    if obj is None:
+        return frozenset(n for n in discrete if "." not in n)
+    return frozenset(n.partition(".")[2] for n in discrete if n.partition(".")[0] == obj)
+
+
 def is_condition(node: ast.AST) -> bool:
     """Whether ``node`` already evaluates to a weight in [0, 1] (a comparison or logic)."""
     return isinstance(node, (ast.Compare, ast.BoolOp)) or (
@@ -120,6 +152,9 @@ class Evaluator:
         backend: :data:`SOFT` (JAX, sigmoids) or :data:`HARD` (NumPy, steps).
         functions: plugin functions, name -> callable on arrays.
         where: what is evaluated, for error messages.
+        discrete: names (fields or event branches) whose values are discrete, read
+            from integer or boolean branches (static); a comparison of only these
+            with a parameter is the step forward with the sigmoid's gradient.
     """
 
     def __init__(
@@ -131,8 +166,10 @@ class Evaluator:
         backend: Backend,
         functions: Mapping[str, Callable[..., Any]],
         where: str,
+        discrete: Collection[str] = frozenset(),
     ):
         self.parameters = parameters
+        self.discrete = frozenset(discrete)
         self.cuts = cuts
         self.slopes = slopes
         self.backend = backend
@@ -239,18 +276,20 @@ class Evaluator:
     def compare(self, node: ast.Compare) -> Any:
         """Weight of a single (unchained) comparison ``left op right``."""
         left, op, right = node.left, node.ops[0], node.comparators[0]
-        return self.compare_values(self(left), op, self(right), self.slope(node))
+        discrete = reads_only(node, self.discrete, self.parameters)
+        return self.compare_values(self(left), op, self(right), self.slope(node), discrete=discrete)
 
     def slope(self, node: ast.AST) -> Any | None:
         """Slope of the first parameter read by ``node``, or ``None`` if it reads none."""
         found = parameters_in(node, self.parameters)
         return self.slopes[found[0]] if found else None
 
-    def compare_values(self, a: Any, op: ast.cmpop, b: Any, slope: Any | None) -> Any:
-        """``a op b`` as a weight: sigmoid with ``slope`` (soft backend), else a step."""
+    def compare_values(self, a: Any, op: ast.cmpop, b: Any, slope: Any | None, *, discrete: bool = False) -> Any:
+        """``a op b`` as a weight: sigmoid with ``slope`` (soft backend), else a step; ``discrete``:
+        the step forward with the sigmoid's gradient (:meth:`~diffhep.engine.backend.Backend.compare`)."""
         if slope is not None and isinstance(op, (ast.Eq, ast.NotEq)):
             raise ConfigError(f"{self.where}: '==' and '!=' cannot compare with a parameter (use < or >)")
-        return self.backend.compare(a, op, b, slope)
+        return self.backend.compare(a, op, b, slope, discrete=discrete)
 
     # -- calls ----------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> Any:

@@ -21,7 +21,7 @@ weight of its expression (:meth:`ObjectWeights.raw`) and the weight
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ import numpy as np
 from jax import Array
 
 from diffhep.engine.backend import HARD
-from diffhep.engine.expressions import Evaluator, host_mask, names, parameters_in, parse
+from diffhep.engine.expressions import Evaluator, discrete_scope, host_mask, names, parameters_in, parse
 from diffhep.errors import ConfigError, closest
 from diffhep.jagged import Jagged, from_awkward
 
@@ -243,6 +243,8 @@ class ObjectWeights:
         objects: object name -> :class:`~diffhep.jagged.Jagged` (static structure).
         union_index: union name -> ``Int[Array, "objects"]`` index into the
             concatenated member weights.
+        discrete: ``"object.field"`` names read from integer or boolean branches
+            (:attr:`SampleData.discrete <diffhep.engine.combine.SampleData>`).
         evaluator: keyword arguments of :class:`~diffhep.engine.expressions.Evaluator`
             (``parameters, cuts, slopes, backend, functions``); with ``backend=HARD``
             the weights are NumPy arrays.
@@ -253,9 +255,12 @@ class ObjectWeights:
         defs: Mapping[str, ObjectDef],
         objects: Mapping[str, Jagged],
         union_index: Mapping[str, Array],
+        *,
+        discrete: Collection[str] = (),
         **evaluator: Any,
     ):
         self.defs = defs
+        self.discrete = {name: discrete_scope(discrete, name) for name in defs}
         self.objects = objects
         self.union_index = union_index
         self.options = evaluator
@@ -267,7 +272,7 @@ class ObjectWeights:
     def _evaluate(self, name: str, part: str, node: ast.expr) -> Array:
         d, backend, xp = self.defs[name], self.backend, self.backend.xp
         fields = {k: backend.asarray(v) for k, v in self.objects[name].fields.items()}
-        evaluator = ObjectEvaluator(fields, where=d.where(part), **self.options)
+        evaluator = ObjectEvaluator(fields, where=d.where(part), discrete=self.discrete[name], **self.options)
         w = xp.asarray(evaluator.weight(node), dtype=self.dtype)
         return xp.broadcast_to(w, (self.objects[name].n_objects,))
 

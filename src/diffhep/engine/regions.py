@@ -39,7 +39,15 @@ from diffhep.engine import builtins, counting
 from diffhep.engine.backend import Backend
 from diffhep.engine.builtins import Candidates, CandidateSpec, candidate_spec
 from diffhep.engine.combine import SampleData
-from diffhep.engine.expressions import Evaluator, is_condition, parameters_in, parse, split_compare, text
+from diffhep.engine.expressions import (
+    Evaluator,
+    discrete_scope,
+    is_condition,
+    parameters_in,
+    parse,
+    split_compare,
+    text,
+)
 from diffhep.engine.objects import ObjectDef, ObjectWeights, Ref, is_soft, parse_ref
 from diffhep.errors import ConfigError, closest
 from diffhep.histogram import BinnedKernel, Histogram, binned_kernel
@@ -196,7 +204,7 @@ class Step:
 
     def evaluator(self, where: str) -> EventEvaluator:
         """An event-level evaluator for this sample."""
-        return EventEvaluator(self, where=where, **self.options)
+        return EventEvaluator(self, where=where, discrete=discrete_scope(self.data.discrete), **self.options)
 
 
 class EventEvaluator(Evaluator):
