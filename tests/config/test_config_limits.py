@@ -203,3 +203,17 @@ def test_a_deeply_nested_dict_is_one_config_error(kind: str) -> None:
     data = {"name": "mini", "lumi_pb": 10.0, "description": value}
     with pytest.raises(ConfigError, match=r"description.*nested deeper than 64 levels \(MAX_YAML_DEPTH\)"):
         load_config_dict(data)
+
+
+def test_a_key_with_a_newline_is_shown_quoted_in_one_line() -> None:
+    """An unknown key '\\n' made a two-line ConfigError (found by tests/fuzz)."""
+    data = {
+        "name": "mini",
+        "lumi_pb": 10.0,
+        "samples": {"sig": {"role": "signal", "files": ["sig.root"], "xsec_pb": 1.0}},
+        "regions": {"sr": {"observable": "MET_pt", "binning": {"bins": 2, "range": [0, 1]}, "bandwidth": 0}},
+        "a\nb": 1,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config_dict(data)
+    assert "\n" not in str(caught.value) and "['a\\nb']: unknown key" in str(caught.value), str(caught.value)

@@ -404,10 +404,17 @@ def _exact_count(node: ast.Compare) -> bool:
 
 
 def format_path(path: FieldPath) -> str:
-    """``("samples", "ttbar", "files", 0)`` -> ``samples.ttbar.files[0]``."""
+    """``("samples", "ttbar", "files", 0)`` -> ``samples.ttbar.files[0]``.
+
+    A key with a newline or another unprintable character is shown quoted (``['a\\nb']``):
+    an error message stays one line.
+    """
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, str) and not part.isprintable():
+            text += f"[{part!r}]"
+        else:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
 
