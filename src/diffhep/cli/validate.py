@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_data:
         events, files = check_data(config, analysis)
     print(summary(config, analysis, events))
+    if not args.no_data:
+        for line in discrete_lines(analysis):
+            print(line)
     print(f"\n{config.source}: OK" + ("" if args.no_data else f" ({files} files, their trees and branches found)"))
     if args.output:
         from pathlib import Path
@@ -182,6 +185,22 @@ def _read_ends(path: str, tree: str, branches: list[str]) -> None:
     if branches and num_entries([path], tree=tree) > 0:
         read_events(path, tree=tree, branches=branches, entry_start=0, entry_stop=1)
         read_events(path, tree=tree, branches=branches, entry_start=-1)
+
+
+def discrete_lines(analysis: Any) -> list[str]:
+    """The comparisons of integer or boolean branches with a parameter: hard forward, sigmoid gradient.
+
+    A value exactly on a sigmoid cut gets 0.5 at every slope; integers sit there
+    whenever the cut takes an integer value, so these comparisons are the hard step
+    with the straight-through gradient (:mod:`diffhep.engine.discrete`). Empty for an
+    analysis without them (or without the engine's method).
+    """
+    found = getattr(analysis, "discrete_comparisons", None)
+    lines = found() if found is not None else []
+    if not lines:
+        return []
+    head = "discrete comparisons (integer or boolean branches): hard step forward, sigmoid gradient (straight-through):"
+    return [head, *(f"  {line}" for line in lines)]
 
 
 def needed_branches(config: Any, sample: str) -> dict[str, str]:
