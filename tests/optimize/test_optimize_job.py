@@ -217,14 +217,58 @@ def test_job_reports_plain_pyhf_hypotest_beside_the_hard_significance(job):
 
 def test_workspace_significance_is_pyhf_hypotest_where_pyhf_converges(toy):
     """Both hard numbers on the toy's workspaces over its cut range (pyhf's fit converges at each)."""
-    from diffhep.optimize.scan import pyhf_hypotest_significance, workspace_significance
+    from diffhep.optimize.scan import pyhf_hypotest_significance, significances, workspace_significance
 
     for x_min, y_max in [(0.0, 5.0), (1.0, 3.0), (2.5, 1.0), (3.5, 0.8)]:
         ws = toy.workspace(toy.hard_histograms({"x_min": x_min, "y_max": y_max}))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             ours, plain = workspace_significance(ws), pyhf_hypotest_significance(ws)
+            # the report's pair from one set of fits (the hypotest's background-only fit reused): the same numbers
+            assert significances(ws) == (ours, plain)
+            # the scan's points: fitted from diffhep's fit only, the same minimum
+            assert workspace_significance(ws, pyhf_start=False) == pytest.approx(ours, rel=1e-9)
         assert plain == pytest.approx(ours, rel=1e-3), (x_min, y_max, ours, plain)
+
+
+def test_workspace_significance_takes_the_better_background_fit(monkeypatch):
+    """Where pyhf's own fit stops early, the fit from diffhep's start decides; where diffhep's fit cannot be
+    built, pyhf's own start is used even for the scan's points (``pyhf_start=False``)."""
+    import pyhf
+
+    from diffhep.optimize import scan
+
+    ws = {
+        "channels": [{"name": "sr", "samples": [
+            {"name": "sig", "data": [30.0, 60.0], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
+            {"name": "bkg", "data": [50.0, 40.0], "modifiers": [
+                {"name": "b_norm", "type": "normsys", "data": {"hi": 1.3, "lo": 0.7}},
+                {"name": "b_shape", "type": "histosys", "data": {"hi_data": [60.0, 35.0], "lo_data": [42.0, 46.0]}},
+            ]},
+        ]}],
+        "observations": [{"name": "sr", "data": [80.0, 100.0]}],
+        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}],
+        "version": "1.0.0",
+    }  # fmt: skip
+    converged = scan.workspace_significance(ws)
+    assert scan.workspace_significance(ws, pyhf_start=False) == pytest.approx(converged, rel=1e-9)
+
+    fixed_poi_fit = pyhf.infer.mle.fixed_poi_fit
+
+    def stops_at_the_start(poi, data, model, init_pars=None, **kw):  # SLSQP giving up at once, as on the AGC
+        if init_pars is None:
+            start = np.asarray(model.config.suggested_init(), dtype=float)
+            start[model.config.poi_index] = poi
+            return start
+        return fixed_poi_fit(poi, data, model, init_pars=init_pars, **kw)
+
+    monkeypatch.setattr(pyhf.infer.mle, "fixed_poi_fit", stops_at_the_start)
+    assert scan.workspace_significance(ws) == pytest.approx(converged, rel=1e-9)  # diffhep's start decides
+    monkeypatch.setattr(scan, "_diffhep_background_fit", lambda *a: None)
+    wrong = scan.workspace_significance(ws, pyhf_start=False)  # pyhf's start alone: the early stop shows
+    assert wrong > converged * 1.01
+    monkeypatch.setattr(pyhf.infer.mle, "fixed_poi_fit", fixed_poi_fit)
+    assert scan.workspace_significance(ws, pyhf_start=False) == pytest.approx(converged, rel=1e-6)
 
 
 def test_job_writes_every_output(job, toy):

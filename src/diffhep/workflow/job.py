@@ -24,7 +24,7 @@ from diffhep.engine.mc_stats import effective_mc_events
 from diffhep.engine.protocol import Analysis, Histograms
 from diffhep.errors import DiffhepError
 from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_grad, run_optimization
-from diffhep.optimize.scan import ScanResult, compare_with_scan, pyhf_hypotest_significance, workspace_significance
+from diffhep.optimize.scan import ScanResult, compare_with_scan, significances
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import remove_outputs, write_json, write_text
 from diffhep.report import plot_cutflow, plot_history, plot_landscape, plot_region, render_report, write_histograms
@@ -88,6 +88,7 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
     hard = analysis.hard_histograms(cuts)
     ws = analysis.workspace(hard)
     dtype = jnp.result_type(float)
+    hard_significance, pyhf_hypotest = significances(ws)  # one set of pyhf fits for both numbers
     if is_chunked(analysis):  # chunk by chunk: a number, not a traceable function
         soft = analysis.objective(cuts, data, slope_scale)
     else:
@@ -99,11 +100,11 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
         cuts=cuts,
         hard=hard,
         workspace=ws,
-        hard_significance=workspace_significance(ws),
+        hard_significance=hard_significance,
         soft_significance=float(soft),
         slope_scale=float(slope_scale),
         cutflow=analysis.cutflow(cuts, data),
-        pyhf_hypotest=pyhf_hypotest_significance(ws),
+        pyhf_hypotest=pyhf_hypotest,
         mc_statistics=mc_statistics(analysis, hard),
     )
 
