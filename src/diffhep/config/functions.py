@@ -3,7 +3,9 @@
 Adding an elementwise function (``floor``, ``log10``, ...) means adding one line to
 :data:`BUILTINS`: the config checks read names and arities from here, the engine
 (:mod:`diffhep.engine.expressions`) applies ``numpy`` by name from NumPy on the hard
-path and from ``jax.numpy`` on the soft one. Reductions over objects and candidate
+path and from ``jax.numpy`` on the soft one. ``bit(x, n)``, the test of bit ``n`` of
+an integer such as an ID bitmask (the AGC's jet ID is ``bit(jetId, 2)``), has no
+single NumPy function: :meth:`diffhep.engine.expressions.Evaluator.bit` computes it. Reductions over objects and candidate
 observables are listed here too (so the checks know them); their evaluation is
 structural and lives in :mod:`diffhep.engine.regions` (reductions) and
 :mod:`diffhep.engine.builtins` (candidates).
@@ -13,6 +15,8 @@ Example:
     ((2, 2), 'arctan2')
     >>> sorted(n for n, f in BUILTINS.items() if "candidate" in f.kinds)
     ['m4l', 'pair_mass', 'trijet_mass']
+    >>> sorted(OBJECT_FUNCTIONS - set(ELEMENTWISE))
+    ['bit']
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ class Builtin:
         kinds: subset of ``("elementwise", "reduction", "candidate")``; ``min``/``max`` are both
             (one argument: a reduction over objects; two or more: elementwise).
         arity: ``(fewest, most)`` arguments.
-        numpy: elementwise only: the name of the NumPy / ``jax.numpy`` function that computes it.
+        numpy: elementwise only: the name of the NumPy / ``jax.numpy`` function that computes it
+            (``None`` for ``bit``, which the engine computes itself).
         doc: one line for the documentation.
         unit: unit of the value, for axis labels (``"GeV"`` for masses), or ``""``.
     """
@@ -77,6 +82,7 @@ BUILTINS: dict[str, Builtin] = _table(
     ("cosh", "elementwise", (1, 1), "cosh", "hyperbolic cosine"),
     ("tanh", "elementwise", (1, 1), "tanh", "hyperbolic tangent"),
     ("arctan2", "elementwise", (2, 2), "arctan2", "arctan2(y, x), radians"),
+    ("bit", "elementwise", (2, 2), None, "bit(x, n): 1 where bit n (0: lowest) of integer x is set; bit(jetId, 2)"),
     (
         "min",
         "elementwise+reduction",
@@ -107,7 +113,7 @@ EVENT_FUNCTIONS = frozenset(n for n, f in BUILTINS.items() if f.kinds & {"reduct
 REDUCTIONS = frozenset(n for n, f in BUILTINS.items() if "reduction" in f.kinds)
 #: Candidate observables: name -> number of object arguments.
 CANDIDATES = {n: f.arity[0] for n, f in BUILTINS.items() if "candidate" in f.kinds}
-#: Elementwise functions: name -> NumPy / jax.numpy function name.
+#: Elementwise functions with a NumPy / jax.numpy function: name -> its name (``bit`` is not one).
 ELEMENTWISE = {n: f.numpy for n, f in BUILTINS.items() if "elementwise" in f.kinds and f.numpy}
 #: Every built-in function name.
 BUILTIN_FUNCTIONS = frozenset(BUILTINS)

@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from diffhep.config import FUNCTIONS, load_plugins
-from diffhep.config.functions import REDUCTIONS
+from diffhep.config.functions import OBJECT_FUNCTIONS, REDUCTIONS
 from diffhep.config.parameters import CutParameter
 from diffhep.config.sections import Sections
 from diffhep.engine.builtins import BUILTINS, CandidateSpec, candidate_spec
-from diffhep.engine.expressions import ELEMENTWISE, LEADING, names, parameters_in, split_compare, text
+from diffhep.engine.expressions import LEADING, bit_problem, names, parameters_in, split_compare, text
 from diffhep.engine.loading import SampleDef, weight_refs
 from diffhep.engine.objects import ObjectDef
 from diffhep.engine.regions import RegionDef
@@ -62,10 +62,15 @@ def parse_samples(sections: Sections) -> dict[str, SampleDef]:
 def _check_calls(
     node: ast.AST, allowed: set[str], parameters: Mapping[str, Any], error: Callable[[str], ConfigError]
 ) -> None:
-    """Known functions only; no ``==``/``!=`` against a parameter (``error(message)``: the located error)."""
+    """Known functions only, ``bit(x, n)`` with a constant ``n``; no ``==``/``!=`` against a parameter
+    (``error(message)``: the located error)."""
     for n in ast.walk(node):
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id not in allowed:
             raise error(f"unknown function {n.func.id!r}{closest(n.func.id, sorted(allowed))} (in {text(node)!r})")
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "bit":
+            problem = bit_problem(n, parameters)
+            if problem:
+                raise error(f"{problem} (in {text(n)!r})")
         if isinstance(n, ast.Compare):
             for single in split_compare(n):
                 if isinstance(single.ops[0], (ast.Eq, ast.NotEq)) and parameters_in(single, parameters):
@@ -89,7 +94,7 @@ def check_expressions(
     def located(*path: str) -> Callable[[str], ConfigError]:
         return lambda message: sections.error(path, message)
 
-    object_level = set(ELEMENTWISE) | set(functions)
+    object_level = set(OBJECT_FUNCTIONS) | set(functions)
     for d in defs.values():
         for part, node in d.expressions().items():
             _check_calls(node, object_level, parameters, located("objects", d.name, *part.split(".")))

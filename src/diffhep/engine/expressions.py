@@ -6,6 +6,7 @@ times by an :class:`Evaluator`:
 
 * numbers, ``+ - * / **``, unary ``-``, and the elementwise functions
   :data:`ELEMENTWISE` act on arrays (NumPy on the host, JAX in the step);
+  ``bit(x, n)`` is 1 where bit ``n`` of the integer ``x`` is set (:meth:`Evaluator.bit`);
 * a comparison with a parameter is a soft cut with the :data:`~diffhep.engine.backend.SOFT`
   backend, ``soft_above``/``soft_below`` with that parameter's slope (1/unit, already
   multiplied by the slope scale), and a step (0 or 1) with :data:`~diffhep.engine.backend.HARD`; a
@@ -49,6 +50,7 @@ __all__ = [
     "LEADING",
     "COMPARE",
     "split_compare",
+    "bit_problem",
     "host_mask",
     "reads_only",
     "discrete_scope",
@@ -299,6 +301,8 @@ class Evaluator:
 
     def call(self, name: str, node: ast.Call) -> Any:
         """Elementwise functions and plugins (subclasses add reductions)."""
+        if name == "bit":
+            return self.bit(node)
         if name in ELEMENTWISE:
             low, high = BUILTINS[name].arity
             low = max(low, 2) if "reduction" in BUILTINS[name].kinds else low  # min(x) alone reduces objects
@@ -309,8 +313,47 @@ class Evaluator:
             return functools.reduce(function, args) if len(args) > 2 else function(*args)  # min(a, b, c)
         if name in self.functions:
             return self.functions[name](*(self(a) for a in node.args))
-        known = [*ELEMENTWISE, *self.functions]
+        known = [*ELEMENTWISE, "bit", *self.functions]
         raise self.error(node, f"unknown function {name!r}{closest(name, known)}")
+
+    def bit(self, node: ast.Call) -> Any:
+        """``bit(x, n)``: 1.0 where bit ``n`` (0: the lowest) of the integer ``x`` is set, else 0.0.
+
+        A static step in both backends (no parameter), ``floor(x / 2**n)`` odd: an
+        integer branch read as floats is fine (exact below 2**24 in float32).
+        Values on the host (``require``, the hard path) that are not integers are
+        a one-line :class:`ConfigError`; traced values cannot be checked.
+        """
+        problem = bit_problem(node, self.parameters)
+        if problem:
+            raise self.error(node, problem)
+        x, n = node.args
+        value = self(x)
+        if isinstance(value, (np.ndarray, np.generic, float)):
+            fraction = np.asarray(value) % 1
+            if np.any(fraction != 0):
+                example = np.asarray(value).flat[int(np.argmax(fraction.ravel() != 0))]
+                raise self.error(
+                    node, f"bit() needs integer values (an ID bitmask such as jetId): {text(x)!r} is {float(example):g}"
+                )
+        return self.step(self.xp.floor_divide(value, 2**n.value) % 2 != 0)
+
+
+def bit_problem(node: ast.Call, parameters: Mapping[str, Any]) -> str | None:
+    """What is wrong with the arguments of a call ``bit(x, n)``, or ``None``.
+
+    Example:
+        >>> bit_problem(parse("bit(jetId, 2)", "example"), {}) is None
+        True
+        >>> bit_problem(parse("bit(jetId, n)", "example"), {"n": None})
+        'bit(x, n) takes a value and a bit number n from 0 to 30, like bit(jetId, 2)'
+    """
+    x, n = node.args if len(node.args) == 2 else (None, None)
+    if not (isinstance(n, ast.Constant) and type(n.value) is int and 0 <= n.value <= 30):
+        return "bit(x, n) takes a value and a bit number n from 0 to 30, like bit(jetId, 2)"
+    if parameters_in(x, parameters):
+        return "bit() tests fixed integer values such as an ID bitmask: no parameters"
+    return None
 
 
 def split_compare(node: ast.Compare) -> list[ast.Compare]:
