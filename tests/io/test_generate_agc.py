@@ -159,6 +159,29 @@ def test_ttbar_has_four_jets_and_b_tags_wjets_does_not(events: dict[str, ak.Arra
     assert alt > ak.mean(ak.num(events["ttbar"].Jet, axis=1)) + 0.2
 
 
+def test_jet_id_passes_at_the_rate_of_the_cms_files_hadronic_jets(events: dict[str, ak.Array]) -> None:
+    """Jet_jetId bit 2 (tight lepton veto, the AGC's jet ID): 73 of the 76 jets without a lepton inside (pT > 30 GeV,
+    |eta| < 2.4) pass in the CMS file; this generator makes no leptons reconstructed as jets (issue 14 item 1)."""
+    for process, ev in events.items():
+        jet_id = ak.to_numpy(ak.flatten(ev.Jet.jetId))
+        assert set(np.unique(jet_id)) == {0, 2, 6}, process
+        central = ak.to_numpy(ak.flatten((ev.Jet.pt > 30) & (abs(ev.Jet.eta) < 2.4)))
+        passing = (jet_id & 4) != 0
+        assert 0.94 < passing[central].mean() < 0.98, process
+        forward = ak.to_numpy(ak.flatten(abs(ev.Jet.eta) >= 2.4))
+        assert 0.75 < passing[forward].mean() < 0.88, process
+
+
+def test_jet_id_is_drawn_from_its_own_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other probabilities of Jet_jetId change Jet_jetId only: every other branch is that of the same seed."""
+    a = _raw(generate_agc_sample(tmp_path / "a.root", "ttbar", 1_500, seed=5))
+    monkeypatch.setattr(gen, "_JET_ID_P", {"central": [1.0, 0.0, 0.0], "forward": [0.0, 1.0, 0.0]})
+    b = _raw(generate_agc_sample(tmp_path / "b.root", "ttbar", 1_500, seed=5))
+    assert not ak.array_equal(a.Jet_jetId, b.Jet_jetId)
+    assert set(np.unique(ak.to_numpy(ak.flatten(b.Jet_jetId)))) == {0, 2}
+    assert _same(a[[f for f in a.fields if f != "Jet_jetId"]], b[[f for f in b.fields if f != "Jet_jetId"]])
+
+
 def test_generator_weights(events: dict[str, ak.Array]) -> None:
     w = {p: ak.to_numpy(ev.genWeight) for p, ev in events.items()}
     assert 0.015 < np.mean(w["ttbar"] < 0) < 0.05
