@@ -212,12 +212,13 @@ def _weight_names(sample: loading.SampleDef) -> list[str]:
 
 
 def _nominal_weight(
-    events: ak.Array, sample: loading.SampleDef, variation: Variation, functions: Mapping[str, Any]
+    events: ak.Array, n_events: int, sample: loading.SampleDef, variation: Variation, functions: Mapping[str, Any]
 ) -> np.ndarray:
-    """The sample's event weight expression (before normalisation), as :func:`load_sample` computes it."""
+    """The sample's event weight expression (before normalisation) for ``n_events`` events, as
+    :func:`load_sample` computes it (``events`` may have no branch: a constant weight such as the default 1)."""
     cols = {n: ak.to_numpy(variation.column(n, lambda b: _raw(events, b))) for n in _weight_names(sample)}
     where = f"sample {sample.name!r} weight {sample.weight_text!r}"
-    return loading.event_weight(sample.weight, cols, len(events), where, functions)
+    return loading.event_weight(sample.weight, cols, n_events, where, functions)
 
 
 def _flat_count(chunk: Chunk, branch: str) -> int:
@@ -280,7 +281,7 @@ def normalisation_pass(
             if smeared or memo not in seen:
                 branches = sorted({variation.read_branches(n) for n in _weight_names(sample)})
                 events = read_chunk(chunk, branches)
-                seen[memo] = float(np.sum(_nominal_weight(events, sample, shifted, analysis.functions)))
+                seen[memo] = float(np.sum(_nominal_weight(events, chunk.n_events, sample, shifted, analysis.functions)))
             total += seen[memo]
         if n_events == 0 or total == 0.0:
             files = sorted({c.file for c in mine})
@@ -332,7 +333,7 @@ class PrepareChunk:
         )  # fmt: skip
         n = int(np.shape(part.weight)[0])
         # load_sample normalised by this chunk's n events and unit weights: use the dataset's sum instead
-        nominal = _nominal_weight(read["events"], sample, variation, analysis.functions)
+        nominal = _nominal_weight(read["events"], chunk.n_events, sample, variation, analysis.functions)
         weight = np.asarray(part.weight, dtype=np.float64) * nominal * (n / self.totals[chunk.dataset])
         data = dataclasses.replace(
             part,
