@@ -1,7 +1,7 @@
 """Variation weights with ``leading(object.field, i)``: the i-th object of a config collection, on the host.
 
 On the CMS Open Data ttbar file (200 events), a config whose ``jets`` are the
-AGC's (``abs(eta) < 2.4``, ordered by pT) carries weight variations that read
+AGC's (``abs(eta) < 2.4`` and the jet ID, ordered by pT) carries weight variations that read
 ``leading(jets.pt, i)`` (a field the config reads anyway) and
 ``leading(jets.mass, 1)`` (one only the weight reads). Their event weights and
 hard-cut histograms equal plain-Awkward computations; bad uses are one-line
@@ -71,7 +71,7 @@ def config(path: str, systematics: dict | None = None) -> dict:
             "leptons": {"union": ["muons", "electrons"]},
             "jets": {
                 "collection": "Jet",
-                "require": "abs(eta) < 2.4",
+                "require": "abs(eta) < 2.4 and bit(jetId, 2)",
                 "cuts": "pt > jet_pt_min",
                 "order": "pt",
                 "flags": {"btag": "btagCSVV2 > btag_min"},
@@ -108,7 +108,7 @@ def loaded(data_file):
         analysis = analysis_of(config(path))
         data = analysis.load()
     events = read_events(path, branches=[*ttbar.BRANCHES])
-    jets = events.Jet[abs(events.Jet.eta) < 2.4]
+    jets = events.Jet[(abs(events.Jet.eta) < 2.4) & ((events.Jet.jetId & 4) != 0)]
     jets = jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
     return analysis, data, events, jets
 

@@ -164,7 +164,7 @@ TTBAR_POINTS = [
 def test_ttbar_soft_observables_converge_to_plain_awkward(ttbar_events, cuts):
     data = ttbar.prepare(ttbar_events, 1.0, bandwidth=0.0)
     hard = ttbar.hard_observables(ttbar_events, cuts)
-    assert hard["has_trijet"].sum() >= 5
+    assert hard["has_trijet"].sum() >= 4  # 4 of the 200 events at the AGC cuts, with the jet ID (issue 14 item 1)
     soft = ttbar.soft_observables(data, cuts, _steep(ttbar.CUTS, 1e7))
     for key in ("4j1b", "4j2b", "has_trijet"):
         np.testing.assert_allclose(soft[key], hard[key].astype(float), atol=1e-9, err_msg=key)

@@ -126,7 +126,8 @@ def loaded(template):
 def _btag_factor(events: ak.Array, i: int, sign: float) -> np.ndarray:
     """The AGC's b-tag weight variation ``1 +- 0.075 pT_i / 50`` of the i-th leading *selected* jet at the AGC cuts
     (AGC code: ``selected_jets.pt[:, i]``), 1 where there is none (no such event is in a region)."""
-    jets = events.Jet[(events.Jet.pt > AGC["jet_pt_min"]) & (abs(events.Jet.eta) < 2.4)]
+    jet = events.Jet
+    jets = jet[(jet.pt > AGC["jet_pt_min"]) & (abs(jet.eta) < 2.4) & ((jet.jetId & 4) != 0)]  # isTightLeptonVeto
     pt = jets.pt[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
     pt_i = ak.to_numpy(ak.fill_none(ak.pad_none(pt, i + 1, axis=1)[:, i], 0.0)).astype(np.float64)
     return 1.0 + sign * 0.075 * pt_i / 50.0

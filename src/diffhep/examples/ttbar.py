@@ -5,8 +5,9 @@ Hard selection (the AGC's coffea code, in plain Awkward: :func:`hard_selection`)
 * leptons: muons with ``|eta| < 2.1``, tight ID, ``sip3d < 4``,
   ``pfRelIso04_all < 0.15``; electrons with ``|eta| < 2.1``, ``cutBased == 4``,
   ``sip3d < 4``; both with ``pt > lepton_pt_min``; exactly one per event;
-* jets: ``|eta| < 2.4`` and ``pt > jet_pt_min``; at least four; a jet is
-  b-tagged if ``btagCSVV2 > btag_min``;
+* jets: ``|eta| < 2.4``, the tight-lepton-veto jet ID (``Jet_jetId`` bit 2,
+  coffea's ``isTightLeptonVeto``: ``jetId & 4 != 0``) and ``pt > jet_pt_min``;
+  at least four; a jet is b-tagged if ``btagCSVV2 > btag_min``;
 * region ``4j1b``: exactly one b-tagged jet; observable ``HT``, the scalar sum of
   the selected jets' pT;
 * region ``4j2b``: at least two b-tagged jets; observable the mass of the
@@ -67,7 +68,7 @@ _LEPTON_BRANCHES = {
     "Muon": ["Muon_pt", "Muon_eta", "Muon_tightId", "Muon_sip3d", "Muon_pfRelIso04_all"],
     "Electron": ["Electron_pt", "Electron_eta", "Electron_cutBased", "Electron_sip3d"],
 }
-_JET_BRANCHES = ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagCSVV2"]
+_JET_BRANCHES = ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_btagCSVV2", "Jet_jetId"]
 
 
 def branches(flavours: Sequence[str] = ("Muon", "Electron")) -> list[str]:
@@ -97,7 +98,7 @@ class TtbarData(eqx.Module):
 
     Attributes:
         leptons: leptons passing the fixed identification, field ``pt`` (GeV).
-        jets: jets with ``|eta| < 2.4``, leading first, fields ``pt`` (GeV),
+        jets: identified jets with ``|eta| < 2.4``, leading first, fields ``pt`` (GeV),
             ``btag``.
         trijets: jet triplets, largest trijet pT first in each event, field
             ``mass`` (GeV).
@@ -131,8 +132,14 @@ def _identified_leptons(events: ak.Array, flavours: Sequence[str]) -> ak.Array:
     return ak.concatenate(parts, axis=1)
 
 
+def _identified_jets(events: ak.Array) -> ak.Array:
+    """Jets in ``|eta| < 2.4`` that pass the tight-lepton-veto ID (the AGC's ``jets.isTightLeptonVeto``)."""
+    jets = events.Jet
+    return jets[(abs(jets.eta) < 2.4) & ((jets.jetId & 4) != 0)]
+
+
 def _jets(events: ak.Array) -> ak.Array:
-    jets = events.Jet[abs(events.Jet.eta) < 2.4]
+    jets = _identified_jets(events)
     jets = jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
     return ak.zip(
         {
@@ -267,7 +274,8 @@ def hard_observables(
     """
     leptons = _identified_leptons(events, flavours)
     n_lep = ak.num(leptons[leptons > cuts["lepton_pt_min"]], axis=1)
-    jets = events.Jet[(events.Jet.pt > cuts["jet_pt_min"]) & (abs(events.Jet.eta) < 2.4)]
+    jets = _identified_jets(events)
+    jets = jets[jets.pt > cuts["jet_pt_min"]]
     n_tag = ak.sum(jets.btagCSVV2 > cuts["btag_min"], axis=1)
     base = (n_lep == 1) & (ak.num(jets, axis=1) >= 4)
     p4 = ak.zip(
