@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyhf
 import pytest
@@ -217,6 +218,13 @@ def test_run_writes_a_valid_workspace(tiny, tmp_path, capsys):
     z = results["significance"]
     assert z["hard_pyhf"] > 0 and z["soft"] > 0 and z["pyhf_hypotest"] == pytest.approx(z["hard_pyhf"], rel=1e-3)
     assert set(z["about"]) == {"soft", "hard_pyhf", "pyhf_hypotest"}
+    # every number from a fit says how its fits ended (issue 18 item 4); here every fit converged
+    assert z["fits"]["pyhf_hypotest"] == {"converged": True, "error": None}
+    assert z["fits"]["hard_pyhf"]["converged"] and z["fits"]["hard_pyhf"]["background_fit"] == (
+        "pyhf's fit from pyhf's start"
+    )
+    assert set(z["fits"]["hard_pyhf"]["starts"].values()) == {"converged", "converged (pyhf's hypotest)"}
+    assert "no background-only fit converged" not in text and "fit failed" not in text
     stats = results["mc_statistics"]
     assert stats["threshold"] == 10 and stats["emptiest"]["signal"] > 0
     assert all(b["mc_events"] < 10 for b in stats["few"])
@@ -224,6 +232,40 @@ def test_run_writes_a_valid_workspace(tiny, tmp_path, capsys):
     for name in ("histograms.root", "region_sr.png", "cutflow.png"):
         assert (out / name).stat().st_size > 0
     assert not list(out.glob(".*"))
+
+
+def test_run_flags_every_fit_that_failed(tiny, tmp_path, capsys, monkeypatch):
+    """pyhf's fits failing: no number, a flag and pyhf's message in results.json and in the summary (issue 18
+    item 4); with diffhep's background-only fit failing too, the hard Z0 is null, not a plausible number."""
+    from diffhep.optimize import scan
+
+    def fails(*args, **kwargs):
+        raise pyhf.exceptions.FailedMinimization(SimpleNamespace(message="Iteration limit reached", fun=1.0, nit=1))
+
+    monkeypatch.setattr(pyhf.infer, "hypotest", fails)
+    out = tmp_path / "run"
+    assert main(["run", str(tiny), "--output", str(out), "--quiet"]) == 0
+    z = json.loads((out / "results.json").read_text())["significance"]
+    assert z["pyhf_hypotest"] is None and z["hard_pyhf"] > 0  # the hard Z0 from pyhf's fits of its own
+    assert z["fits"]["pyhf_hypotest"]["converged"] is False
+    assert "Iteration limit reached" in z["fits"]["pyhf_hypotest"]["error"]
+    assert set(z["fits"]["hard_pyhf"]["starts"]) == {
+        "pyhf's fit from pyhf's start",
+        "diffhep's fit",
+        "pyhf's fit from diffhep's fit",
+    }  # pyhf's own start is fitted where the hypotest's fit is missing
+    text = capsys.readouterr().out
+    assert "plain pyhf.infer.hypotest: fit failed (" in text and "Iteration limit reached" in text
+
+    monkeypatch.setattr(pyhf.infer.mle, "fixed_poi_fit", fails)
+    monkeypatch.setattr(scan, "_diffhep_background_fit", lambda *a: None)
+    assert main(["run", str(tiny), "--output", str(out), "--quiet"]) == 0
+    z = json.loads((out / "results.json").read_text())["significance"]
+    assert z["hard_pyhf"] is None and z["fits"]["hard_pyhf"]["converged"] is False
+    assert z["fits"]["hard_pyhf"]["background_fit"] is None
+    assert z["fits"]["hard_pyhf"]["starts"]["pyhf's fit from pyhf's start"].startswith("failed: ")
+    text = capsys.readouterr().out
+    assert "hard Z0: no background-only fit converged (" in text
 
 
 def test_run_needs_no_optimizer_section(tiny, tmp_path):

@@ -195,6 +195,30 @@ def number(x: Any, digits: int = 4) -> str:
 _NUMBER = re.compile(r"^(-|nan|inf|[-+]?[\d,]*\.?\d+(e[-+]?\d+)?)( / .*)?$")
 
 
+def fit_lines(fits: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    """Lines saying which hard-cut numbers did not come from a converged fit, per stage (``before``, ...).
+
+    ``fits`` maps a stage to the ``fits`` record of :class:`~diffhep.optimize.scan.Significances`;
+    nothing is printed where every fit converged and pyhf's own background-only fit was the best.
+    """
+    lines = []
+    for stage, record in fits.items():
+        if not record:
+            continue
+        prefix = f"  {stage}: " if stage else "  "
+        hard, plain = record.get("hard_pyhf") or {}, record.get("pyhf_hypotest") or {}
+        if not hard.get("converged", True):
+            failed = "; ".join(f"{k}: {v}" for k, v in (hard.get("starts") or {}).items())
+            lines.append(f"{prefix}hard Z0: no background-only fit converged ({failed})")
+        elif hard.get("background_fit") not in (None, "pyhf's fit from pyhf's start"):
+            lines.append(
+                f"{prefix}hard Z0 at {hard['background_fit']} (pyhf's fit from its own start ended higher or failed)"
+            )
+        if not plain.get("converged", True):
+            lines.append(f"{prefix}plain pyhf.infer.hypotest: fit failed ({plain.get('error')})")
+    return lines
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> str:
     """Columns aligned: numbers to the right, text to the left."""
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]

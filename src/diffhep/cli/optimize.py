@@ -21,6 +21,7 @@ from diffhep.cli.common import (
     executed_analysis,
     execution_settings,
     files_listing,
+    fit_lines,
     load,
     number,
     say,
@@ -168,6 +169,7 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
         table(("significance", "before", "after"), sig),
         "  hard Z0: pyhf's likelihood of the workspace at the better of pyhf's background-only fit and one "
         "started from diffhep's; plain pyhf.infer.hypotest: pyhf alone (equal where its fit converges)",
+        *fit_lines(z.get("fits") or {}),
     ]
     stats = results.get("mc_statistics") or {}
     lines += mc_statistics_lines(stats.get("before"), stats.get("after"))

@@ -23,6 +23,7 @@ from diffhep.cli.common import (
     executed_analysis,
     execution_settings,
     files_listing,
+    fit_lines,
     load,
     number,
     parse_sets,
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 "soft": _finite(ev.soft_significance),
                 "hard_pyhf": _finite(ev.hard_significance),
                 "pyhf_hypotest": _finite(ev.pyhf_hypotest),
+                "fits": ev.fits,
                 "about": SIGNIFICANCE_ABOUT,
             },
             "yields": {r: {s: float(ev.hard[r][s].counts.sum()) for s in samples} for r in ev.hard},
@@ -216,6 +218,7 @@ def report(analysis: Any, ev: Any, samples: list[str], results: dict) -> str:
             f"hard expected discovery significance Z0 (step cuts, Asimov mu = 1; pyhf's likelihood at the better "
             f"of pyhf's background-only fit and one started from diffhep's): {number(z['hard_pyhf'])}",
             f"the same by plain pyhf.infer.hypotest (pyhf alone, default optimizer): {'fit failed' if z['pyhf_hypotest'] is None else number(z['pyhf_hypotest'])}",
+            *fit_lines({"": z.get("fits")}),
             *mc_statistics_lines(None, results["mc_statistics"]),
             "cutflow (events, soft / hard):",
             table(("step", *flow_samples), flow),

@@ -87,6 +87,11 @@ def _float_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
+#: ``2 * NLL`` differences below this are the fits' tolerance: the fit named as the background-only point is the
+#: first (pyhf's own, diffhep's, pyhf's from diffhep's) within it of the lowest.
+NLL_TOL = 1e-6
+
+
 def workspace_significance(workspace: Mapping[str, Any], *, pyhf_start: bool = True) -> float:
     """Expected discovery significance ``Z0 = sqrt(q0)`` of a pyhf workspace on Asimov data (POI = 1).
 
@@ -137,20 +142,46 @@ def pyhf_hypotest_significance(workspace: Mapping[str, Any]) -> float:
         return _plain_hypotest(model, data)[0]
 
 
-def significances(workspace: Mapping[str, Any]) -> tuple[float, float]:
-    """``(workspace_significance(ws), pyhf_hypotest_significance(ws))`` from one set of pyhf fits.
+class Significances(NamedTuple):
+    """The report's two hard-cut significances of one workspace and how their fits ended.
 
-    The two numbers of the report. pyhf's hypotest fits the background-only
-    point of the same Asimov data from pyhf's suggested start
+    Attributes:
+        hard: :func:`workspace_significance` (NaN if no background-only fit gave a finite likelihood).
+        plain: :func:`pyhf_hypotest_significance` (NaN if one of pyhf's fits failed).
+        fits: JSON-ready record of the fits: ``{"hard_pyhf": {"converged", "background_fit", "starts"},
+            "pyhf_hypotest": {"converged", "error"}}``; ``background_fit`` names the fit whose
+            background-only point gave ``hard`` (``"pyhf's fit from pyhf's start"``, ``"pyhf's fit
+            from diffhep's fit"`` or ``"diffhep's fit"``, ``None`` if none), ``starts`` says for each of
+            these fits whether it converged or failed (with pyhf's message); a fit not run is not listed.
+    """
+
+    hard: float
+    plain: float
+    fits: dict[str, Any]
+
+
+def significances(workspace: Mapping[str, Any]) -> Significances:
+    """:func:`workspace_significance` and :func:`pyhf_hypotest_significance` from one set of pyhf fits.
+
+    The two numbers of the report, with the record of their fits (:class:`Significances`). pyhf's
+    hypotest fits the background-only point of the same Asimov data from pyhf's suggested start
     (``fitted_pars.fixed_poi_fit_to_data`` of its calculator); that fit is
-    :func:`workspace_significance`'s first candidate, so it is not repeated
-    (it is where that fit fails inside the hypotest).
+    :func:`workspace_significance`'s first candidate, so it is not repeated (it is where that fit
+    fails inside the hypotest).
     """
     with _numpy_backend():
         model, data = _model_and_asimov(workspace)
-        plain, fixed_fit = _plain_hypotest(model, data)
-        candidates = [] if fixed_fit is None else [fixed_fit]
-        return _significance(workspace, model, data, pyhf_start=fixed_fit is None, candidates=candidates), plain
+        plain, fixed_fit, error = _plain_hypotest(model, data)
+        record: dict[str, Any] = {}
+        candidates = [] if fixed_fit is None else [("pyhf's fit from pyhf's start", fixed_fit)]
+        hard = _significance(workspace, model, data, pyhf_start=fixed_fit is None, candidates=candidates, record=record)
+    if fixed_fit is not None:
+        record["starts"] = {"pyhf's fit from pyhf's start": "converged (pyhf's hypotest)", **record["starts"]}
+    fits = {
+        "hard_pyhf": {"converged": bool(np.isfinite(hard)), **record},
+        "pyhf_hypotest": {"converged": error is None and bool(np.isfinite(plain)), "error": error},
+    }
+    return Significances(hard, plain, fits)
 
 
 @contextlib.contextmanager
@@ -178,8 +209,9 @@ def _model_and_asimov(workspace: Mapping[str, Any]) -> tuple[Any, np.ndarray]:
     return model, model.expected_data(pars)
 
 
-def _plain_hypotest(model: Any, data: np.ndarray) -> tuple[float, np.ndarray | None]:
-    """``norm.isf(p0)`` of pyhf's q0 hypotest and its background-only fit to ``data`` (NaN, None if a fit fails)."""
+def _plain_hypotest(model: Any, data: np.ndarray) -> tuple[float, np.ndarray | None, str | None]:
+    """``norm.isf(p0)`` of pyhf's q0 hypotest, its background-only fit to ``data`` and ``None``; or NaN,
+    ``None`` and pyhf's message where a fit fails."""
     import pyhf
     import scipy.stats
 
@@ -187,10 +219,15 @@ def _plain_hypotest(model: Any, data: np.ndarray) -> tuple[float, np.ndarray | N
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # scipy on a near-flat likelihood
             p0, calculator = pyhf.infer.hypotest(0.0, data, model, test_stat="q0", return_calculator=True)
-    except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError):
-        return float("nan"), None
+    except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError) as error:
+        return float("nan"), None, _one_line(error)
     fixed_fit = np.asarray(calculator.fitted_pars.fixed_poi_fit_to_data, dtype=np.float64)
-    return float(scipy.stats.norm.isf(float(np.asarray(p0)))), fixed_fit
+    return float(scipy.stats.norm.isf(float(np.asarray(p0)))), fixed_fit, None
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _significance(
@@ -199,10 +236,12 @@ def _significance(
     data: np.ndarray,
     *,
     pyhf_start: bool,
-    candidates: Sequence[np.ndarray] = (),
+    candidates: Sequence[tuple[str, np.ndarray]] = (),
+    record: dict[str, Any] | None = None,
 ) -> float:
-    """``sqrt(q0)`` at the best background-only point of ``candidates`` and of pyhf's fits (see
-    :func:`workspace_significance`), under the backend of the caller."""
+    """``sqrt(q0)`` at the best background-only point of ``candidates`` (label, parameters) and of pyhf's
+    fits (see :func:`workspace_significance`), under the backend of the caller. ``record`` receives
+    ``background_fit`` (the label of the best point) and ``starts`` (how each fit ended)."""
     import pyhf
 
     asimov = np.asarray(model.config.suggested_init(), dtype=np.float64)
@@ -212,14 +251,25 @@ def _significance(
         value = -2.0 * float(np.asarray(model.logpdf(np.asarray(pars, dtype=np.float64), data)).reshape(()))
         return value if np.isfinite(value) else np.inf
 
-    best = min((twice_nll(c) for c in candidates), default=np.inf)
+    best, best_label = np.inf, None
+
+    def consider(label: str, pars: Any) -> None:  # the label: the first fit within NLL_TOL of the best
+        nonlocal best, best_label
+        value = twice_nll(pars)
+        if value < best - NLL_TOL:
+            best_label = label
+        best = min(best, value)
+
+    for label, pars in candidates:
+        consider(label, pars)
     diffhep_start = _diffhep_background_fit(workspace, model)
-    starts = [diffhep_start] if diffhep_start is not None else []
-    if pyhf_start or diffhep_start is None:
-        starts.insert(0, None)
-    for start in starts:
-        if start is not None:
-            best = min(best, twice_nll(start))
+    starts: dict[str, str] = {"diffhep's fit": "converged" if diffhep_start is not None else "failed or not built"}
+    if diffhep_start is not None:
+        consider("diffhep's fit", diffhep_start)
+    fits = [("pyhf's fit from pyhf's start", None)] if pyhf_start or diffhep_start is None else []
+    if diffhep_start is not None:
+        fits.append(("pyhf's fit from diffhep's fit", diffhep_start))
+    for name, start in fits:
         try:
             pars = pyhf.infer.mle.fixed_poi_fit(
                 0.0,
@@ -229,10 +279,14 @@ def _significance(
                 par_bounds=model.config.suggested_bounds(),
                 fixed_params=model.config.suggested_fixed(),
             )
-            best = min(best, twice_nll(pars))
-        except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError):
-            pass
+        except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError) as error:
+            starts[name] = f"failed: {_one_line(error)}"
+            continue
+        starts[name] = "converged"
+        consider(name, pars)
     q0 = best - twice_nll(asimov)
+    if record is not None:
+        record.update(background_fit=best_label if np.isfinite(q0) else None, starts=starts)
     return float(np.sqrt(max(q0, 0.0))) if np.isfinite(q0) else float("nan")
 
 

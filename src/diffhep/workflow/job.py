@@ -68,6 +68,9 @@ class Evaluation(NamedTuple):
         cutflow: ``analysis.cutflow`` at ``cuts``.
         pyhf_hypotest: ``norm.isf(p0)`` of plain ``pyhf.infer.hypotest`` on ``workspace``
             (:func:`~diffhep.optimize.scan.pyhf_hypotest_significance`; NaN if its fit fails).
+        fits: how the fits of ``hard_significance`` and ``pyhf_hypotest`` ended: converged or not, the
+            background-only fit used, pyhf's message of a failed fit
+            (:class:`~diffhep.optimize.scan.Significances`).
         mc_statistics: background MC events per bin of ``hard`` (:func:`mc_statistics`).
     """
 
@@ -79,6 +82,7 @@ class Evaluation(NamedTuple):
     slope_scale: float
     cutflow: dict[str, list[dict[str, float]]]
     pyhf_hypotest: float
+    fits: dict[str, Any]
     mc_statistics: dict[str, Any]
 
 
@@ -88,7 +92,7 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
     hard = analysis.hard_histograms(cuts)
     ws = analysis.workspace(hard)
     dtype = jnp.result_type(float)
-    hard_significance, pyhf_hypotest = significances(ws)  # one set of pyhf fits for both numbers
+    pyhf_numbers = significances(ws)  # one set of pyhf fits for both numbers
     if is_chunked(analysis):  # chunk by chunk: a number, not a traceable function
         soft = analysis.objective(cuts, data, slope_scale)
     else:
@@ -100,11 +104,12 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
         cuts=cuts,
         hard=hard,
         workspace=ws,
-        hard_significance=hard_significance,
+        hard_significance=pyhf_numbers.hard,
         soft_significance=float(soft),
         slope_scale=float(slope_scale),
         cutflow=analysis.cutflow(cuts, data),
-        pyhf_hypotest=pyhf_hypotest,
+        pyhf_hypotest=pyhf_numbers.plain,
+        fits=pyhf_numbers.fits,
         mc_statistics=mc_statistics(analysis, hard),
     )
 
@@ -239,6 +244,7 @@ def build_results(
                 },
                 "hard_pyhf": {"before": before.hard_significance, "after": after.hard_significance},
                 "pyhf_hypotest": {"before": before.pyhf_hypotest, "after": after.pyhf_hypotest},
+                "fits": {"before": before.fits, "after": after.fits},
                 "about": SIGNIFICANCE_ABOUT,
             },
             "yields": {"before": _yields(before.hard), "after": _yields(after.hard)},
