@@ -296,3 +296,14 @@ def test_models_of_many_signal_hypotheses_in_one_vmap(big):
     looped = jnp.stack([expected(x) for x in scales[:3]])
     np.testing.assert_allclose(batched[:3], looped, rtol=1e-12)
     assert batched.shape == (12, model.config.nmaindata + model.config.nauxdata)
+
+
+@pytest.mark.parametrize(("where", "value"), [("uncertainty", 1e308), ("yield", 1e308), ("uncertainty", 1e-200)])
+def test_shapesys_tau_beyond_the_float_range_is_refused(where, value):
+    """pyhf: OverflowError; diffhep gave a NaN logpdf (with an overflow warning) or ignored the constraint
+    (found by tests/fuzz)."""
+    spec = modifier_spec("shapesys")
+    bkg = spec["channels"][0]["samples"][1]
+    (bkg["modifiers"][0]["data"] if where == "uncertainty" else bkg["data"])[0] = value
+    message = _error(small_workspace(spec))
+    assert "shapesys 'ss'" in message and "'bkg'" in message and "bin 0" in message and "float range" in message

@@ -72,6 +72,23 @@ def _concrete_bools(mask: Array) -> tuple[bool, ...] | None:
         return None
 
 
+def _check_tau(tau: Array, invalid: Array, name: str, user: _Raw) -> None:
+    """Refuse a ``shapesys`` whose ``tau = (nominal / uncertainty)**2`` is 0 or infinite in a float.
+
+    pyhf fails with an OverflowError there; the constraint would be NaN or ignored.
+    """
+    if isinstance(tau, jax.core.Tracer) or isinstance(invalid, jax.core.Tracer):
+        return
+    bad = np.flatnonzero(~np.asarray(invalid) & ~((np.asarray(tau) > 0) & np.isfinite(np.asarray(tau))))
+    if bad.size:
+        i = int(bad[0])
+        raise ConfigError(
+            f"shapesys {name!r} of sample {user.sample!r} in channel {user.channel!r} bin {i}: "
+            f"yield / uncertainty = {float(np.asarray(user.nominal)[i])} / {float(np.asarray(user.mods[(name, 'shapesys')])[i])} "
+            "is beyond the float range when squared; expected a ratio between 1e-154 and 1e154"
+        )
+
+
 def _check_values(arr: Array, where: str, *, nonnegative: bool, positive: bool = False) -> None:
     """Raise :class:`ConfigError` naming the first bin of ``arr`` that is not finite (or negative).
 
@@ -246,6 +263,7 @@ def parse_spec(
             pset = pset._replace(fixed=fixed or pset.fixed)
         elif mtype == "shapesys":
             data, invalid = shapesys_constraint(users[0].nominal, users[0].mods[(name, mtype)])
+            _check_tau(data.auxdata, invalid, name, users[0])
             pset = pset._replace(fixed=_concrete_bools(invalid) or pset.fixed)
         if name in psets:
             old = psets[name]

@@ -143,7 +143,8 @@ def shapesys_constraint(nominal: Array, uncertainty: Array) -> tuple[ConstraintD
     """
     xp = _xp(nominal, uncertainty)
     valid = (nominal > 0) & (uncertainty > 0)
-    tau = xp.where(valid, _safe_divide(nominal, uncertainty) ** 2, 1.0)
+    with np.errstate(over="ignore", under="ignore"):  # a tau of 0 or inf is refused by parse_spec, by name
+        tau = xp.where(valid, _safe_divide(nominal, uncertainty) ** 2, 1.0)
     return ConstraintData(auxdata=tau, width=tau), ~valid
 
 
