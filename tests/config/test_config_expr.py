@@ -237,3 +237,11 @@ def test_register() -> None:
         register("count")
     with pytest.raises(ConfigError, match="not a valid function name"):
         register("no spaces")
+
+
+@pytest.mark.parametrize("text", ["0 / -(0 < 0)", "1 / (2 < 1 < 3)", "MET_pt / (1 > 2)", "MET_pt / 0"])
+def test_division_by_a_constant_zero_is_refused(text):
+    """A comparison of constants is a constant: ``0 / -(0 < 0)`` passed and evaluate raised ZeroDivisionError
+    (found by tests/fuzz)."""
+    with pytest.raises(ConfigError, match="divides by zero"):
+        parse(text)

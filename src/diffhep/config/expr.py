@@ -226,6 +226,17 @@ def _constant(node: ast.AST, text: str, key: str | None) -> float | None:
     values = [_constant(child, text, key) for child in ast.iter_child_nodes(node)]
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) and values[-1] is not None:
         return -values[-1] if isinstance(node.op, ast.USub) else values[-1]
+    if isinstance(node, ast.Compare):  # 1 / (0 < 0) divides by zero too: a constant comparison is 0.0 or 1.0
+        operands = [
+            values[0],
+            *(v for v, child in zip(values, ast.iter_child_nodes(node)) if child in node.comparators),
+        ]
+        if None in operands:
+            return None
+        pairs = zip(node.ops, operands[:-1], operands[1:])
+        return float(all(_COMPARE[_CMPOPS[type(op)]](a, b) for op, a, b in pairs))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and values[-1] == 0:  # x / 0 too
+        raise _refuse(node, text, key, "divides by zero")
     if not isinstance(node, ast.BinOp) or values[0] is None or values[-1] is None:
         return None
     try:
