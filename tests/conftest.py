@@ -119,3 +119,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if rel.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
+
+
+# The fuzzing tier (tests/fuzz/): --fuzz-long, and its counts summed over the processes
+# (each writes <basetemp root>/fuzz-counts/<worker>-<pid>.json; see tests/fuzz/conftest.py).
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-long", action="store_true", help="fuzzing tier: 50 times more inputs per test")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    import json
+    from collections import Counter
+
+    basetemp = getattr(getattr(config, "_tmp_path_factory", None), "_basetemp", None)
+    if basetemp is None or hasattr(config, "workerinput"):
+        return
+    totals: dict[str, Counter[str]] = {}
+    for part in sorted((Path(basetemp) / "fuzz-counts").glob("*.json")):
+        for entry, counts in json.loads(part.read_text()).items():
+            totals.setdefault(entry, Counter()).update(counts)
+    if not totals:
+        return
+    first = ("inputs", "clean errors", "correct results", "tracebacks", "hangs", "wrong results", "partial files")
+    terminalreporter.section("fuzzing tier: outcomes per entry point")
+    for entry, counts in sorted(totals.items()):
+        rest = sorted(set(counts) - set(first))
+        shown = ", ".join(f"{counts[kind]} {kind}" for kind in (*first, *rest) if kind in first or counts[kind])
+        terminalreporter.write_line(f"{entry}: {shown}")
