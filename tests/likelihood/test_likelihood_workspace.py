@@ -307,3 +307,19 @@ def test_shapesys_tau_beyond_the_float_range_is_refused(where, value):
     (bkg["modifiers"][0]["data"] if where == "uncertainty" else bkg["data"])[0] = value
     message = _error(small_workspace(spec))
     assert "shapesys 'ss'" in message and "'bkg'" in message and "bin 0" in message and "float range" in message
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ({"sigmas": [-1.0]}, "must be > 0"),
+        ({"sigmas": [0.0]}, "must be > 0"),
+        ({"bounds": [[1.5]]}, "[low, high] pair"),
+    ],
+)
+def test_lumi_sigma_and_bounds_are_checked(setting, words):
+    """A negative lumi sigma gave a logpdf where pyhf gives NaN; bounds [[1.5]] a ValueError (found by tests/fuzz)."""
+    ws = copy.deepcopy(WORKSPACES["lumi"])
+    ws["measurements"][0]["config"]["parameters"][0].update(setting)
+    message = _error(ws)
+    assert "'lumi'" in message and words in message, message

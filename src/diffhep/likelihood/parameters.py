@@ -95,6 +95,7 @@ def apply_user_config(
         value = user[key]
         if key != "fixed" or not isinstance(value, bool):
             _check_length(pset, key, value)
+        _check_values(pset, key, value)
     fixed = user.get("fixed", pset.fixed)
     if isinstance(fixed, bool):
         fixed = (fixed,) * pset.n
@@ -130,6 +131,28 @@ def as_float_array(value: Any) -> Array:
     if isinstance(value, jax.Array):
         return value if jnp.issubdtype(value.dtype, jnp.floating) else value.astype(jnp.result_type(float))
     return jnp.asarray(np.asarray(value, dtype=np.float64))
+
+
+def _check_values(pset: ParamSet, key: str, value: Any) -> None:
+    """``bounds`` are ``[low, high]`` pairs; ``sigmas`` and ``factors`` are > 0 (pyhf's logpdf is NaN otherwise).
+
+    Traced widths are not checked.
+    """
+    if key == "bounds" and any(not isinstance(pair, Sequence) or len(pair) != 2 for pair in value):
+        raise ConfigError(
+            f"parameter configuration 'bounds' for {pset.name!r} is {value!r}; expected one [low, high] pair "
+            "per parameter, e.g. [[0.5, 1.5]]"
+        )
+    if key in ("sigmas", "factors") and not isinstance(value, jax.core.Tracer):
+        try:
+            widths = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):  # not numbers: the schema says so
+            return
+        if not (widths > 0).all():
+            raise ConfigError(
+                f"parameter configuration {key!r} for {pset.name!r} is {np.asarray(value).tolist()}; "
+                "every value must be > 0 (a constraint's width)"
+            )
 
 
 def _check_length(pset: ParamSet, key: str, value: Sequence[Any]) -> None:
