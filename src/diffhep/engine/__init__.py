@@ -19,6 +19,8 @@ Modules, in the order a config flows through them:
   empty bins), effective MC events, the ``objective.min_background`` penalty;
 * :mod:`~diffhep.engine.branches`: which branches a config reads;
 * :mod:`~diffhep.engine.loading`: reading samples into the static structure;
+* :mod:`~diffhep.engine.discrete`: which fields are integer or boolean in the files (their comparisons with a
+  parameter are hard forward, straight-through backward);
 * :mod:`~diffhep.engine.combine`: one structure for all samples and variations;
 * :mod:`~diffhep.engine.configured`: :class:`ConfiguredAnalysis`, the in-memory analysis;
 * :mod:`~diffhep.engine.chunk_prepare`, :mod:`~diffhep.engine.chunk_padding`,
