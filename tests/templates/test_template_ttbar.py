@@ -15,12 +15,13 @@ ttbar sample of the modelling systematic with the generator function), then:
   the config as a modifier.
 
 Offline, generator seeds 1, 2 and 3 at these sizes and settings give hard Z0
-16.43 -> 36.17, 13.32 -> 29.94 and 16.20 -> 30.71 (x2.20, x2.25, x1.90; with the
-AGC's cross-sections, since 2026-12-07 11:30); the test (seed 1) asks for x1.2. At this size one W+jets MC event weighs about
+13.05 -> 30.91, 12.92 -> 27.17 and 12.68 -> 26.48 (x2.37, x2.10, x2.09; with the
+AGC's cross-sections and jet ID, 2026-12-07, code of 61c7d84; without the jet ID
+16.43 -> 36.17, 13.32 -> 29.94 and 16.20 -> 30.71); the test (seed 1) asks for x1.2. At this size one W+jets MC event weighs about
 13,000 events, and every bin without W+jets MC carries that much background
 uncertainty (an empty bin holds one MC event of the sample's mean weight), so
 the optimiser loosens the b-tag working point to fill the 4j2b bins with ttbar
-(0.235-0.250 with seeds 1-3). When empty bins counted as background-free the
+(0.234-0.241 with seeds 1-3). When empty bins counted as background-free the
 numbers were 437.9 -> 1069.7, 357.6 -> 511.1 and 544.8 -> 1326.6, and the
 working point moved up.
 """
