@@ -323,3 +323,13 @@ def test_lumi_sigma_and_bounds_are_checked(setting, words):
     ws["measurements"][0]["config"]["parameters"][0].update(setting)
     message = _error(ws)
     assert "'lumi'" in message and words in message, message
+
+
+def test_integer_version_and_huge_integer_yield_are_config_errors():
+    """version: 1 was a TypeError from pyhf's schema loader, a 400-digit yield an OverflowError (found by tests/fuzz)."""
+    ws = copy.deepcopy(WORKSPACES["normfactor"])
+    ws["version"] = 1
+    assert "'version' 1" in _error(ws) and "'1.0.0'" in _error(ws)
+    ws = copy.deepcopy(WORKSPACES["normfactor"])
+    ws["channels"][0]["samples"][0]["data"][0] = 10**400
+    assert "must be a list of" in _error(ws)

@@ -131,7 +131,7 @@ def _as_array(value: Any) -> Any:
 def _vector(value: Any, nbins: int, where: str, *, nonnegative: bool = False) -> Array:
     try:
         arr = _as_array(value)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:  # OverflowError: an integer beyond the float range
         raise ConfigError(f"{where} must be a list of {nbins} numbers ({err})") from None
     if arr.shape != (nbins,):
         raise ConfigError(f"{where} has shape {tuple(arr.shape)}, expected ({nbins},) to match the channel's bins")

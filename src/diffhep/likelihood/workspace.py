@@ -91,6 +91,8 @@ def validate_workspace(workspace: Mapping[str, Any]) -> None:
     if not isinstance(workspace, Mapping):
         raise ConfigError(f"a workspace must be a dict (the JSON pyhf.Workspace takes), got {type(workspace).__name__}")
     version = workspace.get("version")
+    if version is not None and not isinstance(version, str):  # pyhf raised a TypeError for version: 1
+        raise ConfigError(f"workspace 'version' {version!r} is not a pyhf schema version; use '1.0.0'")
     try:
         with warnings.catch_warnings():
             # pyhf's validator uses jsonschema's deprecated RefResolver
