@@ -31,15 +31,16 @@ TEXT = TEMPLATE.read_text(encoding="utf-8")
 DATA = yaml.safe_load(TEXT)
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+def paths_of(node: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every path (tuple of keys and indices) into ``node``, the empty one first."""
     out = [prefix]
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
-        out += _paths(value, (*prefix, key))
+        out += paths_of(value, (*prefix, key))
     return out
 
 
-PATHS = _paths(DATA)[1:]
+PATHS = paths_of(DATA)[1:]
 
 NUMBERS = st.sampled_from(
     [10**20, 10**400, -(10**400), 2**63, 10**9, 100_000, -1, 0, 1e308, -1e308, 5e-324, -0.0]
@@ -57,11 +58,8 @@ LEAF = st.one_of(
     st.text(max_size=20),
     TEXTS,
 )
-VALUE = st.recursive(
-    LEAF,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-    max_leaves=8,
-)
+SMALL = st.one_of(LEAF, st.lists(LEAF, max_size=3))
+VALUE = st.one_of(LEAF, st.lists(SMALL, max_size=4), st.dictionaries(st.text(max_size=8), SMALL, max_size=4))
 
 
 def nested(depth: int, kind: str) -> Any:

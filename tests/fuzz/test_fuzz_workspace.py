@@ -24,6 +24,7 @@ import numpy as np
 import pyhf
 from hypothesis import given
 from hypothesis import strategies as st
+from test_fuzz_config import paths_of
 from workspace_factory import MODIFIER_KINDS, modifier_spec, small_workspace
 
 from diffhep.errors import DiffhepError
@@ -32,15 +33,6 @@ from diffhep.likelihood import from_workspace, observed_data
 BASES = {kind: small_workspace(modifier_spec(kind)) for kind in MODIFIER_KINDS}
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        out += _paths(value, (*prefix, key))
-    return out
-
-
-PATHS = {kind: _paths(ws)[1:] for kind, ws in BASES.items()}
 WRONG = st.sampled_from([None, "x", "", -1, 0, 1.5, [], {}, True, [1.0], {"a": 1}, "1.0.0", 10**400])
 YIELD = st.sampled_from([-1.0, -1e-9, 0.0, math.nan, math.inf, -math.inf, 1e308, 1e-300])
 TYPES = st.sampled_from(["shapesyst", "", "normsys ", "NormSys", "lumi2", "staterror", "histosys", "shapefactor"])
@@ -66,7 +58,7 @@ def mutate(kind: str, actions: list[tuple]) -> dict:
     ws = copy.deepcopy(BASES[kind])
     for action in actions:
         name, pick = action[0], action[1]
-        paths = [p for p in _paths(ws)[1:] if _fits(name, p, _at(ws, p))]
+        paths = [p for p in paths_of(ws)[1:] if _fits(name, p, _at(ws, p))]
         if not paths:
             continue
         path = paths[pick % len(paths)]
@@ -80,7 +72,7 @@ def mutate(kind: str, actions: list[tuple]) -> dict:
         elif name == "duplicate":
             value.append(copy.deepcopy(value[action[2] % len(value)]))
         else:  # a name made equal to another name of the workspace
-            names = [_at(ws, p) for p in _paths(ws)[1:] if p[-1] == "name" and isinstance(_at(ws, p), str)]
+            names = [_at(ws, p) for p in paths_of(ws)[1:] if p[-1] == "name" and isinstance(_at(ws, p), str)]
             parent[last] = names[action[2] % len(names)]
     return ws
 
