@@ -143,8 +143,13 @@ def test_non_finite_objective_stops_and_keeps_the_last_good_checkpoint(toy, data
     assert fixed.resumed_from == 4 and fixed.history == uninterrupted.history
 
 
-def test_early_stopping(toy, data, tmp_path):
-    settings = replace(SHORT, early_stopping=EarlyStopping(patience=3, min_delta=100.0))
+def test_early_stopping_compares_steps_at_one_slope(toy, data, tmp_path, capsys):
+    """Annealed slopes change the objective at every step: no early stop; at constant slopes, the stop."""
+    never = EarlyStopping(patience=3, min_delta=100.0)  # no step improves by 100
+    annealed = run_optimization(toy, data, replace(SHORT, early_stopping=never), output=tmp_path / "a", progress=False)
+    assert annealed.stopped is None and annealed.steps == SHORT.steps
+    assert "with slopes annealed over all 10 steps it cannot stop early" in capsys.readouterr().err
+    settings = replace(SHORT, early_stopping=never, slope_end=1.0)
     result = run_optimization(toy, data, settings, output=tmp_path, progress=False)
     assert result.stopped.startswith("early stopping: the objective has not improved by 100 for 3 steps")
     assert len(result.history) == 4 and result.steps == 4
