@@ -332,4 +332,7 @@ def test_integer_version_and_huge_integer_yield_are_config_errors():
     assert "'version' 1" in _error(ws) and "'1.0.0'" in _error(ws)
     ws = copy.deepcopy(WORKSPACES["normfactor"])
     ws["channels"][0]["samples"][0]["data"][0] = 10**400
-    assert "must be a list of" in _error(ws)
+    assert "beyond the float range" in _error(ws)
+    ws["channels"][0]["samples"][0]["data"][0] = 1.0
+    ws["observations"][0]["data"][0] = 10**400
+    assert "observations[0].data[0]" in _error(ws)

@@ -14,6 +14,7 @@ bounds, fixed flags, auxdata and expected data as
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -75,6 +76,19 @@ def _for_schema(value: Any) -> Any:
     return value
 
 
+def _check_integers(workspace: Mapping[str, Any]) -> None:
+    """Refuse an integer beyond the float range anywhere (an OverflowError when made a float), naming its path."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(workspace, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, Mapping):
+            stack.extend((item, (*path, key)) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, (*path, i)) for i, item in enumerate(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+            raise ConfigError(f"invalid workspace at {_path(path)}: an integer beyond the float range, +-1.8e308")
+
+
 def validate_workspace(workspace: Mapping[str, Any]) -> None:
     """Check ``workspace`` against pyhf's ``workspace.json`` schema.
 
@@ -93,6 +107,7 @@ def validate_workspace(workspace: Mapping[str, Any]) -> None:
     version = workspace.get("version")
     if version is not None and not isinstance(version, str):  # pyhf raised a TypeError for version: 1
         raise ConfigError(f"workspace 'version' {version!r} is not a pyhf schema version; use '1.0.0'")
+    _check_integers(workspace)
     try:
         with warnings.catch_warnings():
             # pyhf's validator uses jsonschema's deprecated RefResolver
