@@ -87,9 +87,11 @@ def _float_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-#: ``2 * NLL`` differences below this are the fits' tolerance: the fit named as the background-only point is the
-#: first (pyhf's own, diffhep's, pyhf's from diffhep's) within it of the lowest.
-NLL_TOL = 1e-6
+#: ``2 * NLL`` differences below this are within the fits' tolerance (pyhf's SLSQP at its default tolerance
+#: ends ~1e-5 above the minimum on the dimuon template; ``q0`` moves Z0 by ``dq0 / (2 Z0)``): the fit named as
+#: the background-only point is the first (pyhf's own, diffhep's, pyhf's from diffhep's) within it of the lowest.
+#: Z0 itself is always at the lowest.
+NLL_TOL = 1e-3
 
 
 def workspace_significance(workspace: Mapping[str, Any], *, pyhf_start: bool = True) -> float:
