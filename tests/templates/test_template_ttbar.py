@@ -4,15 +4,14 @@ The template's own config is loaded, its samples are moved to ``tmp_path`` and
 made small, generated with ``diffhep generate --config`` (and the alternative
 ttbar sample of the modelling systematic with the generator function), then:
 
-* at the AGC cuts, the config's hard selection equals the plain-Awkward AGC
-  selection :func:`diffhep.examples.ttbar.hard_selection` (nominal samples, the
-  jet-scale variation, and the b-tag weight variations against the AGC's
-  ``1 +- 0.075 pT_i / 50`` of the i-th leading selected jet), histogrammed with
-  ``numpy.histogram``;
+* the config's starting cuts, cross-sections, binning and systematics are the AGC's;
 * ``diffhep optimize`` from the AGC cuts (the template's starting values), with
   a few steps, raises the hard-cut pyhf discovery significance clearly above its
   starting value, and writes a pyhf workspace that carries every systematic of
   the config as a modifier.
+
+Its hard-cut histograms, every sample and variation, are compared with the
+independent AGC oracle ``tests/reference/agc.py`` in ``test_template_ttbar_reference.py``.
 
 Offline, generator seeds 1, 2 and 3 at these sizes and settings give hard Z0
 13.05 -> 30.91, 12.92 -> 27.17 and 12.68 -> 26.48 (x2.37, x2.10, x2.09; with the
@@ -33,9 +32,7 @@ import json
 import warnings
 from pathlib import Path
 
-import awkward as ak
 import jax
-import numpy as np
 import pyhf
 import pytest
 import uproot
@@ -43,9 +40,6 @@ import yaml
 
 from diffhep.cli import main
 from diffhep.config import load_config
-from diffhep.engine.configured import ConfiguredAnalysis
-from diffhep.examples import ttbar
-from diffhep.io import read_events
 from diffhep.io.generate_agc import generate_agc_sample
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "analyses" / "ttbar" / "config.yaml"
@@ -112,73 +106,6 @@ def test_template_starts_from_the_agc_reference():
     for i in range(4):  # the AGC's b-tag weight variations of the four leading jets
         for side, sign in (("up", "+"), ("down", "-")):
             assert systematics[f"btag_var_{i}"][side] == {"weight": f"1 {sign} 0.075 * leading(jets.pt, {i}) / 50"}
-
-
-@pytest.fixture(scope="module")
-def loaded(template):
-    """The analysis of the rewritten config, loaded in float64 (the optimisation test runs as the CLI does)."""
-    with jax.enable_x64(True):
-        config = load_config(template.path)
-        analysis = ConfiguredAnalysis.from_config(config.data, base=config.base_dir)
-        analysis.load()
-    return analysis, config
-
-
-def _btag_factor(events: ak.Array, i: int, sign: float) -> np.ndarray:
-    """The AGC's b-tag weight variation ``1 +- 0.075 pT_i / 50`` of the i-th leading *selected* jet at the AGC cuts
-    (AGC code: ``selected_jets.pt[:, i]``), 1 where there is none (no such event is in a region)."""
-    jet = events.Jet
-    jets = jet[(jet.pt > AGC["jet_pt_min"]) & (abs(jet.eta) < 2.4) & ((jet.jetId & 4) != 0)]  # isTightLeptonVeto
-    pt = jets.pt[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
-    pt_i = ak.to_numpy(ak.fill_none(ak.pad_none(pt, i + 1, axis=1)[:, i], 0.0)).astype(np.float64)
-    return 1.0 + sign * 0.075 * pt_i / 50.0
-
-
-def _reference(
-    events: ak.Array, sample: dict, lumi_pb: float, edges: np.ndarray, factor: np.ndarray | None = None
-) -> dict[str, tuple]:
-    """``ttbar.hard_selection`` at the AGC cuts (event weights times ``factor``), histogrammed with numpy:
-    region -> (counts, sumw2)."""
-    norm = sample["xsec_pb"] * lumi_pb / float(np.sum(np.asarray(events.genWeight, dtype=np.float64)))
-    observables = ttbar.hard_observables(events, AGC)
-    out = {}
-    for region, (x, w) in ttbar.hard_selection(events, AGC, norm).items():
-        if factor is not None:
-            w = w * factor[observables[region]]
-        out[region] = (np.histogram(x, bins=edges, weights=w)[0], np.histogram(x, bins=edges, weights=w * w)[0])
-    return out
-
-
-@pytest.mark.parametrize(
-    "key, sample, vary",
-    [
-        ("ttbar", "ttbar", None),
-        ("wjets", "wjets", None),
-        ("single_top_tW", "single_top_tW", None),
-        ("ttbar/jet_scale/up", "ttbar", ("pt", 1.03)),
-        ("ttbar/btag_var_0/up", "ttbar", ("btag", 0, +1.0)),
-        ("wjets/btag_var_3/down", "wjets", ("btag", 3, -1.0)),
-    ],
-)
-def test_config_selection_is_the_agc_selection(template, loaded, key, sample, vary):
-    analysis, config = loaded
-    with jax.enable_x64(True):
-        hard = analysis.hard_histograms(AGC)
-    events = read_events(template.files[sample], branches=ttbar.BRANCHES)
-    factor = None
-    if vary is not None and vary[0] == "btag":
-        factor = _btag_factor(events, vary[1], vary[2])
-        assert np.std(factor) > 0
-    elif vary is not None:
-        field, scale = vary
-        events = ak.with_field(events, events.Jet[field] * scale, ["Jet", field])
-    edges = np.linspace(110.0, 550.0, 12)
-    reference = _reference(events, config.data["samples"][sample], 3378.0, edges, factor)
-    for region, (counts, sumw2) in reference.items():
-        np.testing.assert_allclose(analysis.edges[region], edges)
-        np.testing.assert_allclose(hard[region][key].counts, counts, rtol=1e-9, atol=1e-9, err_msg=f"{key} {region}")
-        np.testing.assert_allclose(hard[region][key].sumw2, sumw2, rtol=1e-9, atol=1e-9, err_msg=f"{key} {region}")
-    assert all(hard[r]["ttbar"].counts.sum() > 0 for r in ("4j1b", "4j2b"))
 
 
 def test_optimisation_improves_the_hard_cut_pyhf_significance(template, tmp_path):
