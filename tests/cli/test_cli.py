@@ -219,7 +219,7 @@ def test_run_writes_a_valid_workspace(tiny, tmp_path, capsys):
     assert z["hard_pyhf"] > 0 and z["soft"] > 0 and z["pyhf_hypotest"] == pytest.approx(z["hard_pyhf"], rel=1e-3)
     assert set(z["about"]) == {"soft", "hard_pyhf", "pyhf_hypotest"}
     # every number from a fit says how its fits ended (issue 18 item 4); here every fit converged
-    assert z["fits"]["pyhf_hypotest"] == {"converged": True, "error": None}
+    assert z["fits"]["pyhf_hypotest"] == {"converged": True, "error": None, "note": None}
     assert z["fits"]["hard_pyhf"]["converged"] and z["fits"]["hard_pyhf"]["background_fit"] == (
         "pyhf's fit from pyhf's start"
     )

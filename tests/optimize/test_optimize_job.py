@@ -236,6 +236,37 @@ def test_workspace_significance_is_pyhf_hypotest_where_pyhf_converges(toy):
         assert plain == pytest.approx(ours, rel=1e-3), (x_min, y_max, ours, plain)
 
 
+def test_plain_pyhf_significance_beyond_the_float_range_of_p0():
+    """Z0 ~ 390: pyhf's p0 is 0 and norm.isf(0) infinite (the AGC template's plain number read "fit failed");
+    sqrt(q0) of pyhf's own fits is the number, with a note, and equals diffhep's where both fits converge."""
+    from diffhep.optimize.scan import pyhf_hypotest_significance, significances, workspace_significance
+
+    ws = {
+        "channels": [{"name": "sr", "samples": [
+            {"name": "sig", "data": [9000.0, 20000.0], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
+            {"name": "bkg", "data": [500.0, 300.0], "modifiers": [
+                {"name": "b_norm", "type": "normsys", "data": {"hi": 1.05, "lo": 0.95}}]},
+        ]}],
+        "observations": [{"name": "sr", "data": [9500.0, 20300.0]}],
+        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}],
+        "version": "1.0.0",
+    }  # fmt: skip
+    pyhf.set_backend("numpy", precision="64b")
+    model = pyhf.Workspace(ws).model()
+    asimov = np.asarray(model.config.suggested_init(), dtype=float)
+    asimov[model.config.poi_index] = 1.0
+    p0 = pyhf.infer.hypotest(0.0, model.expected_data(asimov), model, test_stat="q0")
+    assert float(p0) == 0.0  # the case
+    plain = pyhf_hypotest_significance(ws)
+    assert plain == pytest.approx(workspace_significance(ws), rel=1e-4) and plain > 100
+    result = significances(ws)
+    assert result.plain == plain and result.fits["pyhf_hypotest"] == {
+        "converged": True,
+        "error": None,
+        "note": "p0 below the float range: Z0 = sqrt(q0) of pyhf's fits",
+    }
+
+
 def test_workspace_significance_takes_the_better_background_fit(monkeypatch):
     """Where pyhf's own fit stops early, the fit from diffhep's start decides; where diffhep's fit cannot be
     built, pyhf's own start is used even for the scan's points (``pyhf_start=False``)."""

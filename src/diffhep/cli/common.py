@@ -216,6 +216,8 @@ def fit_lines(fits: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
             )
         if not plain.get("converged", True):
             lines.append(f"{prefix}plain pyhf.infer.hypotest: fit failed ({plain.get('error')})")
+        elif plain.get("note"):
+            lines.append(f"{prefix}plain pyhf.infer.hypotest: {plain['note']}")
     return lines
 
 

@@ -135,8 +135,9 @@ def pyhf_hypotest_significance(workspace: Mapping[str, Any]) -> float:
     with pyhf's default optimizer (a fresh ``scipy_optimizer()``, whatever is set
     globally), the NumPy backend in float64, and
     Asimov data at POI = 1 (``model.expected_data`` at the suggested init), the
-    workspace's first measurement. NaN where pyhf's fit fails (scipy's
-    RuntimeWarnings are silenced). pyhf's global backend and optimizer are
+    workspace's first measurement; where ``p0`` is below the float range (Z0 above ~37.5)
+    ``sqrt(q0)`` of pyhf's own fits, which that ``p0`` is ``norm.sf`` of. NaN where pyhf's fit fails
+    (scipy's RuntimeWarnings are silenced). pyhf's global backend and optimizer are
     restored afterwards.
     """
     with _numpy_backend():
@@ -151,7 +152,7 @@ class Significances(NamedTuple):
         hard: :func:`workspace_significance` (NaN if no background-only fit gave a finite likelihood).
         plain: :func:`pyhf_hypotest_significance` (NaN if one of pyhf's fits failed).
         fits: JSON-ready record of the fits: ``{"hard_pyhf": {"converged", "background_fit", "starts"},
-            "pyhf_hypotest": {"converged", "error"}}``; ``background_fit`` names the fit whose
+            "pyhf_hypotest": {"converged", "error", "note"}}``; ``background_fit`` names the fit whose
             background-only point gave ``hard`` (``"pyhf's fit from pyhf's start"``, ``"pyhf's fit
             from diffhep's fit"`` or ``"diffhep's fit"``, ``None`` if none), ``starts`` says for each of
             these fits whether it converged or failed (with pyhf's message); a fit not run is not listed.
@@ -173,15 +174,17 @@ def significances(workspace: Mapping[str, Any]) -> Significances:
     """
     with _numpy_backend():
         model, data = _model_and_asimov(workspace)
-        plain, fixed_fit, error = _plain_hypotest(model, data)
+        plain, fixed_fit, error, note = _plain_hypotest(model, data)
         record: dict[str, Any] = {}
         candidates = [] if fixed_fit is None else [("pyhf's fit from pyhf's start", fixed_fit)]
         hard = _significance(workspace, model, data, pyhf_start=fixed_fit is None, candidates=candidates, record=record)
     if fixed_fit is not None:
         record["starts"] = {"pyhf's fit from pyhf's start": "converged (pyhf's hypotest)", **record["starts"]}
+    if error is None and not np.isfinite(plain):
+        error = "pyhf's hypotest gave no finite Z0"
     fits = {
         "hard_pyhf": {"converged": bool(np.isfinite(hard)), **record},
-        "pyhf_hypotest": {"converged": error is None and bool(np.isfinite(plain)), "error": error},
+        "pyhf_hypotest": {"converged": error is None and bool(np.isfinite(plain)), "error": error, "note": note},
     }
     return Significances(hard, plain, fits)
 
@@ -211,9 +214,16 @@ def _model_and_asimov(workspace: Mapping[str, Any]) -> tuple[Any, np.ndarray]:
     return model, model.expected_data(pars)
 
 
-def _plain_hypotest(model: Any, data: np.ndarray) -> tuple[float, np.ndarray | None, str | None]:
-    """``norm.isf(p0)`` of pyhf's q0 hypotest, its background-only fit to ``data`` and ``None``; or NaN,
-    ``None`` and pyhf's message where a fit fails."""
+def _plain_hypotest(model: Any, data: np.ndarray) -> tuple[float, np.ndarray | None, str | None, str | None]:
+    """``norm.isf(p0)`` of pyhf's q0 hypotest, its background-only fit to ``data``, ``None`` and a note; or NaN,
+    ``None``, pyhf's message and ``None`` where a fit fails.
+
+    Above Z0 ~ 37.5, ``p0`` is below the smallest float and pyhf returns 0 (``norm.isf(0)`` is
+    infinite): Z0 is then ``sqrt(q0)`` of pyhf's own two fits (its fixed-POI and free fits to
+    ``data``, ``q0 = 0`` for a negative fitted POI), which is what pyhf's ``p0 = norm.sf(sqrt(q0))``
+    inverts (equal to 15 digits where ``p0`` is a number: 3.518386172173057 on the dimuon demo), and
+    the note says so. The AGC template's Z0 is ~200: its plain number was reported as a failed fit.
+    """
     import pyhf
     import scipy.stats
 
@@ -222,9 +232,23 @@ def _plain_hypotest(model: Any, data: np.ndarray) -> tuple[float, np.ndarray | N
             warnings.simplefilter("ignore", RuntimeWarning)  # scipy on a near-flat likelihood
             p0, calculator = pyhf.infer.hypotest(0.0, data, model, test_stat="q0", return_calculator=True)
     except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError) as error:
-        return float("nan"), None, _one_line(error)
-    fixed_fit = np.asarray(calculator.fitted_pars.fixed_poi_fit_to_data, dtype=np.float64)
-    return float(scipy.stats.norm.isf(float(np.asarray(p0)))), fixed_fit, None
+        return float("nan"), None, _one_line(error), None
+    fits = calculator.fitted_pars
+    fixed_fit = np.asarray(fits.fixed_poi_fit_to_data, dtype=np.float64)
+    p0 = float(np.asarray(p0))
+    if p0 > 0.0:
+        return float(scipy.stats.norm.isf(p0)), fixed_fit, None, None
+    free_fit = np.asarray(fits.free_fit_to_data, dtype=np.float64)
+
+    def log_likelihood(pars: np.ndarray) -> float:
+        return float(np.asarray(model.logpdf(pars, data)).reshape(()))
+
+    q0 = -2.0 * (log_likelihood(fixed_fit) - log_likelihood(free_fit))
+    if free_fit[model.config.poi_index] < 0.0:
+        q0 = 0.0
+    if not np.isfinite(q0):
+        return float("nan"), fixed_fit, "pyhf's p0 is 0 and its q0 is not finite", None
+    return float(np.sqrt(max(q0, 0.0))), fixed_fit, None, "p0 below the float range: Z0 = sqrt(q0) of pyhf's fits"
 
 
 def _one_line(error: Exception) -> str:
