@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import jax
@@ -271,6 +272,24 @@ def _peaked(scale):
     signal = scale * 8.0 * jnp.exp(-(((x - 0.7) / 0.1) ** 2))
     background = jnp.linspace(20.0, 60.0, 8)
     return build_model(_sig_bkg(signal, background))
+
+
+def test_background_fit_where_the_first_steps_are_too_long():
+    """The AGC template's step-30 workspace (tests/data/infer/README.md): a descent direction whose steps down
+    to 2**-11 all raise the NLL. The fit retries shorter steps instead of stopping unconverged (the objective
+    was NaN and the optimisation stopped there), and Z0 is pyhf's at the background-only point it finds."""
+    from pathlib import Path
+
+    from diffhep.infer.significance import asimov_data
+    from diffhep.optimize.scan import workspace_significance
+
+    path = Path(__file__).resolve().parents[1] / "data" / "infer" / "agc_step30_workspace.json"
+    ws = json.loads(path.read_text())
+    model = from_workspace(ws)
+    result = fixed_poi_fit(model, asimov_data(model, 1.0), 0.0)
+    assert bool(result.converged) and int(result.n_iterations) > 1
+    z = float(expected_discovery_significance(model))
+    assert np.isfinite(z) and z == pytest.approx(workspace_significance(ws), rel=1e-6)
 
 
 def test_significance_keeps_its_slope_at_zero_signal():

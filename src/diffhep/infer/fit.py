@@ -16,8 +16,9 @@ scoring, as in non-convex regions far from the minimum), else ``H + lambda I``
 (Levenberg-Marquardt), so it always descends; a search over step lengths
 ``4, 2, 1, 1/2, ..., 2**-(n_halvings-1)`` (clipped to the bounds) keeps the
 best point, never increasing the NLL (the lengths above 1 help where the NLL
-flattens faster than its quadratic model, far from the minimum). The loop stops when no step lowers the
-NLL or the Newton decrement ``g.H^-1.g / 2`` (the predicted gain of a full
+flattens faster than its quadratic model, far from the minimum); where none lowers it, the next
+step tries the lengths below the shortest tried (down to ``2**-34``). The loop stops when no step
+lowers the NLL down to that length or the Newton decrement ``g.H^-1.g / 2`` (the predicted gain of a full
 step) is below ``10 * eps`` of the dtype (2e-15 in float64).
 """
 
@@ -125,6 +126,11 @@ class _State(NamedTuple):
     step: Array
     done: Array
     gain: Array
+    scale: Array  # of the step lengths: 1, or below the last ones tried after a step found nothing lower
+
+
+#: A step that lowers nothing is retried at step lengths below the smallest tried, down to this one.
+SMALLEST_STEP = 2.0**-34
 
 
 @partial(jax.jit, static_argnames=("n_steps", "n_halvings"))
@@ -161,7 +167,8 @@ def _minimize(
         g_active = jnp.where(active, g, 0.0)
         direction = jnp.where(active, _newton_direction(h, fisher, g_active), 0.0)
         decrement = -jnp.dot(g_active, direction)  # twice the predicted NLL decrease of a full step
-        candidates = jnp.clip(p[None, :] + ts[:, None] * direction[None, :], lower, upper)
+        lengths = state.scale * ts
+        candidates = jnp.clip(p[None, :] + lengths[:, None] * direction[None, :], lower, upper)
         candidates = jnp.where(free[None, :], candidates, p[None, :])
         # Compare candidates by their NLL *difference* to ``p``: absolute NLLs
         # are large, and in float32 their rounding noise would decide.
@@ -173,14 +180,23 @@ def _minimize(
         # stop: no step lowers the NLL, or the full Newton step would gain < ~eps
         # gain: predicted NLL decrease of a full Newton step from ``p`` (convergence is judged on it)
         gain = jnp.where(jnp.isfinite(decrement), 0.5 * decrement, jnp.inf)
-        done = ~better | (gain < tolerance)
-        return _State(new, state.step + 1, done, gain)
+        # Nothing lower: the direction still descends (it is built to), so shorter steps than the
+        # last tried lower the NLL unless the minimum is within the precision; retry them before
+        # stopping (the background-only fit of the AGC template at Z0 ~ 220 needed 2**-20, its first
+        # step found nothing down to 2**-11 and the fit stopped, unconverged: a NaN objective).
+        smallest = lengths[-1]
+        exhausted = smallest * 0.5 < SMALLEST_STEP
+        done = (~better & exhausted) | (gain < tolerance)
+        scale = jnp.where(better, jnp.ones_like(state.scale), 0.5 * smallest / ts[0])
+        return _State(new, state.step + 1, done, gain, scale)
 
     def keep_going(state: _State) -> Array:
         return (state.step < n_steps) & ~state.done
 
     zero = jnp.zeros((), dtype=jnp.int32)
-    state = _State(init, zero, jnp.zeros((), dtype=bool), jnp.asarray(jnp.inf, dtype=init.dtype))
+    state = _State(
+        init, zero, jnp.zeros((), dtype=bool), jnp.asarray(jnp.inf, dtype=init.dtype), jnp.ones((), init.dtype)
+    )
     final = jax.lax.while_loop(keep_going, step, state)
     p = final.pars
     value = nll(p)
