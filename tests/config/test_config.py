@@ -92,6 +92,20 @@ def failure(text: str, name: str = "analysis.yaml") -> str:
 # ---------------------------------------------------------------- valid configs
 
 
+def test_a_plugin_outside_the_folder_needs_an_absolute_path(folder: Path, tmp_path_factory) -> None:
+    """Issue 18, paths: ``../plugin.py`` is refused (see CASES); the same file by its absolute path loads."""
+    outside = tmp_path_factory.mktemp("elsewhere") / "plugin_ok.py"
+    outside.write_text(PLUGIN)
+    analysis = folder / "analysis"
+    analysis.mkdir()
+    text = full_text().replace("plugins: [plugin_ok.py]", f"plugins: [{outside}]")
+    (analysis / "full.yaml").write_text(text)
+    assert load_config(analysis / "full.yaml").resolved["plugins"] == [str(outside)]
+    (analysis / "full.yaml").write_text(full_text().replace("plugins: [plugin_ok.py]", "plugins: [../plugin_ok.py]"))
+    with pytest.raises(ConfigError, match=r"plugins\[0\]: plugin '\.\./plugin_ok\.py' leaves the config's folder"):
+        load_config(analysis / "full.yaml")
+
+
 def test_full_config(folder: Path) -> None:
     shutil.copy(FULL, folder / "full.yaml")
     config = load_config("full.yaml")
@@ -524,6 +538,8 @@ CASES = [
     ("name: ttbar_full", "name: 2024-01-01", "name:", "name", "write it in quotes to make it text"),
     ("lumi_pb: 3378.0", "lumi_pb: .inf", "lumi_pb", "lumi_pb", "expected a finite number"),
     ("plugins: [plugin_ok.py]", "plugins: [missing_plugin.py]", "plugins:", "plugins[0]", "plugin file not found: "),
+    ("plugins: [plugin_ok.py]", "plugins: [../plugin_ok.py]", "plugins:", "plugins[0]", "leaves the config's folder"),
+    ("plugins: [plugin_ok.py]", "plugins: [sub/../../x.py]", "plugins:", "plugins[0]", "written as an absolute path"),
 ]
 
 

@@ -25,6 +25,7 @@ import hashlib
 import importlib.util
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -218,6 +219,8 @@ def _build(data: Any, where: _Source, path: Path | None, base_dir: Path, plugins
         raise where.error(*first)
     fill_defaults(data)
     resolved = _resolved(data, base_dir)
+    for i, plugin in enumerate(data["plugins"]):
+        _check_plugin_path(plugin, base_dir, where, i)
     known: set[str] | None = set(FUNCTIONS)
     if data["plugins"]:
         if plugins:
@@ -400,6 +403,26 @@ def _check_json(value: Any, path: FieldPath, where: _Source) -> None:
         raise where.error(path, f"{value[:40]!r} holds a NUL character (\\0); expected plain text")
     elif value is not None and not isinstance(value, (str, int, float, bool)):
         raise where.error(path, f"got {value!r} ({type(value).__name__}); write it in quotes to make it text")
+
+
+def _check_plugin_path(plugin: str, base_dir: Path, where: _Source, index: int) -> None:
+    """A relative plugin path must stay inside the config's folder.
+
+    A plugin is code the user chose to run: an absolute path says so explicitly, while a
+    relative one that climbs out of the analysis folder (``../../somewhere.py``) would run
+    code from outside what was copied or reviewed with the analysis.
+    """
+    path = Path(plugin).expanduser()
+    if path.is_absolute():
+        return
+    folder = Path(os.path.abspath(base_dir))
+    target = Path(os.path.normpath(folder / path))  # lexically: "..", not where a symlink points
+    if not target.is_relative_to(folder):
+        raise where.error(
+            ("plugins", index),
+            f"plugin {plugin!r} leaves the config's folder {folder}; a plugin outside it must be written as an "
+            "absolute path (plugins are code that runs when the config is loaded)",
+        )
 
 
 def _resolve(base_dir: Path, relative: str) -> Path:
