@@ -17,6 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # executable for the cache segfaulted a test process (test_template_ttbar, in
 # `put_executable_and_time`, with a Dask test's threads still alive in that worker), and
 # reading one in a Dask worker thread aborted the process before. It only saved time.
+# The command line's own persistent compilation cache (diffhep.execute.compile_cache) is off
+# in the tests and the processes they start, for the reason above; tests/cli/test_compile_cache.py
+# turns it on explicitly, in subprocesses.
+os.environ.setdefault("DIFFHEP_COMPILE_CACHE", "off")
 # XLA compiles with its backend optimisations off in the tests (and the processes they start):
 # the tests' arrays are small, so compilation, not execution, is what takes the time, and
 # the first two flags halve it (measured on tests/select/test_select_joint.py: 40 s -> 23 s).

@@ -7,6 +7,10 @@
 * ``diffhep optimize CONFIG`` (:mod:`~diffhep.cli.optimize`): the checkpointed optimisation job;
 * ``diffhep bench agc`` (:mod:`~diffhep.cli.bench`): AGC-style event rates against plain Awkward.
 
+:mod:`diffhep.execute.compile_cache` keeps XLA's compiled programs on disk for the
+commands that compile (``run``, ``optimize``, ``bench``): the second run of an
+analysis does not compile it again.
+
 :mod:`~diffhep.cli.common` holds what the commands share (the one-line-error
 parser, config loading, tables); :mod:`~diffhep.cli.__main__` makes
 ``python -m diffhep.cli`` the same as ``diffhep``.
@@ -54,6 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "no_compile_cache"):  # the commands that compile: run, optimize, bench
+            from diffhep.execute import compile_cache  # deferred: JAX loads when a command runs
+
+            folder, explicit = compile_cache.resolve(args.compile_cache, args.no_compile_cache)
+            compile_cache.enable(folder, explicit=explicit)
+            try:
+                return int(args.func(args) or 0)
+            finally:
+                compile_cache.report(quiet=getattr(args, "quiet", False))
         return int(args.func(args) or 0)
     except DiffhepError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)

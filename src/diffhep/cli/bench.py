@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffhep.cli.common import add_command, say
+from diffhep.cli.common import add_command, add_compile_cache_options, say
 from diffhep.errors import DiffhepError
 from diffhep.outputs import write_json, write_text
 
@@ -62,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--workdir", default="work/bench/agc-data", help="where generated samples are kept")
     b.add_argument("--output", default="work/bench/agc", help="folder for bench.json and bench.md")
     b.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_compile_cache_options(b)
 
 
 def run(args: argparse.Namespace) -> int:

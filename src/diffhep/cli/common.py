@@ -109,6 +109,20 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
         help="Dask scheduler address such as tcp://10.0.0.1:8786 (implies --execution dask); default: a local cluster",
     )
     g.add_argument("--workers", type=int, default=None, metavar="N", help="local Dask cluster workers (default 2)")
+    add_compile_cache_options(parser)
+
+
+def add_compile_cache_options(parser: argparse.ArgumentParser) -> None:
+    """``--compile-cache DIR`` and ``--no-compile-cache`` (:mod:`diffhep.execute.compile_cache`)."""
+    g = parser.add_argument_group("compilation cache")
+    g.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="keep XLA's compiled programs in DIR for the next run (default: $DIFFHEP_COMPILE_CACHE, "
+        "else $XDG_CACHE_HOME/diffhep/jax or ~/.cache/diffhep/jax)",
+    )
+    g.add_argument("--no-compile-cache", action="store_true", help="compile everything anew, store nothing")
 
 
 def execution_settings(config: Config, args: argparse.Namespace) -> Any:

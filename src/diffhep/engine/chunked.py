@@ -49,7 +49,7 @@ from diffhep.engine.chunk_prepare import SLOPE, ChunkProgram, PrepareChunk, norm
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.engine.expressions import text
 from diffhep.errors import InputError
-from diffhep.execute import ChunkCache, ChunkedStep, DaskStep, StepResult, plan_chunks
+from diffhep.execute import ChunkCache, ChunkedStep, DaskStep, StepResult, compile_cache, plan_chunks
 from diffhep.execute.settings import ExecutionSettings
 from diffhep.histogram import Histogram
 
@@ -176,6 +176,8 @@ class ChunkedAnalysis:
                     f"({reason}); start one with `dask scheduler`, or leave the scheduler out for a local cluster"
                 ) from None
         else:
+            if not self.settings.processes:  # worker threads of this process compile: no persistent cache here
+                compile_cache.suspend()
             cluster = LocalCluster(
                 n_workers=self.settings.workers, threads_per_worker=1, processes=self.settings.processes,
                 dashboard_address=":0", silence_logs=logging.CRITICAL,

@@ -16,7 +16,9 @@ Pipeline of one optimisation step over chunked data:
 * :mod:`diffhep.execute.dask`: :class:`DaskStep`, the same map-reduce on
   ``dask.distributed`` with prepared chunks kept in worker memory;
 * :mod:`diffhep.execute.settings`: :class:`ExecutionSettings`, the config's
-  ``execution:`` section (mode, chunk size, scheduler, workers, cache).
+  ``execution:`` section (mode, chunk size, scheduler, workers, cache);
+* :mod:`diffhep.execute.compile_cache`: JAX's persistent compilation cache as the
+  command line turns it on (compiled programs kept on disk for the next process).
 
 Configured analyses run through these with
 :class:`diffhep.engine.chunked.ChunkedAnalysis`.
