@@ -32,6 +32,7 @@ from diffhep.errors import ConfigError
 
 HERE = Path(__file__).resolve().parents[1]  # tests/
 FULL = HERE / "configs" / "full.yaml"
+CORRECTIONS = HERE.parent / "analyses" / "ttbar" / "corrections.json"  # the AGC's correctionlib file
 TEMPLATES = sorted(p for p in (HERE.parent / "configs").glob("*.yaml") if "samples:" in p.read_text())
 PLUGIN = '''"""Test plugin."""
 import diffhep.config
@@ -62,8 +63,9 @@ def clean_registry():
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working folder holding the plugin of full.yaml; configs are written here."""
+    """A working folder holding the plugin and the correction file of full.yaml; configs are written here."""
     (tmp_path / "plugin_ok.py").write_text(PLUGIN)
+    shutil.copy(CORRECTIONS, tmp_path / "corrections.json")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -98,6 +100,7 @@ def test_a_plugin_outside_the_folder_needs_an_absolute_path(folder: Path, tmp_pa
     outside.write_text(PLUGIN)
     analysis = folder / "analysis"
     analysis.mkdir()
+    shutil.copy(CORRECTIONS, analysis / "corrections.json")
     text = full_text().replace("plugins: [plugin_ok.py]", f"plugins: [{outside}]")
     (analysis / "full.yaml").write_text(text)
     assert load_config(analysis / "full.yaml").resolved["plugins"] == [str(outside)]
@@ -118,6 +121,9 @@ def test_full_config(folder: Path) -> None:
     ]
     assert config.resolved["systematics"]["alt_ttbar"]["up"]["files"] == [str(folder / "data/ttbar_alt.root")]
     assert config.resolved["plugins"] == [str(folder / "plugin_ok.py")]
+    assert config.resolved["corrections"]["agc"]["file"] == str(folder / "corrections.json")
+    assert config.sections.corrections == {"agc": str(folder / "corrections.json")}
+    assert [s.normalisation for s in config.sections.samples.values()] == ["weight", "events"]
     assert config.resolve("x.root") == folder / "x.root"
     assert "ht_ratio" in FUNCTIONS
     assert len(config.config_hash) == 64

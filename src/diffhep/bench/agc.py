@@ -90,6 +90,8 @@ def prepare_config(config_path: Path, events: int, folder: Path, *, variations: 
 
     folder = Path(folder).resolve()
     config = yaml.safe_load(Path(config_path).read_text())
+    for correction in (config.get("corrections") or {}).values():  # the copy lives in folder: absolute paths
+        correction["file"] = str(Path(config_path).resolve().parent / correction["file"])
     samples = config.get("samples") or {}
     weights = {k: float((s.get("generate") or {}).get("events", 1)) for k, s in samples.items()}
     total = sum(weights.values())

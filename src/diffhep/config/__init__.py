@@ -21,6 +21,10 @@ The format is documented key by key in ``configs/README.md`` and by the
   tree-walking :func:`evaluate` with comparison and logic hooks.
 * :mod:`~diffhep.config.functions`: :data:`BUILTINS`, the one table of built-in
   expression functions (kind, arity, the NumPy/``jax.numpy`` function of elementwise ones).
+* :mod:`~diffhep.config.corrections`: the correctionlib files of ``corrections:``: read
+  once, described for the checks (:func:`~diffhep.config.corrections.describe`) and
+  evaluated on the host for ``correction(set.name, ...)`` in event weights
+  (:class:`~diffhep.config.corrections.CorrectionSets`).
 * :mod:`~diffhep.config.templates`: :func:`template_root` / :func:`template_names`, the shipped template analyses.
 
 Every problem is a :class:`~diffhep.errors.ConfigError` with one line

@@ -17,11 +17,11 @@ import difflib
 import keyword
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from diffhep.config.expr import Expr, parse
-from diffhep.config.functions import BUILTIN_FUNCTIONS, BUILTINS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS
+from diffhep.config.functions import BUILTIN_FUNCTIONS, BUILTINS, CORRECTION, EVENT_FUNCTIONS, OBJECT_FUNCTIONS
 from diffhep.errors import ConfigError, DiffhepError, closest
 
 __all__ = ["check_config", "format_path", "FieldPath", "VARIATION_KINDS", "MAX_BINS"]
@@ -32,8 +32,11 @@ MAX_BINS = 10_000
 
 #: The kinds of a systematic variation; exactly one per variation.
 VARIATION_KINDS = ("scale", "branches", "weight", "files", "smear")
-#: Functions of variation weights only: leading(jets.pt, i) (checked further by the engine).
-WEIGHT_FUNCTIONS = frozenset({"leading"})
+#: Functions of variation weights only: leading(jets.pt, i) (checked further by the engine) and
+#: correction(set.name, ...) (also in samples' weights).
+WEIGHT_FUNCTIONS = frozenset({"leading", CORRECTION})
+#: A correctionlib file's corrections: name -> its inputs ``(name, type)`` (:func:`diffhep.config.corrections.describe`).
+Described = Mapping[str, tuple[tuple[str, str], ...]]
 #: What a comparison reading ``count(c)`` may be (:meth:`_Checker.count_uses`).
 COUNT_COMPARISON = (
     "a count can only be compared with a whole number N >= 0, as in count(jets) >= 4 or count(jets.btag) == 1 "
@@ -53,7 +56,12 @@ class Where(Protocol):
     def error(self, path: FieldPath, message: str) -> ConfigError: ...
 
 
-def check_config(data: dict[str, Any], where: Where, functions: Collection[str] | None) -> dict[str, Expr]:
+def check_config(
+    data: dict[str, Any],
+    where: Where,
+    functions: Collection[str] | None,
+    corrections: Mapping[str, Described] | None = None,
+) -> dict[str, Expr]:
     """Run every meaning check; return the parsed expressions by field path.
 
     Args:
@@ -61,8 +69,11 @@ def check_config(data: dict[str, Any], where: Where, functions: Collection[str] 
         where: turns a field path and a message into a located error.
         functions: names of plugin functions, or None when plugins were not
             loaded (calls of unknown functions are then not checked).
+        corrections: set name -> its file's corrections and their inputs; the calls
+            ``correction(set.name, ...)`` are checked against them (names and count of
+            the sets only when ``None``).
     """
-    checker = _Checker(data, where, functions)
+    checker = _Checker(data, where, functions, corrections)
     checker.run()
     return checker.expressions
 
@@ -72,6 +83,7 @@ class _Checker:
     data: dict[str, Any]
     where: Where
     plugins: Collection[str] | None
+    corrections: Mapping[str, Described] | None = None
     expressions: dict[str, Expr] = dataclasses.field(default_factory=dict)
     used: set[str] = dataclasses.field(default_factory=set)
 
@@ -91,7 +103,7 @@ class _Checker:
         if not any(s["role"] == "signal" for s in self.data["samples"].values()):
             raise self.fail(("samples",), "no sample has role 'signal'; expected at least one (the POI scales them)")
         for name, sample in self.data["samples"].items():
-            self.event(("samples", name, "weight"), sample["weight"])
+            self.event(("samples", name, "weight"), sample["weight"], frozenset({CORRECTION}))
         for name, p in self.params.items():
             low, high = p["bounds"]
             if not low < high:
@@ -118,6 +130,11 @@ class _Checker:
                 raise self.fail(path, f"{name!r} is a Python keyword; choose another name")
             if name in functions and len(path) == 2:
                 raise self.fail(path, f"{name!r} is the name of a function; choose another name")
+        for name in self.data["corrections"]:
+            clash = "a parameter" if name in self.params else "an object" if name in self.objects else None
+            if clash or name in functions:
+                message = f"{name!r} is also {clash or 'a function'}; a correction set needs a name of its own"
+                raise self.fail(("corrections", name), message)
         for name in set(self.params) & set(self.objects):
             line = self.where.line(("parameters", name))
             message = f"{name!r} is also a parameter (line {line}); parameter and object names must differ"
@@ -141,6 +158,9 @@ class _Checker:
         """Check the function name and arity of a call; return the name."""
         name: str = node.func.id  # type: ignore[attr-defined]
         known = name in allowed or (self.plugins is not None and name in self.plugins)
+        if not known and name in WEIGHT_FUNCTIONS:
+            where = "samples' and variations' weights" if name == CORRECTION else "variations' weights"
+            raise self.fail(path, f"{name}() can only be used in {where}")
         if not known and (self.plugins is not None or name in BUILTIN_FUNCTIONS):
             hint = closest(name, [*sorted(allowed), *sorted(self.plugins or ())])
             raise self.fail(path, f"unknown {level}-level function {name!r}{hint}")
@@ -226,6 +246,9 @@ class _Checker:
         """Check an event-level subtree; object references only as call arguments (``extra``: more functions)."""
         if isinstance(node, ast.Call):
             name = self.call(path, node, EVENT_FUNCTIONS | OBJECT_FUNCTIONS | extra, "event")
+            if name == CORRECTION:
+                self.correction(path, node, extra)
+                return
             kinds = BUILTINS[name].kinds if name in BUILTINS else frozenset()
             # min(c.f) reduces over objects; min(a, b) is elementwise (both kinds: one argument reduces).
             reduction = bool(kinds & {"reduction", "candidate"}) and ("elementwise" not in kinds or len(node.args) == 1)
@@ -245,6 +268,39 @@ class _Checker:
             raise self.fail(path, f"{piece!r} is a value per object; reduce it, e.g. sum({piece}) or max({piece})")
         for child in ast.iter_child_nodes(node):
             self.event_node(path, child, extra)
+
+    def correction(self, path: FieldPath, node: ast.Call, extra: frozenset[str]) -> None:
+        """``correction(set.name, input, ...)``: a declared set, a correction of its file, its inputs in number
+        and kind (a quoted string for a ``string`` input, an event-level value for a number)."""
+        example = 'correction(agc.event_systematics, "btag_var", "up", leading(jets.pt, 0))'
+        first = node.args[0] if node.args else None
+        if not (isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name)):
+            got = ast.unparse(first) if first is not None else "nothing"
+            raise self.fail(path, f"correction() takes a correction first, as set.name, e.g. {example}; got {got}")
+        sets, set_name, name = self.data["corrections"], first.value.id, first.attr
+        if set_name not in sets:
+            hint = closest(set_name, sets) if sets else "; declare its file under corrections:"
+            raise self.fail(path, f"unknown correction set {set_name!r} in {ast.unparse(node)!r}{hint}")
+        inputs = node.args[1:]
+        described = (self.corrections or {}).get(set_name)
+        if described is not None:
+            file = sets[set_name]["file"]
+            if name not in described:
+                raise self.fail(path, f"{file} has no correction {name!r}{closest(name, described)}")
+            expected = described[name]
+            if len(inputs) != len(expected):
+                listed = ", ".join(f"{n} ({t})" for n, t in expected)
+                message = f"{set_name}.{name} takes {len(expected)} input(s), {listed}; got {len(inputs)} in"
+                raise self.fail(path, f"{message} {ast.unparse(node)!r}")
+            for arg, (input_name, kind) in zip(inputs, expected):
+                quoted = isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                if quoted != (kind == "string"):
+                    want = 'a quoted string, e.g. "up"' if kind == "string" else f"a number ({kind})"
+                    message = f"input {input_name!r} of {set_name}.{name} is {want}, got {ast.unparse(arg)}"
+                    raise self.fail(path, f"{message} in {ast.unparse(node)!r}")
+        for arg in inputs:
+            if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                self.event_node(path, arg, extra)
 
     def count_uses(self, path: FieldPath, node: ast.AST, *, condition: bool) -> None:
         """Refuse a ``count(c)`` whose soft value would be a step of the expected count (no gradient).

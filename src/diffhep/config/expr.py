@@ -4,8 +4,9 @@ An expression (``pt > jet_pt_min and abs(eta) < 2.4``, ``sum(jets.pt)``) is
 parsed with :func:`ast.parse` and then walked against a strict whitelist:
 numbers, names, ``+ - * / **``, unary ``+ - not``, comparisons
 ``< <= > >= == !=`` (chains included), ``and``/``or``, one-level attributes
-(``jets.btag``) and calls of a plain function name with positional arguments.
-Everything else is refused with a one-line :class:`~diffhep.errors.ConfigError`
+(``jets.btag``) and calls of a plain function name with positional arguments;
+quoted strings only as arguments of ``correction(set.name, "up", ...)`` (the string
+inputs of a correctionlib correction). Everything else is refused with a one-line :class:`~diffhep.errors.ConfigError`
 naming the piece and its column. Nothing is ever passed to ``eval``.
 Expressions longer than :data:`MAX_EXPRESSION_LENGTH` characters or nested
 deeper than :data:`MAX_EXPRESSION_DEPTH` levels are refused (every walk of the
@@ -34,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from diffhep.config.functions import BUILTIN_FUNCTIONS, EVENT_FUNCTIONS, OBJECT_FUNCTIONS
+from diffhep.config.functions import BUILTIN_FUNCTIONS, CORRECTION, EVENT_FUNCTIONS, OBJECT_FUNCTIONS
 from diffhep.errors import ConfigError, closest
 
 __all__ = [
@@ -220,6 +221,8 @@ def _constant(node: ast.AST, text: str, key: str | None) -> float | None:
     Python's exact integers, which would take hours for ``9**9**9``.
     """
     if isinstance(node, ast.Constant):
+        if isinstance(node.value, str):  # an input of correction(), not arithmetic
+            return None
         if isinstance(node.value, int) and not isinstance(node.value, bool) and abs(node.value) > _MAX_INT:
             raise _refuse(node, text, key, "is a number beyond the float range, +-1.8e308")
         return float(node.value)
@@ -311,6 +314,8 @@ def _check(node: ast.AST, text: str, key: str | None) -> None:
             raise _reject(node, text, key, why)
         _check_name(node, node.func.id, text, key)
         children = list(node.args)
+        if node.func.id == CORRECTION:  # its string inputs ("btag_var", "up"): the only strings allowed
+            children = [a for a in children if not (isinstance(a, ast.Constant) and isinstance(a.value, str))]
     else:
         raise _reject(node, text, key)
     for child in children:

@@ -32,6 +32,7 @@ __all__ = [
     "REDUCTIONS",
     "CANDIDATES",
     "ELEMENTWISE",
+    "CORRECTION",
 ]
 
 #: What a function can be: applied value by value (objects and events), a reduction over a
@@ -117,3 +118,8 @@ CANDIDATES = {n: f.arity[0] for n, f in BUILTINS.items() if "candidate" in f.kin
 ELEMENTWISE = {n: f.numpy for n, f in BUILTINS.items() if "elementwise" in f.kinds and f.numpy}
 #: Every built-in function name.
 BUILTIN_FUNCTIONS = frozenset(BUILTINS)
+#: Function of event weights only (samples' and variations' ``weight``): ``correction(set.name, input, ...)``
+#: evaluates a correction of a file of the ``corrections:`` section with correctionlib, on the host, once;
+#: its first argument names the set and the correction, string inputs are written as "quoted" strings
+#: (the only place strings are allowed; :mod:`diffhep.config.corrections`).
+CORRECTION = "correction"

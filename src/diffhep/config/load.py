@@ -37,9 +37,10 @@ import yaml
 
 from diffhep.config import expr as _expr
 from diffhep.config.checks import FieldPath, check_config, format_path
+from diffhep.config.corrections import describe as describe_corrections
 from diffhep.config.schema import fill_defaults, schema_errors
 from diffhep.config.sections import Sections, build_sections
-from diffhep.errors import ConfigError, DiffhepError, PluginError
+from diffhep.errors import ConfigError, DiffhepError, InputError, PluginError
 
 __all__ = [
     "Config",
@@ -107,7 +108,7 @@ class Config:
     Attributes:
         data: the config with schema defaults filled in (paths as written); do not mutate.
         raw: the config exactly as written.
-        resolved: ``data`` with ``files`` and ``plugins`` entries made absolute.
+        resolved: ``data`` with ``files``, ``plugins`` and correction ``file`` entries made absolute.
         source: display name in messages (the path as given, or ``"<dict>"``).
         path: the config file, or None for :func:`load_config_dict`.
         base_dir: folder that relative paths are relative to.
@@ -232,7 +233,13 @@ def _build(data: Any, where: _Source, path: Path | None, base_dir: Path, plugins
             known = set(FUNCTIONS)
         else:
             known = None
-    expressions = check_config(data, where, known)
+    corrections = {}
+    for name in data["corrections"]:
+        try:
+            corrections[name] = describe_corrections(resolved["corrections"][name]["file"])
+        except InputError as exc:
+            raise where.error(("corrections", name, "file"), exc.message) from None
+    expressions = check_config(data, where, known, corrections)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     return Config(data, raw, resolved, where.name, path, base_dir, digest, expressions, where)
@@ -438,6 +445,8 @@ def _resolved(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         return [str(_resolve(base_dir, item)) for item in items]
 
     out["plugins"] = absolute(out["plugins"])
+    for correction in out["corrections"].values():
+        correction["file"] = str(_resolve(base_dir, correction["file"]))
     for sample in out["samples"].values():
         sample["files"] = absolute(sample["files"])
     for systematic in out["systematics"].values():

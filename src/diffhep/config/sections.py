@@ -9,7 +9,8 @@ it is written: :meth:`Located.where` gives ``FILE:LINE: field.path`` and
 :meth:`Config.error <diffhep.config.Config.error>`), so a problem found long
 after loading still names the line of the config.
 
-Converted fully: the top level (``name``, ``lumi_pb``, ``tree``, ``plugins``),
+Converted fully: the top level (``name``, ``lumi_pb``, ``tree``, ``plugins``,
+``corrections`` as set name -> absolute file),
 ``parameters`` (:class:`Parameters` of
 :class:`~diffhep.config.parameters.CutParameter`), ``samples``
 (:class:`Sample`), ``measurement`` (:class:`Measurement`) and ``objective``
@@ -168,6 +169,8 @@ class Sample(_Locatable):
         weight: the parsed event weight.
         generate: the ``generate:`` block (process, events, seed), or ``None``.
         located: where the sample is written.
+        normalisation: ``"weight"`` (``xsec_pb * lumi_pb / sum(weight)`` over the events read) or
+            ``"events"`` (``xsec_pb * lumi_pb / N``: the AGC's with the weight left out).
     """
 
     name: str
@@ -179,6 +182,7 @@ class Sample(_Locatable):
     weight: Expr = field(compare=False)
     generate: Mapping[str, Any] | None = field(default=None, compare=False)
     located: Located | None = field(default=None, repr=False, compare=False)
+    normalisation: str = "weight"
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,7 @@ class Sections(_Locatable):
         systematics: ``systematics:`` as validated, variation ``files`` absolute.
         optimizer, execution: those sections as written, or ``None`` when left out.
         located: the top-level helper (``located.at("regions", "sr", "select")``).
+        corrections: correction set name -> its correctionlib file, absolute.
     """
 
     name: str
@@ -266,6 +271,7 @@ class Sections(_Locatable):
     optimizer: Mapping[str, Any] | None = field(compare=False)
     execution: Mapping[str, Any] | None = field(compare=False)
     located: Located = field(repr=False, compare=False)
+    corrections: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def signal(self) -> tuple[str, ...]:
@@ -322,6 +328,7 @@ def build_sections(config: Config) -> Sections:
             weight=weight,
             generate=_copy(s["generate"]) if s.get("generate") is not None else None,
             located=top.at("samples", name),
+            normalisation=str(s["normalisation"]),
         )
     m = data["measurement"]
     measurement = Measurement(
@@ -360,5 +367,6 @@ def build_sections(config: Config) -> Sections:
         regions=_copy(data["regions"]),
         systematics=_copy(resolved["systematics"]),
         located=top,
+        corrections={name: str(c["file"]) for name, c in resolved["corrections"].items()},
         **optional,
     )

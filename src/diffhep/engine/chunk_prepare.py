@@ -265,7 +265,7 @@ def normalisation_pass(
                     running[b] += _flat_count(chunk, variation.read_branches(b))
             if chunk.n_events == 0:
                 continue
-            if sample.weight is None:
+            if sample.weight is None or sample.normalisation == "events":  # xsec * lumi / N
                 total += float(chunk.n_events)
                 continue
             shifted = _shifted(variation, skips.get(chunk))

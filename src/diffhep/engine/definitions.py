@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from diffhep.config import FUNCTIONS, load_plugins
-from diffhep.config.functions import OBJECT_FUNCTIONS, REDUCTIONS
+from diffhep.config.corrections import CorrectionSets
+from diffhep.config.functions import CORRECTION, OBJECT_FUNCTIONS, REDUCTIONS
 from diffhep.config.parameters import CutParameter
 from diffhep.config.sections import Sections
 from diffhep.engine.builtins import BUILTINS, CandidateSpec, candidate_spec
@@ -32,10 +33,14 @@ __all__ = ["plugin_functions", "parse_parameters", "parse_samples", "check_expre
 
 
 def plugin_functions(sections: Sections) -> dict[str, Callable[..., Any]]:
-    """Import the config's ``plugins`` (absolute paths; each file once); name -> every registered function."""
+    """Import the config's ``plugins`` (absolute paths; each file once); name -> every registered function,
+    and ``correction`` -> the :class:`~diffhep.config.corrections.CorrectionSets` of its ``corrections:`` files."""
     if sections.plugins:
         load_plugins(sections.plugins)
-    return dict(FUNCTIONS)
+    functions: dict[str, Callable[..., Any]] = dict(FUNCTIONS)
+    if sections.corrections:
+        functions[CORRECTION] = CorrectionSets(sections.corrections)
+    return functions
 
 
 def parse_parameters(sections: Sections) -> tuple[CutParameter, ...]:
@@ -54,6 +59,7 @@ def parse_samples(sections: Sections) -> dict[str, SampleDef]:
             xsec_pb=s.xsec_pb,
             weight=s.weight.tree.body,
             weight_text=s.weight_text,
+            normalisation=s.normalisation,
         )
         for name, s in sections.samples.items()
     }
@@ -94,7 +100,7 @@ def check_expressions(
     def located(*path: str) -> Callable[[str], ConfigError]:
         return lambda message: sections.error(path, message)
 
-    object_level = set(OBJECT_FUNCTIONS) | set(functions)
+    object_level = set(OBJECT_FUNCTIONS) | set(functions) - {CORRECTION}  # correction(): event weights only
     for d in defs.values():
         for part, node in d.expressions().items():
             _check_calls(node, object_level, parameters, located("objects", d.name, *part.split(".")))
@@ -119,7 +125,8 @@ def check_expressions(
     for path, node, variation in weights:
         if node is None:
             continue
-        _check_calls(node, object_level | ({LEADING} if variation else set()), parameters, located(*path))
+        weight_functions = object_level | {CORRECTION} | ({LEADING} if variation else set())
+        _check_calls(node, weight_functions, parameters, located(*path))
         if variation:
             weight_refs(node, defs, sections.where(path))  # objects only as leading(obj.field, i)
         wrong = [n for n in names(node) if n in parameters or (n in defs and not variation)]

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from diffhep.config import expr as config_expr
-from diffhep.config.functions import BUILTINS
+from diffhep.config.functions import BUILTINS, CORRECTION
 from diffhep.config.functions import ELEMENTWISE as FUNCTION_TABLE_ELEMENTWISE
 from diffhep.engine.backend import COMPARE, HARD, SOFT, Backend
 from diffhep.errors import ConfigError, closest
@@ -96,9 +96,16 @@ def text(node: ast.AST) -> str:
 
 
 def names(node: ast.AST) -> list[str]:
-    """Names read by ``node``, in order of appearance (function names excluded)."""
+    """Names read by ``node``, in order of appearance (function names and the ``set.name`` of
+    ``correction(set.name, ...)`` excluded)."""
     out: list[str] = []
     funcs = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
+    funcs |= {
+        id(sub)
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == CORRECTION and n.args
+        for sub in ast.walk(n.args[0])
+    }
     for n in ast.walk(node):
         if isinstance(n, ast.Name) and id(n) not in funcs and n.id not in out:
             out.append(n.id)

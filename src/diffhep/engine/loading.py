@@ -9,7 +9,14 @@ For every sample (and every variation of it), once:
    (:func:`~diffhep.engine.objects.build_host`), the candidates
    (:func:`~diffhep.engine.builtins.prepare`) and the kernels of static
    observables;
-3. normalise: ``xsec_pb * lumi_pb / sum(sample weight)`` over all events read.
+3. normalise: ``xsec_pb * lumi_pb / sum(sample weight)`` over all events read
+   (``normalisation: weight``), or ``xsec_pb * lumi_pb / N`` (``normalisation: events``,
+   the AGC's with the weight left out).
+
+Event weights (a sample's ``weight``, a variation's ``weight``) may call
+``correction(set.name, input, ...)``: a correction of a ``corrections:`` file,
+evaluated here with correctionlib on the inputs' values (quoted strings, numbers,
+event branches, ``leading(...)`` values), once: a fixed weight per event.
 
 A variation's ``weight`` is evaluated here, on the host, once: event branches,
 numbers and :data:`~diffhep.engine.expressions.LEADING` calls
@@ -35,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import vector
 
+from diffhep.config.functions import CORRECTION
 from diffhep.engine import branches, builtins, objects, regions
 from diffhep.engine.builtins import CandidateSpec
 from diffhep.engine.combine import SampleData
@@ -73,6 +81,7 @@ class SampleDef:
         xsec_pb: cross-section, pb.
         weight: parsed event weight expression, or ``None`` (1).
         weight_text: its source.
+        normalisation: ``"weight"``: ``xsec_pb * lumi_pb / sum(weight)``; ``"events"``: ``xsec_pb * lumi_pb / N``.
     """
 
     name: str
@@ -82,6 +91,7 @@ class SampleDef:
     xsec_pb: float
     weight: ast.expr | None = None
     weight_text: str = "1"
+    normalisation: str = "weight"
 
 
 class _Columns:
@@ -245,7 +255,9 @@ def _leading_values(built: Mapping[str, ak.Array], ref: Leading) -> np.ndarray:
 
 
 class _WeightEvaluator(ObjectEvaluator):
-    """Variation weights: event columns and the values of ``leading(...)`` calls."""
+    """Event weights: event columns, the values of ``leading(...)`` calls (variation weights) and
+    ``correction(set.name, ...)`` (evaluated by ``functions["correction"]``, a
+    :class:`~diffhep.config.corrections.CorrectionSets`)."""
 
     def __init__(self, fields: Mapping[str, Any], leading: Mapping[Leading, np.ndarray], **kwargs: Any):
         super().__init__(fields, **kwargs)
@@ -257,7 +269,21 @@ class _WeightEvaluator(ObjectEvaluator):
             assert isinstance(ref, ast.Attribute) and isinstance(ref.value, ast.Name)
             assert isinstance(index, ast.Constant)
             return self.leading[Leading(ref.value.id, ref.attr, index.value)]
+        if name == CORRECTION:
+            return self.correction(node)
         return super().call(name, node)
+
+    def correction(self, node: ast.Call) -> Any:
+        """``correction(set.name, input, ...)`` on the inputs' values (checked by the config checks)."""
+        first, *inputs = node.args
+        assert isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name)
+        if CORRECTION not in self.functions:
+            raise self.error(node, "correction() needs a corrections: section naming its file")
+        values = [a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else self(a) for a in inputs]
+        try:
+            return self.functions[CORRECTION](first.value.id, first.attr, *values)
+        except ConfigError as exc:
+            raise self.error(node, exc.message) from None
 
 
 def _derived(records: dict[str, ak.Array], name: str, cart: Mapping[str, str]) -> ak.Array:
@@ -308,7 +334,9 @@ def event_weight(
     """
     if expr is None:
         return np.ones(n)
-    ev = ObjectEvaluator(columns, parameters={}, cuts=None, slopes={}, backend=HARD, functions=functions, where=where)
+    ev = _WeightEvaluator(
+        columns, {}, parameters={}, cuts=None, slopes={}, backend=HARD, functions=functions, where=where
+    )
     return np.broadcast_to(np.asarray(ev(expr), dtype=np.float64), (n,))
 
 
@@ -358,7 +386,7 @@ def load_sample(
     nominal = event_weight(
         sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions
     )
-    total = float(np.sum(nominal))
+    total = float(n) if sample.normalisation == "events" else float(np.sum(nominal))
     if n == 0 or total == 0.0:
         raise InputError(
             f"sample {sample.name!r} has {'no events' if n == 0 else 'a zero sum of weights'} "
