@@ -4,9 +4,9 @@ Imports nothing from diffhep (see README.md in this folder). The definition is
 the Analysis Grand Challenge's ``TtbarAnalysis.process``
 (iris-hep/analysis-grand-challenge, ``analyses/cms-open-data-ttbar/ttbar_analysis_pipeline.py``),
 its ``utils/file_input.py`` (cross-sections, event weight), its ``corrections.json``
-(b-tag and W+jets weight variations, ``../shared/data/agc/``) and its
-``cabinetry_config.yml`` (fit binning), re-done here in plain Awkward + ``hist``
-without coffea or correctionlib:
+(b-tag and W+jets weight variations, ``../shared/data/agc/``, evaluated with
+correctionlib as the AGC's processor does) and its ``cabinetry_config.yml`` (fit
+binning), re-done here in plain Awkward + ``hist`` + correctionlib, without coffea:
 
 * objects: electrons ``pT > lepton_pt_min``, ``|eta| < 2.1``, ``cutBased == 4``,
   ``sip3d < 4``; muons ``pT > lepton_pt_min``, ``|eta| < 2.1``, ``tightId``,
@@ -25,8 +25,11 @@ without coffea or correctionlib:
   before the selection), ``pt_res_up`` (every jet pT x N(1, 0.05), one draw per
   jet of the file in order; the AGC draws from NumPy's global unseeded state,
   here from the ``rng`` the caller gives), ``btag_var_{i}_{up,down}`` (weight x
-  ``1 +- 0.075 pT_i / 50`` with ``pT_i`` the i-th selected jet in file order,
-  i = 0..3) and, for W+jets, ``scale_var_{up,down}`` (weight x 1.025 / 0.975);
+  ``event_systematics("btag_var", direction, pT_i)`` of corrections.json, ``1 +- 0.075
+  pT_i / 50``, with ``pT_i`` the i-th selected jet in file order, i = 0..3: the AGC
+  evaluates the key ``btag_var`` for every i, not ``btag_var_i``) and, for W+jets,
+  ``scale_var_{up,down}`` (weight x ``event_systematics("scale_var", direction, pT_0)``,
+  1.025 / 0.975; the pT only shapes the output);
   an alternative sample (the AGC's ``ME_var``, ``PS_var``, ``scaleup``, ...) is
   processed nominally and filled under its own variation name;
 * histograms as the AGC fills them (25 bins over 50-550 GeV, sum of weights and
@@ -43,6 +46,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import awkward as ak
+import correctionlib
 import hist
 import numpy as np
 import uproot
@@ -62,9 +66,6 @@ AGC_CUTS = {"lepton_pt_min": 30.0, "jet_pt_min": 30.0, "btag_min": 0.5}
 #: Relative jet energy scale shift and resolution of the AGC's jet variations.
 PT_SCALE_UP = 1.03
 PT_RESOLUTION = 0.05
-#: The AGC's corrections.json: b-tag weight ``1 +- pt * 0.075 / 50``; W+jets scale 1.025 / 0.975.
-BTAG_SLOPE = 0.075 / 50.0
-WJETS_SCALE = {"up": 1.025, "down": 0.975}
 #: Fit binning (cabinetry_config.yml), GeV.
 FIT_EDGES = np.linspace(110.0, 550.0, 12)
 REGIONS = ("4j1b", "4j2b")
@@ -142,6 +143,7 @@ def process(
     cuts: dict[str, float] = AGC_CUTS,
     rng: np.random.Generator | None = None,
     lumi_pb: float = LUMI_PB,
+    corrections: correctionlib.CorrectionSet | None = None,
 ) -> hist.Hist:
     """The AGC processor on ``events`` of one sample: its histograms, every variation.
 
@@ -152,6 +154,8 @@ def process(
         variation: ``nominal``, or the name of an alternative sample (filled without variations).
         cuts: ``lepton_pt_min``, ``jet_pt_min`` (GeV) and ``btag_min``; the AGC's by default.
         rng: the source of the jet resolution smearing (the AGC's is unseeded).
+        corrections: the AGC's corrections.json (``correctionlib.CorrectionSet.from_file``); needed
+            for the nominal samples' event systematics.
     """
     xsec_weight = xsec_pb * lumi_pb / nevts
     rng = np.random.default_rng() if rng is None else rng
@@ -201,11 +205,13 @@ def process(
                 continue
             for syst_var in event_systs:
                 for direction in ("up", "down"):
-                    if syst_var == "scale_var":
-                        factor = np.full(len(region_jets), WJETS_SCALE[direction])
+                    event_systematics = corrections["event_systematics"]
+                    if syst_var == "scale_var":  # the pT array only shapes the output, as in the AGC
+                        pt_0 = ak.to_numpy(region_jets.pt[:, 0])
+                        factor = event_systematics.evaluate("scale_var", direction, pt_0)
                     else:  # the i-th selected jet, in file order (the AGC's region_jets.pt[:, i])
                         pt_i = ak.to_numpy(region_jets.pt[:, int(syst_var.rsplit("_", 1)[-1])])
-                        factor = 1.0 + (BTAG_SLOPE if direction == "up" else -BTAG_SLOPE) * pt_i
+                        factor = event_systematics.evaluate("btag_var", direction, pt_i)
                     histogram.fill(**fill, variation=f"{syst_var}_{direction}", weight=region_weights * factor)
     return histogram
 

@@ -4,7 +4,7 @@ The template's own config is loaded, its samples are moved to ``tmp_path`` and
 made small, generated with ``diffhep generate --config`` (and the alternative
 ttbar sample of the modelling systematic with the generator function), then:
 
-* the config's starting cuts, cross-sections, binning and systematics are the AGC's;
+* the config's starting cuts, cross-sections, event weight, binning and systematics are the AGC's;
 * ``diffhep optimize`` from the AGC cuts (the template's starting values), with
   a few steps, raises the hard-cut pyhf discovery significance clearly above its
   starting value, and writes a pyhf workspace that carries every systematic of
@@ -66,6 +66,7 @@ def template(tmp_path_factory) -> Template:
     """The template config with small samples in a temporary folder, generated."""
     folder = tmp_path_factory.mktemp("ttbar")
     config = copy.deepcopy(load_config(TEMPLATE).raw)
+    config["corrections"]["agc"]["file"] = str(TEMPLATE.parent / "corrections.json")  # the copy lives in folder
     files = {}
     for name, sample in config["samples"].items():
         files[name] = folder / f"{name}.root"
@@ -97,15 +98,23 @@ def test_template_starts_from_the_agc_reference():
         }
     )
     assert [s for s, v in config["samples"].items() if v["role"] == "signal"] == ["ttbar"]
+    for sample in load_config(TEMPLATE).raw["samples"].values():  # the AGC's xsec * lumi / N, no genWeight
+        assert "weight" not in sample and sample["normalisation"] == "events"
+    assert config["corrections"] == {"agc": {"file": "corrections.json"}}  # the AGC's file (its copy)
     for region in ("4j1b", "4j2b"):
         assert config["regions"][region]["binning"] == {"bins": 11, "range": [110, 550]}
     systematics = config["systematics"]
     assert systematics["lumi"]["sigma"] == 0.03
-    assert (systematics["wjets_norm"]["hi"], systematics["wjets_norm"]["lo"]) == (1.025, 0.975)
     assert systematics["jet_scale"]["up"] == {"scale": {"Jet_pt": 1.03}}
-    for i in range(4):  # the AGC's b-tag weight variations of the four leading jets
-        for side, sign in (("up", "+"), ("down", "-")):
-            assert systematics[f"btag_var_{i}"][side] == {"weight": f"1 {sign} 0.075 * leading(jets.pt, {i}) / 50"}
+    # the AGC's corrections.json, evaluated as its processor does: W+jets scale_var, b-tag weights of the
+    # four leading jets' pT (the key btag_var for every jet)
+    assert systematics["wjets_norm"]["samples"] == ["wjets"]
+    for side in ("up", "down"):
+        weight = f'correction(agc.event_systematics, "scale_var", "{side}", leading(jets.pt, 0))'
+        assert systematics["wjets_norm"][side] == {"weight": weight}
+        for i in range(4):
+            weight = f'correction(agc.event_systematics, "btag_var", "{side}", leading(jets.pt, {i}))'
+            assert systematics[f"btag_var_{i}"][side] == {"weight": weight}
 
 
 def test_optimisation_improves_the_hard_cut_pyhf_significance(template, tmp_path):
@@ -139,7 +148,7 @@ def test_optimisation_improves_the_hard_cut_pyhf_significance(template, tmp_path
     assert {
         ("mu", "normfactor"),
         ("lumi", "lumi"),
-        ("wjets_norm", "normsys"),
+        ("wjets_norm", "histosys"),
         ("jet_scale", "histosys"),
         ("jet_res", "histosys"),
         ("btag_var_0", "histosys"),
