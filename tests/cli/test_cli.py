@@ -229,7 +229,7 @@ def test_run_writes_a_valid_workspace(tiny, tmp_path, capsys):
     assert stats["threshold"] == 10 and stats["emptiest"]["signal"] > 0
     assert all(b["mc_events"] < 10 for b in stats["few"])
     assert set(results["yields"]["sr"]) == {"signal", "dy"}
-    for name in ("histograms.root", "region_sr.png", "cutflow.png"):
+    for name in ("histograms.root", "cabinetry_config.yml", "region_sr.png", "cutflow.png"):
         assert (out / name).stat().st_size > 0
     assert not list(out.glob(".*"))
 

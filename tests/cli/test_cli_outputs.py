@@ -136,6 +136,7 @@ def test_read_only_output_fails_before_any_event(tiny, tmp_path, built, capsys, 
 PREVIOUS = {
     "workspace.json": "{}",
     "histograms.root": "old",
+    "cabinetry_config.yml": "old",
     "region_sr.png": "old",
     "cutflow.png": "old",
     "history.png": "old",

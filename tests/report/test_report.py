@@ -97,17 +97,23 @@ def test_histograms_root_reads_back(tmp_path):
             "bkg": Histogram(np.array([10.0, 5.0, 0.0]), np.array([2.0, 1.0, 0.0])),
         }
     }
-    path = write_histograms(
-        tmp_path / "histograms.root", {"initial": h, "optimised": h}, {"sr": edges}, {"sr": "x [GeV]"}
-    )
-    with uproot.open(path) as f:
-        th1 = f["optimised/sr/bkg"]
+    path = write_histograms(tmp_path / "histograms.root", {"": h, "initial": h}, {"sr": edges}, {"sr": "x [GeV]"})
+    with uproot.open(path) as f:  # the AGC's names, {region}_{sample}{variation}
+        th1 = f["sr_bkg"]
         assert th1.classname == "TH1D"
         np.testing.assert_array_equal(th1.values(), [10.0, 5.0, 0.0])
         np.testing.assert_array_equal(th1.variances(), [2.0, 1.0, 0.0])
         np.testing.assert_array_equal(th1.axis().edges(), edges)
         assert th1.axis().member("fTitle") == "x [GeV]"
-        np.testing.assert_array_equal(f["initial/sr/sig"].values(), [1.0, 2.0, 3.0])
+        np.testing.assert_array_equal(f["initial/sr_sig"].values(), [1.0, 2.0, 3.0])
+
+
+def test_histograms_root_refuses_two_histograms_of_one_name(tmp_path):
+    h = Histogram(np.ones(2), np.ones(2))
+    edges = {"a": np.arange(3.0), "a_b": np.arange(3.0)}
+    with pytest.raises(ValueError, match="'a_b_c'"):
+        write_histograms(tmp_path / "histograms.root", {"": {"a": {"b_c": h}, "a_b": {"c": h}}}, edges, {})
+    assert not (tmp_path / "histograms.root").exists()
 
 
 def test_landscape_in_one_dimension_and_none_for_a_random_search(tmp_path):

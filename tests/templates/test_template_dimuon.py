@@ -116,7 +116,7 @@ def test_real_data_config_reads_uproot_zmumu_as_is(data_file, tmp_path):
     config = load_config(path)
     assert config.resolve(config.data["samples"]["data"]["files"][0]).resolve() == data_file(ZMUMU).resolve()
     assert main(["run", str(path), "--output", str(tmp_path), "--quiet"]) == 0
-    hist = uproot.open(tmp_path / "histograms.root")["cuts/z_peak/data"]
+    hist = uproot.open(tmp_path / "histograms.root")["z_peak_data"]
     counts, edges = hist.values(), hist.axis().edges()
     assert 85.0 <= _peak(counts, edges) <= 97.0, counts
     results = json.loads((tmp_path / "results.json").read_text())

@@ -3,7 +3,7 @@
 Optimise with a progress bar, checkpoint every N steps (``--resume`` continues
 from the last one), evaluate the initial and the optimised cuts with hard cuts
 and standard pyhf, scan around the optimum, and write ``results.json``,
-``workspace.json``, ``histograms.root``, the plots and ``report.md``.
+``workspace.json``, ``histograms.root``, ``cabinetry_config.yml``, the plots and ``report.md``.
 """
 
 from __future__ import annotations

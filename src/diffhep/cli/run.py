@@ -2,8 +2,9 @@
 
 Soft and hard cutflow, hard-cut histograms, the pyhf workspace and its
 significance by standard pyhf (:func:`diffhep.workflow.job.evaluate`); writes
-``workspace.json``, ``histograms.root``, ``region_<name>.png``, ``cutflow.png``
-and ``results.json`` (last, each atomically) and prints the numbers.
+``workspace.json``, ``histograms.root``, ``cabinetry_config.yml`` (cabinetry builds
+``workspace.json`` from it), ``region_<name>.png``, ``cutflow.png`` and ``results.json``
+(last, each atomically) and prints the numbers.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _nominal(analysis: Any, hard: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def output_files(analysis: Any) -> list[str]:
     """What :func:`write_outputs` writes besides ``results.json``, as glob patterns relative to the folder."""
     regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges]
-    return ["workspace.json", "histograms.root", *regions, "cutflow.png"]
+    return ["workspace.json", "histograms.root", "cabinetry_config.yml", *regions, "cutflow.png"]
 
 
 def _finite(x: Any) -> float | None:
@@ -150,8 +151,11 @@ def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], resu
     import numpy as np
 
     from diffhep.report import (  # deferred: JAX loads when the command runs
+        cabinetry_config,
         plot_cutflow,
         plot_region,
+        workspace_templates,
+        write_cabinetry_config,
         write_histograms,
     )
 
@@ -161,8 +165,16 @@ def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], resu
     _check_workspace(ev.workspace)
     write_json(output / "workspace.json", ev.workspace)
     files["pyhf workspace at these cuts"] = "workspace.json"
-    write_histograms(output / "histograms.root", {"cuts": ev.hard}, analysis.edges, analysis.observables)
-    files["hard-cut histograms (TH1D per region/sample)"] = "histograms.root"
+    write_histograms(
+        output / "histograms.root",
+        {"": ev.hard, "workspace": workspace_templates(ev.workspace, ev.hard)},
+        analysis.edges,
+        analysis.observables,
+    )
+    files["hard-cut histograms, TH1D {region}_{sample}{variation} (workspace/: workspace.json's)"] = "histograms.root"
+    cabinetry = cabinetry_config(ev.workspace, observables=analysis.observables, edges=analysis.edges)
+    write_cabinetry_config(output / "cabinetry_config.yml", cabinetry)
+    files["cabinetry config building workspace.json from histograms.root"] = "cabinetry_config.yml"
     for region in ev.hard:
         counts = {s: np.asarray(ev.hard[region][s].counts) for s in samples}
         plot_region(

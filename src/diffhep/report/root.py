@@ -1,12 +1,13 @@
 """Hard-cut histograms as a ROOT file (uproot), written atomically.
 
-Layout: one ``TH1D`` per ``<stage>/<region>/<sample>`` (stage ``initial`` or
-``optimised``), with the bin contents as values and the sum of squared weights
-as ``fSumw2``; the x axis carries the observable's label. A systematic
-variation ``<sample>/<systematic>/<up|down>`` is written as
-``<stage>/<region>/<sample>_<systematic>_<up|down>`` (a ``TH1D`` and a directory
-cannot share the name ``<sample>``). Read back with
-``uproot.open(path)["optimised/sr/signal"].values()``.
+Names follow the AGC and cabinetry, ``{region}_{sample}{variation}``: one ``TH1D``
+per region and sample, with the bin contents as values and the sum of squared
+weights as ``fSumw2``; the x axis carries the observable's label. A systematic
+variation ``<sample>/<systematic>/<up|down>`` is ``{region}_<sample>_<systematic>_<up|down>``.
+The histograms at the final cuts are at the top of the file; others in a folder
+(``initial/`` at the starting cuts of an optimisation, ``workspace/`` the templates
+of ``workspace.json`` that ``cabinetry_config.yml`` reads). Read back with
+``uproot.open(path)["sr_signal"].values()``.
 """
 
 from __future__ import annotations
@@ -36,23 +37,37 @@ def to_weighted_hist(counts: Any, sumw2: Any, edges: np.ndarray, *, name: str, l
 
 def write_histograms(
     path: str | Path,
-    stages: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    folders: Mapping[str, Mapping[str, Mapping[str, Any]]],
     edges: Mapping[str, np.ndarray],
     observables: Mapping[str, str],
 ) -> Path:
-    """Write ``stage -> region -> sample -> Histogram`` (``counts``, ``sumw2``) as TH1Ds.
+    """Write ``folder -> region -> sample -> Histogram`` (``counts``, ``sumw2``) as TH1Ds.
 
     Args:
         path: the ROOT file (replaced atomically).
-        stages: for example ``{"initial": hists_before, "optimised": hists_after}``.
+        folders: for example ``{"": hists_after, "initial": hists_before}``; folder ``""``
+            is the top of the file.
         edges: region -> bin edges.
         observables: region -> axis label.
+
+    Raises:
+        ValueError: two histograms of a folder would have the same name (region ``a_b`` with
+            sample ``c`` and region ``a`` with sample ``b_c``), nothing written.
     """
-    objects = {}
-    for stage, regions in stages.items():
+    objects: dict[str, Any] = {}
+    made_of: dict[str, tuple[str, str]] = {}
+    for folder, regions in folders.items():
         for region, samples in regions.items():
             for sample, h in samples.items():
-                objects[f"{stage}/{region}/{sample.replace('/', '_')}"] = to_weighted_hist(
+                name = f"{region}_{sample.replace('/', '_')}"
+                key = f"{folder}/{name}" if folder else name
+                if key in made_of:
+                    raise ValueError(
+                        f"histograms.root: region {region!r} sample {sample!r} and region {made_of[key][0]!r} "
+                        f"sample {made_of[key][1]!r} would both be {key!r}; rename one of them"
+                    )
+                made_of[key] = (region, sample)
+                objects[key] = to_weighted_hist(
                     h.counts, h.sumw2, edges[region], name=region, label=observables.get(region, region)
                 )
     return write_root(path, objects)

@@ -2,7 +2,7 @@
 
 load -> optimise (checkpointed) -> evaluate with hard cuts and pyhf -> scan
 around the optimum -> write ``results.json``, ``workspace.json``,
-``histograms.root``, the figures and ``report.md``, each atomically.
+``histograms.root``, ``cabinetry_config.yml``, the figures and ``report.md``, each atomically.
 """
 
 from __future__ import annotations
@@ -27,7 +27,17 @@ from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_g
 from diffhep.optimize.scan import ScanResult, compare_with_scan, significances
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import remove_outputs, write_json, write_text
-from diffhep.report import plot_cutflow, plot_history, plot_landscape, plot_region, render_report, write_histograms
+from diffhep.report import (
+    cabinetry_config,
+    plot_cutflow,
+    plot_history,
+    plot_landscape,
+    plot_region,
+    render_report,
+    workspace_templates,
+    write_cabinetry_config,
+    write_histograms,
+)
 
 __all__ = [
     "SIGNIFICANCE_ABOUT",
@@ -276,11 +286,14 @@ def write_outputs(
     files["pyhf workspace at the optimised cuts"] = "workspace.json"
     write_histograms(
         output / "histograms.root",
-        {"initial": before.hard, "optimised": after.hard},
+        {"": after.hard, "initial": before.hard, "workspace": workspace_templates(after.workspace, after.hard)},
         analysis.edges,
         analysis.observables,
     )
-    files["hard-cut histograms (TH1D per stage/region/sample)"] = "histograms.root"
+    files["hard-cut histograms, TH1D {region}_{sample}{variation} (initial/: at the starting cuts)"] = "histograms.root"
+    cabinetry = cabinetry_config(after.workspace, observables=analysis.observables, edges=analysis.edges)
+    write_cabinetry_config(output / "cabinetry_config.yml", cabinetry)
+    files["cabinetry config building workspace.json from histograms.root"] = "cabinetry_config.yml"
     plot_history(output / "history.png", results["history"], units)
     files["objective and cuts per step"] = "history.png"
     for region in after.hard:
@@ -317,8 +330,8 @@ def output_files(analysis: Analysis) -> list[str]:
     ``results.json`` before them): the checkpoints' ``latest`` before the checkpoints.
     """
     regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges]
-    return ["report.md", "workspace.json", "histograms.root", "history.png", *regions, "cutflow.png",
-            "landscape.png", "checkpoints/latest", "checkpoints/step_*.npz"]  # fmt: skip
+    return ["report.md", "workspace.json", "histograms.root", "cabinetry_config.yml", "history.png", *regions,
+            "cutflow.png", "landscape.png", "checkpoints/latest", "checkpoints/step_*.npz"]  # fmt: skip
 
 
 def _check_workspace(ws: dict) -> None:
