@@ -24,6 +24,7 @@ import uproot
 import yaml
 
 from diffhep.config import load_config
+from diffhep.engine.chunk_prepare import ChunkProgram, PrepareChunk
 from diffhep.engine.chunked import ChunkedAnalysis
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.errors import ConfigError
@@ -240,3 +241,17 @@ def test_a_failing_evaluation_is_one_line_naming_the_weight(folder):
     message = str(info.value)
     assert "\n" not in message and message.startswith('variation weight \'correction(sf.jet_sf, "sideways"')
     assert "correction sf.jet_sf failed: " in message, message
+
+
+def test_prepared_chunks_depend_on_the_correction_files_contents(folder, tmp_path):
+    """A streamed run's cached chunks (``PrepareChunk.version``) change when a correction file changes."""
+    _, path = folder
+    (tmp_path / "corrections.json").write_text(json.dumps(CORRECTIONS))
+    analysis, _ = _weights(_write(tmp_path, config(path, "events"), "cached"))
+    program = ChunkProgram.of(analysis, analysis.config)
+    before = PrepareChunk(program, {"ttbar": 1.0}).version()
+    assert PrepareChunk(program, {"ttbar": 1.0}).version() == before
+    changed = json.loads(json.dumps(CORRECTIONS))
+    changed["corrections"][1]["data"]["default"] = 1.2
+    (tmp_path / "corrections.json").write_text(json.dumps(changed))
+    assert PrepareChunk(program, {"ttbar": 1.0}).version() != before

@@ -312,6 +312,9 @@ class PrepareChunk:
         parts = [self.program.config, self.program.base, sorted(self.totals.items()),
                  sorted((list(c), sorted(s.items())) for c, s in self.skips.items()),
                  str(jnp.result_type(float)), self.program.analysis().discrete]  # fmt: skip
+        corrections = self.program.analysis().sections.corrections
+        if corrections:  # the weights depend on the correction files' contents, not only on their names
+            parts.append(sorted((k, hashlib.sha256(Path(f).read_bytes()).hexdigest()) for k, f in corrections.items()))
         return "configured-" + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
     def __call__(self, chunk: Chunk) -> SampleData:
