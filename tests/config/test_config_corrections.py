@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from diffhep.config import load_config
+from diffhep.config import load_config, register
 from diffhep.config.expr import parse
 from diffhep.errors import ConfigError
 
@@ -157,3 +157,9 @@ def test_strings_only_as_correction_inputs():
     for text in ('"up"', 'f("up")', 'correction(a.b, "up" + 1)'):
         with pytest.raises(ConfigError, match="only numbers and True/False are constants"):
             parse(text)
+
+
+@pytest.mark.parametrize("name", ["correction", "leading"])
+def test_plugins_cannot_take_the_names_of_the_weight_functions(name):
+    with pytest.raises(ConfigError, match=f"register: '{name}' is a built-in function"):
+        register(name)(lambda x: x)

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from diffhep.config import expr as _expr
-from diffhep.config.checks import FieldPath, check_config, format_path
+from diffhep.config.checks import WEIGHT_FUNCTIONS, FieldPath, check_config, format_path
 from diffhep.config.corrections import describe as describe_corrections
 from diffhep.config.schema import fill_defaults, schema_errors
 from diffhep.config.sections import Sections, build_sections
@@ -475,7 +475,7 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """
     if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
         raise ConfigError(f"register: {name!r} is not a valid function name; expected letters, digits and _")
-    if name in _expr.BUILTIN_FUNCTIONS:
+    if name in _expr.BUILTIN_FUNCTIONS or name in WEIGHT_FUNCTIONS:
         raise ConfigError(f"register: {name!r} is a built-in function; choose another name")
 
     def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
