@@ -117,7 +117,8 @@ def config(path: str, normalisation: str) -> dict:
                 "type": "histosys",
                 "up": {"weight": 'correction(sf.jet_sf, "up", leading(jets.pt, 1))'},
                 "down": {"weight": 'correction(sf.jet_sf, "down", leading(jets.pt, 1))'},
-            }
+            },
+            "flat": {"type": "histosys", "up": {"weight": 'correction(sf.jet_sf, "up", 40)'}},  # numbers only: 1.1
         },
     }
 
@@ -183,6 +184,7 @@ def test_weights_are_correctionlibs(folder, plain, normalisation):
         varied = weights[f"ttbar/jet_sf/{direction}"]
         np.testing.assert_allclose(varied, nominal * plain[direction], rtol=1e-12, atol=0)
         assert np.std(plain[direction]) > 0
+    np.testing.assert_allclose(weights["ttbar/flat/up"], nominal * 1.1, rtol=1e-12, atol=0)
     if normalisation == "weight":
         assert np.sum(weights["ttbar"]) == pytest.approx(XSEC * LUMI, rel=1e-12)
     else:  # the mean weight (genWeight times the correction) is not 1: the events normalisation keeps it
@@ -215,16 +217,17 @@ def test_the_normalisations_differ_and_agree_without_a_weight(folder):
     )
 
 
-def test_streaming_equals_in_memory(folder):
+@pytest.mark.parametrize("normalisation", ["weight", "events"])
+def test_streaming_equals_in_memory(folder, normalisation):
     root, path = folder
-    analysis, _ = _weights(_write(root, config(path, "events"), "streamed"))
+    analysis, _ = _weights(_write(root, config(path, normalisation), f"streamed_{normalisation}"))
     with jax.enable_x64(True):
         memory = analysis.hard_histograms(CUTS)
         settings = ExecutionSettings(mode="streaming", chunk_size=70, reuse=False)
         with ChunkedAnalysis(analysis, analysis.config.data, settings=settings) as streamed:
             streamed.load()
             hard = streamed.hard_histograms(CUTS)
-    assert list(hard["ht"]) == ["ttbar", "ttbar/jet_sf/up", "ttbar/jet_sf/down"]
+    assert list(hard["ht"]) == ["ttbar", "ttbar/jet_sf/up", "ttbar/jet_sf/down", "ttbar/flat/up"]
     for key, h in memory["ht"].items():
         np.testing.assert_allclose(hard["ht"][key].counts, h.counts, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(hard["ht"][key].sumw2, h.sumw2, rtol=1e-12, atol=1e-9)
