@@ -22,7 +22,9 @@ Modules, in the order a config flows through them:
 * :mod:`~diffhep.engine.discrete`: which fields are integer or boolean in the files (their comparisons with a
   parameter are hard forward, straight-through backward);
 * :mod:`~diffhep.engine.combine`: one structure for all samples and variations;
-* :mod:`~diffhep.engine.configured`: :class:`ConfiguredAnalysis`, the in-memory analysis;
+* :mod:`~diffhep.engine.configured`: :class:`ConfiguredAnalysis`, the in-memory analysis; it reads the
+  samples' files, or events already in memory (``ConfiguredAnalysis.from_config(config, events={"ttbar":
+  array, ...})``: uproot's flat branches or coffea's NanoEvents, :mod:`diffhep.io.memory`);
 * :mod:`~diffhep.engine.chunk_prepare`, :mod:`~diffhep.engine.chunk_padding`,
   :mod:`~diffhep.engine.chunked`: the same analysis chunk by chunk (streaming, Dask)
   on :mod:`diffhep.execute`;

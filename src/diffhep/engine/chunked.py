@@ -80,6 +80,10 @@ class ChunkedAnalysis:
     ) -> None:  # fmt: skip
         if settings.mode not in ("streaming", "dask"):
             raise InputError(f"ChunkedAnalysis runs mode 'streaming' or 'dask', got {settings.mode!r}")
+        if analysis.memory is not None:
+            raise InputError(
+                "events given in memory run in memory (analysis.load()); streaming and dask read the samples' files"
+            )
         self.inner = analysis
         self.settings = settings
         self.resolution = resolution

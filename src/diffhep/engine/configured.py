@@ -21,6 +21,11 @@ a plain dict is validated into one first. Structure is static, values flow:
 
 Histograms are ``region -> key -> Histogram`` with the same keys as the data:
 the nominal samples and their variations (used by :meth:`spec` for ``histosys``).
+
+Events already in memory replace the files: ``ConfiguredAnalysis.from_config(config,
+events={"ttbar": array, ...})`` reads each sample from its Awkward Array (flat
+NanoAOD branches ``Jet_pt``, ``MET_pt`` or coffea-style records ``events.Jet.pt``,
+``events.MET.pt``: :mod:`diffhep.io.memory`) and opens no file.
 """
 
 from __future__ import annotations
@@ -46,9 +51,10 @@ from diffhep.engine.discrete import comparisons as discrete_comparisons
 from diffhep.engine.discrete import find as find_discrete
 from diffhep.engine.expressions import text
 from diffhep.engine.objects import ObjectWeights, parse_objects
-from diffhep.errors import InputError
+from diffhep.errors import InputError, closest
 from diffhep.histogram import Histogram
 from diffhep.infer import asimov_significance, expected_cls, expected_discovery_significance, poi_uncertainty
+from diffhep.io.memory import MemoryEvents
 from diffhep.io.read import read_events
 from diffhep.likelihood import Model, build_model, mc_floor
 
@@ -98,12 +104,29 @@ class ConfiguredAnalysis:
         region_defs: region name -> parsed ``regions:`` entry.
         expressions: checked expressions (event, candidate and weight definitions).
         branch_plan: which branches each object and event quantity reads.
+        memory: variant key (:meth:`variants`) -> its events in memory, or ``None``
+            (the samples' files are read).
+
+    Events in memory (``events``): sample name -> an Awkward Array of its events
+    (:class:`~diffhep.io.memory.MemoryEvents` lists the forms accepted), and
+    ``"<sample>/<systematic>/<up|down>"`` -> the events of each variation that
+    reads its own ``files``. They replace every file: the samples' ``files`` are
+    not opened, a sample is normalised over the array's events, and discreteness
+    comes from the arrays' types. Loading, histograms, the spec and the workspace
+    are then the same as from files holding these events; the chunked execution
+    reads files and refuses them.
 
     The chunked execution (:mod:`diffhep.engine.chunk_prepare`) builds each
     chunk's data from these, the same way :meth:`load` builds all events.
     """
 
-    def __init__(self, config: Config | Mapping[str, Any], *, base: str | Path | None = None):
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any],
+        *,
+        base: str | Path | None = None,
+        events: Mapping[str, Any] | None = None,
+    ):
         config = _as_config(config, base)
         sections = config.sections
         self.config = config
@@ -152,16 +175,58 @@ class ConfiguredAnalysis:
         )
         self._data: SampleData | None = None
         self._soft_flow: Callable[..., Any] | None = None
+        self.memory = None if events is None else self._in_memory(events)
 
     @classmethod
-    def from_config(cls, config: Config | Mapping[str, Any], *, base: str | Path | None = None) -> ConfiguredAnalysis:
+    def from_config(
+        cls,
+        config: Config | Mapping[str, Any],
+        *,
+        base: str | Path | None = None,
+        events: Mapping[str, Any] | None = None,
+    ) -> ConfiguredAnalysis:
         """Build the analysis from a loaded :class:`~diffhep.config.Config`.
 
         A plain dict (tests, programmatic use) is first validated by
         :func:`~diffhep.config.load_config_dict` with relative paths starting at
         ``base`` (default: the working directory), so both take one path.
+        ``events``: the samples' events in memory, read instead of their files
+        (see the class docstring).
         """
-        return cls(config, base=base)
+        return cls(config, base=base, events=events)
+
+    def _in_memory(self, events: Mapping[str, Any]) -> dict[str, MemoryEvents]:
+        """Variant key -> its events; a one-line :class:`InputError` for a wrong type, an unknown or a missing key."""
+        own = [key for key, _, variation in self.variants() if variation.files]  # variations reading other files
+        expected = [*self._samples, *own]
+        if not isinstance(events, Mapping):
+            example = f"events={{{expected[0]!r}: array, ...}}"
+            got = "an Awkward Array" if isinstance(events, ak.Array) else f"a {type(events).__name__}"
+            raise InputError(f"events: expected a mapping of sample name -> its events ({example}); got {got}")
+        for key in events:
+            sample = next((s.name for k, s, _ in self.variants() if k == key), None)
+            if sample is not None and key not in expected:
+                raise InputError(
+                    f"events[{key!r}]: variation {key!r} reads no files of its own, it varies the events of "
+                    f"sample {sample!r}: give only events[{sample!r}]"
+                )
+            if key not in expected:
+                raise InputError(
+                    f"events[{key!r}]: no sample or variation reading its own files has that name"
+                    f"{closest(str(key), expected)}"
+                )
+        given = {key: MemoryEvents(array, f"events[{key!r}]") for key, array in events.items()}
+        for key in expected:
+            if key in given:
+                continue
+            if key in own:
+                name, direction = key.rsplit("/", 2)[1:]
+                raise InputError(
+                    f"variation {key!r} reads other files (systematics.{name}.{direction}.files): "
+                    f"give its events as events[{key!r}]"
+                )
+            raise InputError(f"sample {key!r} has no events in memory: give them as events[{key!r}]")
+        return {key: given[key if variation.files else sample.name] for key, sample, variation in self.variants()}
 
     # -- loading ------------------------------------------------------------
     def variants(self) -> list[tuple[str, loading.SampleDef, systematics.Variation]]:
@@ -176,12 +241,18 @@ class ConfiguredAnalysis:
                         out.append((systematics.variation_key(s, syst.name, direction), self._samples[s], variation))
         return out
 
+    def _memory(self, key: str) -> MemoryEvents | None:
+        """The events in memory of variant ``key``, or ``None`` (read from files)."""
+        return None if self.memory is None else self.memory[key]
+
     def _wanted(self) -> dict[tuple[tuple[str, ...], str], set[str]]:
-        """``(files, tree) -> branches`` that :meth:`load` reads."""
+        """``(files, tree) -> branches`` that :meth:`load` reads (``files``: ``(where,)`` of events in memory)."""
         wanted: dict[tuple[tuple[str, ...], str], set[str]] = {}
-        for _, sample, variation in self.variants():
-            files = tuple(loading.expand_files(list(variation.files or sample.files)))
-            needed, _ = loading.required_branches(self.branch_plan, self.object_defs, sample, variation)
+        for key, sample, variation in self.variants():
+            memory = self._memory(key)
+            with errors_within(f"sample {sample.name!r}"):  # the first file of each: a URL that cannot be read
+                files, _, _ = loading.sample_input(sample, variation, memory)
+                needed, _ = loading.required_branches(self.branch_plan, self.object_defs, sample, variation, memory)
             wanted.setdefault((files, sample.tree), set()).update(needed)
         return wanted
 
@@ -191,12 +262,15 @@ class ConfiguredAnalysis:
         A TTree records each branch's uncompressed size. An RNTuple's fields do not
         (uproot gives no per-field size), so a file holding one counts as
         :data:`RNTUPLE_EXPANSION` times its size on disk: an upper estimate (ROOT's
-        compression rarely exceeds it) that errs towards streaming.
+        compression rarely exceeds it) that errs towards streaming. Events given in
+        memory read nothing: 0.
         """
         import os
 
         import uproot
 
+        if self.memory is not None:
+            return 0
         total = 0
         for (files, tree), names in self._wanted().items():
             for path in files:
@@ -218,7 +292,7 @@ class ConfiguredAnalysis:
         every slope (:mod:`diffhep.engine.discrete`). Read from the branches' types, once;
         :meth:`load` and every streamed chunk carry it in :attr:`SampleData.discrete`.
         """
-        return find_discrete(self.variants(), plan_=self.branch_plan, defs=self.object_defs)
+        return find_discrete(self.variants(), plan_=self.branch_plan, defs=self.object_defs, memory=self.memory)
 
     def discrete_comparisons(self) -> list[str]:
         """The comparisons with a parameter evaluated straight-through (:func:`diffhep.engine.discrete.comparisons`)."""
@@ -228,10 +302,17 @@ class ConfiguredAnalysis:
         """Read every sample and variation once; the static structure, a pytree (also kept for the hard path)."""
         wanted = self._wanted()
         cache: dict[tuple[tuple[str, ...], str], ak.Array] = {}
+        memory = {(m.where,): m for m in (self.memory or {}).values()}
 
         def read(files: tuple[str, ...], tree: str, _: list[str]) -> ak.Array:
             if (files, tree) not in cache:
-                cache[(files, tree)] = read_events(list(files), tree=tree, branches=sorted(wanted[(files, tree)]))
+                names = sorted(wanted[(files, tree)])
+                in_memory = memory.get(files)
+                cache[(files, tree)] = (
+                    in_memory.read(names)
+                    if in_memory is not None
+                    else read_events(list(files), tree=tree, branches=names)
+                )
             return cache[(files, tree)]
 
         variants = self.variants()
@@ -245,9 +326,10 @@ class ConfiguredAnalysis:
                 region_defs=self.region_defs,
                 lumi_pb=self.lumi_pb,
                 read=read,
+                memory=self._memory(key),
                 **options,
             )
-            for _, sample, variation in variants
+            for key, sample, variation in variants
         ]
         data = combine.concatenate(parts, [key for key, _, _ in variants], self.object_defs, self.expressions)
         data = dataclasses.replace(data, discrete=self.discrete)
@@ -293,7 +375,8 @@ class ConfiguredAnalysis:
     def mean_weights(self) -> dict[str, float]:
         """Sample -> its mean MC event weight ``sum(w) / N`` before any cut (events), the floor of its empty
         bins (:func:`diffhep.engine.mc_stats.mean_weights`: from the files' entries, read once)."""
-        return mc_stats.mean_weights(self._samples, self.lumi_pb)
+        entries = None if self.memory is None else {k: self.memory[k].num_entries for k in self._samples}
+        return mc_stats.mean_weights(self._samples, self.lumi_pb, entries)
 
     def spec(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> dict[str, Any]:
         """The pyhf-like spec of ``histograms`` (numbers may be traced); empty background bins hold one

@@ -11,7 +11,8 @@ and the soft weights of such values equal the hard ones at every slope.
 Discreteness is read from the files' types (structure, never values): a name is
 discrete when its branch is of integer or boolean type in every file of every
 sample and variation (after the variation's ``scale``, which makes it floating
-point), as :func:`find` reads it from an empty entry range. The result is carried by
+point), as :func:`find` reads it from an empty entry range (of events in memory: their
+array's types, :class:`~diffhep.io.memory.MemoryEvents`). The result is carried by
 :attr:`SampleData.discrete <diffhep.engine.combine.SampleData>`, the same for the
 in-memory data and for every chunk of a streamed job.
 """
@@ -29,6 +30,7 @@ from diffhep.engine.expressions import discrete_scope, parameters_in, reads_only
 from diffhep.engine.objects import ObjectDef
 from diffhep.engine.regions import RegionDef
 from diffhep.engine.systematics import Variation
+from diffhep.io.memory import MemoryEvents
 from diffhep.io.read import expand_files, read_events
 
 __all__ = ["KINDS", "is_discrete", "find", "comparisons"]
@@ -59,7 +61,14 @@ def _one_file(
     key = (path, sample.tree, tuple(sorted(wanted)))
     if key not in read:
         read[key] = read_events(path, tree=sample.tree, branches=wanted, entry_start=0, entry_stop=0)
-    columns = loading._Columns(read[key], variation)
+    return _discrete_names(read[key], variation, resolved, events_)
+
+
+def _discrete_names(
+    empty: ak.Array, variation: Variation, resolved: Mapping[str, Mapping[str, str]], events_: Collection[str]
+) -> set[str]:
+    """The discrete names of ``empty``, no events of the branches read (their types)."""
+    columns = loading._Columns(empty, variation)
     out = {f"{obj}.{f}" for obj, fields in resolved.items() for f, b in fields.items() if b and is_discrete(columns(b))}
     return out | {n for n in events_ if is_discrete(columns(n))}
 
@@ -69,6 +78,7 @@ def find(
     *,
     plan_: branches.Plan,
     defs: Mapping[str, ObjectDef],
+    memory: Mapping[str, MemoryEvents] | None = None,
 ) -> tuple[str, ...]:
     """Sorted discrete names of every object (``"muons.charge"``) and event branch (``"nTag"``).
 
@@ -77,16 +87,22 @@ def find(
             <diffhep.engine.configured.ConfiguredAnalysis.variants>` gives them.
         plan_: the branches the config reads (:func:`diffhep.engine.branches.plan`).
         defs: object definitions (a union has no cuts or flags of its own: only collections count).
+        memory: variant key -> its events in memory, when they replace the files.
 
-    Reads no entry: only the types of the branches, in every file.
+    Reads no entry: only the types of the branches, in every file (or array).
     """
     found: set[str] | None = None
     read: dict[tuple[str, str, tuple[str, ...]], ak.Array] = {}
-    for _, sample, variation in variants:
-        files = expand_files(list(variation.files or sample.files))
-        wanted, where = loading.required_branches(plan_, defs, sample, variation)
-        available = branches.available_branches(files[0], sample.tree)
+    for key, sample, variation in variants:
+        events = memory[key] if memory is not None else None
+        wanted, where = loading.required_branches(plan_, defs, sample, variation, events)
+        _, _, available = loading.sample_input(sample, variation, events)
         resolved, _ = branches.branches_for(plan_, defs, available, where, variation)
+        if events is not None:
+            names = _discrete_names(events.empty(wanted), variation, resolved, plan_.events)
+            found = names if found is None else found & names
+            continue
+        files = expand_files(list(variation.files or sample.files))
         for path in files:
             names = _one_file(path, sample, variation, wanted, resolved, plan_.events, read)
             found = names if found is None else found & names

@@ -51,6 +51,7 @@ from diffhep.engine.objects import ObjectDef, ObjectEvaluator
 from diffhep.engine.regions import RegionDef
 from diffhep.engine.systematics import Variation
 from diffhep.errors import ConfigError, InputError, closest
+from diffhep.io.memory import MemoryEvents
 from diffhep.io.read import expand_files, num_entries, read_events
 
 vector.register_awkward()
@@ -60,6 +61,7 @@ __all__ = [
     "SampleDef",
     "Leading",
     "weight_refs",
+    "sample_input",
     "required_branches",
     "load_sample",
     "with_kernels",
@@ -110,7 +112,7 @@ class _Columns:
         return self.variation.column(branch, self.raw)
 
 
-def _check_alike(obj: str, arrays: Mapping[str, ak.Array], files: tuple[str, ...], tree: str) -> None:
+def _check_alike(obj: str, arrays: Mapping[str, ak.Array], files: tuple[str, ...], tree: str | None) -> None:
     """The branches of one object's collection are lists of equal lengths in every event.
 
     ``ak.zip`` would broadcast a branch with one value per event to every object
@@ -147,8 +149,11 @@ def _files_text(files: tuple[str, ...]) -> str:
     return files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more files)"
 
 
-def _locate(files: tuple[str, ...], tree: str, entry: int) -> tuple[str, int]:
-    """The file of the ``entry``-th event of ``files`` read one after the other, and the entry within it."""
+def _locate(files: tuple[str, ...], tree: str | None, entry: int) -> tuple[str, int]:
+    """The file of the ``entry``-th event of ``files`` read one after the other, and the entry within it
+    (``tree`` ``None``: events in memory, ``files`` is their one description)."""
+    if tree is None:
+        return files[0], entry
     for path in files:
         n = num_entries([path], tree=tree)
         if entry < n:
@@ -307,13 +312,26 @@ def _event_names(
     return out
 
 
+def sample_input(
+    sample: SampleDef, variation: Variation, memory: MemoryEvents | None = None
+) -> tuple[tuple[str, ...], str, list[str]]:
+    """``(files, where, branches)`` of what ``sample`` with ``variation`` reads: its files (``where``
+    ``"file:tree"``, the first file's branches), or its events in ``memory`` (``files`` ``(memory.where,)``)."""
+    if memory is not None:
+        return (memory.where,), memory.where, memory.branches
+    files = tuple(expand_files(list(variation.files or sample.files)))
+    return files, f"{files[0]}:{sample.tree}", branches.available_branches(files[0], sample.tree)
+
+
 def required_branches(
-    plan_: branches.Plan, defs: Mapping[str, ObjectDef], sample: SampleDef, variation: Variation
+    plan_: branches.Plan,
+    defs: Mapping[str, ObjectDef],
+    sample: SampleDef,
+    variation: Variation,
+    memory: MemoryEvents | None = None,
 ) -> tuple[list[str], str]:
-    """Branches to read for ``sample`` with ``variation`` and its files' description."""
-    files = expand_files(list(variation.files or sample.files))
-    where = f"{files[0]}:{sample.tree}"
-    available = branches.available_branches(files[0], sample.tree)
+    """Branches to read for ``sample`` with ``variation`` (from its files, or ``memory``) and their description."""
+    _, where, available = sample_input(sample, variation, memory)
     weight_where = f"variation weight {variation.weight_text!r}"
     plan_ = _with_refs(plan_, defs, weight_refs(variation.weight, defs, weight_where), weight_where)
     read, _ = branches.branches_for(plan_, defs, available, where, variation)
@@ -352,23 +370,29 @@ def load_sample(
     functions: Mapping[str, Callable[..., Any]],
     lumi_pb: float,
     read: Callable[[tuple[str, ...], str, list[str]], ak.Array] | None = None,
+    memory: MemoryEvents | None = None,
 ) -> SampleData:
     """Read one sample with one variation and build its :class:`SampleData` (host, once).
 
     ``read(files, tree, branches)`` may be given to share reads between variations.
+    ``memory``: the events in memory that replace the files (``files`` is then
+    ``(memory.where,)``; default ``read``: ``memory.read(branches)``).
     """
-    files = tuple(expand_files(list(variation.files or sample.files)))
-    wanted, where = required_branches(plan_, defs, sample, variation)
-    events = (read or (lambda f, t, b: read_events(list(f), tree=t, branches=b)))(files, sample.tree, wanted)
+    files, where, available = sample_input(sample, variation, memory)
+    wanted, _ = required_branches(plan_, defs, sample, variation, memory)
+    if memory is not None:
+        events = read(files, sample.tree, wanted) if read is not None else memory.read(wanted)
+    else:
+        events = (read or (lambda f, t, b: read_events(list(f), tree=t, branches=b)))(files, sample.tree, wanted)
     columns = _Columns(events, variation)
-    available = branches.available_branches(files[0], sample.tree)
+    tree = None if memory is not None else sample.tree  # None: no file to locate an entry in
 
     def raw_objects(plan: branches.Plan) -> tuple[dict[str, ak.Array], dict[str, tuple[str, ...]]]:
         resolved, kin = branches.branches_for(plan, defs, available, where, variation)
         raw = {}
         for obj, fields in resolved.items():
             records = {f: columns(b) for f, b in fields.items() if b}
-            _check_alike(obj, {b: records[f] for f, b in fields.items() if b}, files, sample.tree)
+            _check_alike(obj, {b: records[f] for f, b in fields.items() if b}, files, tree)
             cart = {
                 k: next(f for f in fields if f in v)
                 for k, v in branches.CARTESIAN.items()

@@ -31,17 +31,19 @@ from diffhep.io.read import expand_files, num_entries
 __all__ = ["mean_weights", "effective_mc_events", "background_totals", "background_penalty"]
 
 
-def mean_weights(samples: Mapping[str, SampleDef], lumi_pb: float) -> dict[str, float]:
+def mean_weights(
+    samples: Mapping[str, SampleDef], lumi_pb: float, entries: Mapping[str, int] | None = None
+) -> dict[str, float]:
     """Sample -> its mean MC event weight ``xsec_pb * lumi_pb / N`` (events per MC event).
 
     ``N`` is the number of entries of the sample's files (its nominal files;
-    a variation's own ``files`` do not change it). Loading reads every entry
-    and normalises the weights to ``sum(w) = xsec * lumi``, so this is
-    ``sum(w) / N`` of the loaded events.
+    a variation's own ``files`` do not change it), or ``entries[sample]`` (events
+    given in memory). Loading reads every entry and normalises the weights to
+    ``sum(w) = xsec * lumi``, so this is ``sum(w) / N`` of the loaded events.
     """
     out = {}
     for name, sample in samples.items():
-        n = num_entries(expand_files(list(sample.files)), tree=sample.tree)
+        n = entries[name] if entries is not None else num_entries(expand_files(list(sample.files)), tree=sample.tree)
         out[name] = sample.xsec_pb * lumi_pb / max(n, 1)
     return out
 

@@ -27,6 +27,7 @@ from jax import Array
 from diffhep.config.parameters import CutParameter
 from diffhep.errors import InputError
 from diffhep.histogram import BinnedKernel, binned_kernel
+from diffhep.io.memory import read_memory
 from diffhep.jagged import Jagged, from_awkward
 from diffhep.select import at_least, none_pass, soft_above, soft_below
 
@@ -122,7 +123,8 @@ def prepare(
 
     Args:
         events: events with ``Muon`` and ``Jet`` collections and ``MET_pt``,
-            ``genWeight`` (as read by :func:`diffhep.io.read_events`).
+            ``genWeight`` (as read by :func:`diffhep.io.read_events`; or uproot's flat
+            branches, or coffea's NanoEvents ``events.MET.pt``: :func:`~diffhep.io.memory.read_memory`).
         normalisation: xsec * lumi / sum of generator weights (events per unit
             generator weight).
         edges: binning of the dimuon mass, GeV.
@@ -130,6 +132,7 @@ def prepare(
     """
     if len(events) == 0:
         raise InputError("cannot prepare a sample with zero events")
+    events = read_memory(events, BRANCHES)  # the branches used, zipped as read_events zips them
     muons, mass, opposite = _leading_pair(events)
     weight = np.asarray(events.genWeight, dtype=np.float64) * normalisation * opposite
     dtype = jnp.result_type(float)

@@ -39,6 +39,7 @@ from jax import Array
 from diffhep.config.parameters import CutParameter
 from diffhep.errors import InputError
 from diffhep.histogram import BinnedKernel, Histogram, binned_kernel, fill
+from diffhep.io.memory import read_memory
 from diffhep.jagged import Jagged, from_awkward, structure_from_counts
 from diffhep.jagged.candidates import Z_MASS, Z_MASS_MAX, zz_candidates
 from diffhep.select import at_least, first_pass, soft_above, soft_below
@@ -133,13 +134,15 @@ def prepare(events: ak.Array, normalisation: float, *, edges: np.ndarray = EDGES
     Args:
         events: events with ``Muon`` and ``Electron`` collections (fields
             ``Px, Py, Pz, E, Charge, Iso``) and ``EventWeight``, as read by
-            :func:`diffhep.io.read_events` with :data:`BRANCHES`.
+            :func:`diffhep.io.read_events` with :data:`BRANCHES` (or in memory in any form
+            :func:`~diffhep.io.memory.read_memory` takes).
         normalisation: events per unit event weight (xsec * lumi / sum of weights).
         edges: binning of the four-lepton mass, GeV.
         bandwidth: KDE kernel width on ``m4l``, GeV (0: hard histogram).
     """
     if len(events) == 0:
         raise InputError("cannot prepare an H->ZZ sample with zero events")
+    events = read_memory(events, BRANCHES)  # the branches used, zipped as read_events zips them
     leptons = _leptons(events)
     cands = _zz(leptons)
     counts = ak.to_numpy(ak.num(cands, axis=1))

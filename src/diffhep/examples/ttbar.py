@@ -45,6 +45,7 @@ from jax import Array
 from diffhep.config.parameters import CutParameter
 from diffhep.errors import InputError
 from diffhep.histogram import BinnedKernel, Histogram, binned_kernel, fill
+from diffhep.io.memory import read_memory
 from diffhep.jagged import Jagged, from_awkward, structure_from_counts
 from diffhep.jagged.candidates import trijets as build_trijets
 from diffhep.select import exactly, first_pass, joint_count_distribution, soft_above
@@ -165,7 +166,8 @@ def prepare(
     Args:
         events: NanoAOD events with the ``Jet`` collection, the lepton
             collections in ``flavours`` and ``genWeight`` (read with
-            :func:`branches`).
+            :func:`branches`; or in memory as uproot's flat branches or coffea's
+            NanoEvents: :func:`~diffhep.io.memory.read_memory`).
         normalisation: events per unit generator weight.
         flavours: lepton collections to use; a sample that has no electrons
             must say so with ``flavours=("Muon",)``.
@@ -173,6 +175,7 @@ def prepare(
     """
     if len(events) == 0:
         raise InputError("cannot prepare a ttbar sample with zero events")
+    events = read_memory(events, branches(flavours))  # the branches used, zipped as read_events zips them
     dtype = jnp.result_type(float)
     leptons = _identified_leptons(events, flavours)
     jets = _jets(events)

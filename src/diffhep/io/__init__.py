@@ -2,6 +2,8 @@
 
 - :mod:`diffhep.io.generate`: synthetic NanoAOD-schema ntuples (signal, dy, ttbar, qcd).
 - :mod:`diffhep.io.read`: TTree/RNTuple reading with NanoAOD collection zipping.
+- :mod:`diffhep.io.memory`: events already in memory (uproot's flat branches, coffea's
+  NanoEvents records) read as the branches of a file.
 - :mod:`diffhep.io.samples`: samples with cross-sections and luminosity normalisation.
 - :mod:`diffhep.io.generate_agc`: synthetic CMS NanoAOD for the AGC ttbar template
   (ttbar, W+jets, single top; :data:`AGC_PROCESSES`).
