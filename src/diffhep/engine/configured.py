@@ -250,9 +250,8 @@ class ConfiguredAnalysis:
         wanted: dict[tuple[tuple[str, ...], str], set[str]] = {}
         for key, sample, variation in self.variants():
             memory = self._memory(key)
-            with errors_within(f"sample {sample.name!r}"):  # the first file of each: a URL that cannot be read
-                files, _, _ = loading.sample_input(sample, variation, memory)
-                needed, _ = loading.required_branches(self.branch_plan, self.object_defs, sample, variation, memory)
+            files, _, _ = loading.sample_input(sample, variation, memory)
+            needed, _ = loading.required_branches(self.branch_plan, self.object_defs, sample, variation, memory)
             wanted.setdefault((files, sample.tree), set()).update(needed)
         return wanted
 
