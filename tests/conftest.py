@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,8 @@ import pytest
 # Tests live in one folder per package (tests/engine/, tests/likelihood/, ...); their shared
 # factories (jagged_factory, workspace_factory, toy_analysis) sit here, importable from all.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from http_server import Server, serve  # noqa: E402 - the folder above is on the path now
 
 # No JAX persistent compilation cache in the tests: with jaxlib 0.10.2 serialising an
 # executable for the cache segfaulted a test process (test_template_ttbar, in
@@ -104,6 +106,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         _missing(str(SHARED_DATA))
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def shared_data_server(shared_data: Path) -> Iterator[Server]:
+    """A local HTTP server (byte ranges) serving ``../shared/data`` on 127.0.0.1 for one test module.
+
+    ``.url`` is ``http://127.0.0.1:PORT``; ``.requests`` the paths it was asked for.
+    """
+    with serve(shared_data) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

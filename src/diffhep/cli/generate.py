@@ -22,6 +22,7 @@ from typing import Any
 from diffhep.cli.common import add_command, load, table
 from diffhep.errors import ConfigError, DiffhepError, closest
 from diffhep.io.generate import DEFAULT_EVENTS as DIMUON_EVENTS
+from diffhep.io.read import is_url
 from diffhep.outputs import remove_temporaries, write_json
 
 EXAMPLES = """
@@ -167,6 +168,11 @@ def _for_config(args: argparse.Namespace) -> int:
     for name, sample in samples.items():
         block = sample["generate"]
         target = sample["files"][0]
+        if is_url(target):
+            raise config.error(
+                f"samples.{name}.files[0]",
+                f"{target!r} is a URL; generate: writes a local file: name one as the first entry of files",
+            )
         if glob.has_magic(target):
             raise config.error(
                 f"samples.{name}.files[0]",

@@ -22,6 +22,7 @@ from pathlib import Path
 from diffhep.cli.common import add_command, load
 from diffhep.config.templates import is_installed, template_names, template_root
 from diffhep.errors import DiffhepError, closest
+from diffhep.io.read import is_url
 
 EXAMPLES = """
   diffhep new myana --from dimuon                    # ./myana/config.yaml, README.md
@@ -181,7 +182,7 @@ def rewrite(
     changed: list[tuple[str, str]] = []
     kept: list[str] = []
     for field, value in _path_fields(config.data):  # type: ignore[attr-defined]
-        if Path(value).expanduser().is_absolute() or (dest / value).exists():
+        if is_url(value) or Path(value).expanduser().is_absolute() or (dest / value).exists():
             continue
         new = os.path.relpath(os.path.normpath(source / value), dest)
         line = config.line(field)  # type: ignore[attr-defined]

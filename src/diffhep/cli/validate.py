@@ -17,7 +17,7 @@ from typing import Any
 
 from diffhep.cli.common import add_command, build_analysis, load, number, table
 from diffhep.errors import ConfigError, InputError, closest
-from diffhep.io.read import branch_names, expand_files, num_entries, read_events
+from diffhep.io.read import branch_names, expand_files, is_url, num_entries, open_file, read_events
 from diffhep.outputs import write_json
 
 EXAMPLES = """
@@ -101,15 +101,19 @@ def _expand(config: Any, sample: str, patterns: tuple[str, ...], what: str) -> l
     for pattern in patterns:
         try:
             out += expand_files([pattern])
+            if is_url(pattern):  # reached once here: a 404 or a refused connection before any work
+                open_file(pattern).close()
         except InputError as exc:
             block = config.data["samples"].get(sample, {}).get("generate")
-            hint = f"; run: diffhep generate --config {config.source}" if block else ""
-            raise InputError(f"{config.source}: sample {sample!r}{what}: {exc}{hint}") from None
+            hint = f"; run: diffhep generate --config {config.source}" if block and not is_url(pattern) else ""
+            message = f"{config.source}: sample {sample!r}{what}: {exc}{hint}"
+            raise type(exc)(message, path=exc.path, key=exc.key) from None
     return out
 
 
 def check_files(config: Any) -> None:
-    """Every sample's files exist (globs match), with the ``diffhep generate`` hint; no file is opened."""
+    """Every sample's files exist (globs match, folders hold ROOT files), with the ``diffhep generate`` hint;
+    no local file is opened, a URL is (its header only: it can be reached and is ROOT)."""
     for name, sample in config.resolved["samples"].items():
         _expand(config, name, tuple(sample["files"]), "")
 
@@ -146,7 +150,8 @@ def check_data(config: Any, analysis: Any) -> tuple[dict[str, int | None], int]:
             except InputError as exc:
                 raise InputError(f"{config.source}: sample {name!r}{what}: {exc}") from None
         if not what:
-            events[name] = num_entries(paths, tree=tree)
+            n, limit = num_entries(paths, tree=tree), getattr(sample, "max_events", None)
+            events[name] = n if limit is None else min(n, limit)  # inputs.max_events_per_sample
     return events, len({p for _, p, _, _ in seen})
 
 

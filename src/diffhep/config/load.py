@@ -26,6 +26,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -437,12 +438,16 @@ def _resolve(base_dir: Path, relative: str) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+#: ``scheme://`` at the start of a ``files`` entry: a URL (``https://``, ``root://``), kept as written.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _resolved(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """A copy of ``data`` with every ``files`` and ``plugins`` entry absolute."""
+    """A copy of ``data`` with every ``files`` and ``plugins`` entry absolute (URLs kept as written)."""
     out = copy.deepcopy(data)
 
     def absolute(items: list[str]) -> list[str]:
-        return [str(_resolve(base_dir, item)) for item in items]
+        return [item if _URL.match(item) else str(_resolve(base_dir, item)) for item in items]
 
     out["plugins"] = absolute(out["plugins"])
     for correction in out["corrections"].values():

@@ -168,6 +168,8 @@ class Sample(_Locatable):
         weight_text: the event weight as written (``"1"`` when left out).
         weight: the parsed event weight.
         generate: the ``generate:`` block (process, events, seed), or ``None``.
+        max_files: read only its first files (``inputs.max_files_per_sample``), or ``None``.
+        max_events: read only its first events (``inputs.max_events_per_sample``), or ``None``.
         located: where the sample is written.
         normalisation: ``"weight"`` (``xsec_pb * lumi_pb / sum(weight)`` over the events read) or
             ``"events"`` (``xsec_pb * lumi_pb / N``: the AGC's with the weight left out).
@@ -181,6 +183,8 @@ class Sample(_Locatable):
     weight_text: str
     weight: Expr = field(compare=False)
     generate: Mapping[str, Any] | None = field(default=None, compare=False)
+    max_files: int | None = None
+    max_events: int | None = None
     located: Located | None = field(default=None, repr=False, compare=False)
     normalisation: str = "weight"
 
@@ -315,6 +319,7 @@ def build_sections(config: Config) -> Sections:
         top.at("parameters"),
     )
     samples = {}
+    inputs = data.get("inputs") or {}
     for name, s in data["samples"].items():
         path = f"samples.{name}.weight"
         weight = config.expressions[path]
@@ -327,6 +332,8 @@ def build_sections(config: Config) -> Sections:
             weight_text=weight.text,
             weight=weight,
             generate=_copy(s["generate"]) if s.get("generate") is not None else None,
+            max_files=inputs.get("max_files_per_sample"),
+            max_events=inputs.get("max_events_per_sample"),
             located=top.at("samples", name),
             normalisation=str(s["normalisation"]),
         )

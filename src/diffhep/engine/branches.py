@@ -27,7 +27,7 @@ from diffhep.engine.objects import ObjectDef
 from diffhep.engine.regions import RegionDef
 from diffhep.engine.systematics import Variation
 from diffhep.errors import InputError, closest
-from diffhep.io.read import branch_names
+from diffhep.io.read import branch_names, is_url
 
 __all__ = ["CARTESIAN", "Plan", "plan", "base_objects", "available_branches", "branches_for"]
 
@@ -108,7 +108,9 @@ def _branch_names(path: str, tree: str, stamp: tuple[int, int]) -> tuple[str, ..
 
 
 def available_branches(path: str, tree: str) -> list[str]:
-    """Branch names of ``tree`` in ``path`` (cached per file modification time and size)."""
+    """Branch names of ``tree`` in ``path`` (cached per file modification time and size; a URL: per URL)."""
+    if is_url(path):
+        return list(_branch_names(path, tree, (0, 0)))
     stat = os.stat(path)
     return list(_branch_names(path, tree, (stat.st_mtime_ns, stat.st_size)))
 

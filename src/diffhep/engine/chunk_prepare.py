@@ -53,6 +53,7 @@ from diffhep.engine.systematics import Variation
 from diffhep.errors import InputError
 from diffhep.execute.chunks import Chunk, read_chunk
 from diffhep.histogram import Histogram
+from diffhep.io.read import errors_within, open_file
 
 __all__ = ["CHUNK_KEY", "SLOPE", "ChunkProgram", "PrepareChunk", "normalisation_pass", "config_text"]
 
@@ -225,9 +226,7 @@ def _flat_count(chunk: Chunk, branch: str) -> int:
     """Number of values of ``branch`` in the chunk (its counter branch when it has one)."""
     if chunk.n_events == 0:
         return 0
-    import uproot
-
-    with uproot.open(chunk.file) as f:
+    with open_file(chunk.file) as f:  # a path or a URL
         obj = f[chunk.tree]
         counter = getattr(obj[branch], "count_branch", None) if hasattr(obj, "keys") else None
         if counter is not None:
@@ -280,7 +279,8 @@ def normalisation_pass(
             )
             if smeared or memo not in seen:
                 branches = sorted({variation.read_branches(n) for n in _weight_names(sample)})
-                events = read_chunk(chunk, branches)
+                with errors_within(f"sample {sample.name!r}"):
+                    events = read_chunk(chunk, branches)
                 seen[memo] = float(np.sum(_nominal_weight(events, chunk.n_events, sample, shifted, analysis.functions)))
             total += seen[memo]
         if n_events == 0 or total == 0.0:
@@ -325,7 +325,8 @@ class PrepareChunk:
         read: dict[str, ak.Array] = {}
 
         def reader(files: tuple[str, ...], tree: str, wanted: list[str]) -> ak.Array:
-            read["events"] = read_chunk(chunk, sorted(set(wanted) | extra))
+            with errors_within(f"sample {sample.name!r}"):  # a file that went away, a network error
+                read["events"] = read_chunk(chunk, sorted(set(wanted) | extra))
             return read["events"]
 
         options = dict(defs=analysis.object_defs, specs=analysis.expressions, parameters=analysis.parameter_map,

@@ -52,6 +52,7 @@ from diffhep.errors import InputError
 from diffhep.execute import ChunkCache, ChunkedStep, DaskStep, StepResult, compile_cache, plan_chunks
 from diffhep.execute.settings import ExecutionSettings
 from diffhep.histogram import Histogram
+from diffhep.io.read import errors_within
 
 __all__ = ["ChunkedAnalysis", "CONNECT_TIMEOUT_S"]
 
@@ -115,8 +116,10 @@ class ChunkedAnalysis:
         """Chunks of every dataset (sample or variation), in the order of the in-memory histograms."""
         chunks = []
         for key, sample, variation in self.inner.variants():
-            files = loading.expand_files(list(variation.files or sample.files))
-            chunks.extend(plan_chunks({key: files}, chunk_size=self.settings.chunk_size, tree=sample.tree))
+            with errors_within(f"sample {sample.name!r}"):  # a missing file, a URL that cannot be read
+                files = loading.expand_files(list(variation.files or sample.files))
+                size, limit = self.settings.chunk_size, sample.max_events
+                chunks.extend(plan_chunks({key: files}, chunk_size=size, tree=sample.tree, max_events=limit))
         return chunks
 
     def load(self) -> ChunkedAnalysis:

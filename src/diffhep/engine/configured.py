@@ -55,7 +55,7 @@ from diffhep.errors import InputError, closest
 from diffhep.histogram import Histogram
 from diffhep.infer import asimov_significance, expected_cls, expected_discovery_significance, poi_uncertainty
 from diffhep.io.memory import MemoryEvents
-from diffhep.io.read import read_events
+from diffhep.io.read import errors_within, open_file, read_events
 from diffhep.likelihood import Model, build_model, mc_floor
 
 __all__ = ["ConfiguredAnalysis", "OBJECTIVES"]
@@ -144,7 +144,10 @@ class ConfiguredAnalysis:
         self.region_defs = regions.parse_regions(sections.regions, self.object_defs, self.parameter_map)
         self.edges = {k: r.edges for k, r in self.region_defs.items()}
         self.observables = {k: r.label for k, r in self.region_defs.items()}
-        self._systematics = systematics.parse_systematics(sections.systematics, list(self._samples), self.base)
+        limit = (config.data.get("inputs") or {}).get("max_files_per_sample")
+        self._systematics = systematics.parse_systematics(
+            sections.systematics, list(self._samples), self.base, max_files=limit
+        )
         self.poi = sections.measurement.poi
         self._fixed = sections.measurement.fixed
         self._settings = {k: dict(v) for k, v in sections.measurement.parameters.items()}
@@ -250,8 +253,9 @@ class ConfiguredAnalysis:
         wanted: dict[tuple[tuple[str, ...], str], set[str]] = {}
         for key, sample, variation in self.variants():
             memory = self._memory(key)
-            files, _, _ = loading.sample_input(sample, variation, memory)
-            needed, _ = loading.required_branches(self.branch_plan, self.object_defs, sample, variation, memory)
+            with errors_within(f"sample {sample.name!r}"):  # the first file of each: a URL that cannot be read
+                files, _, _ = loading.sample_input(sample, variation, memory)
+                needed, _ = loading.required_branches(self.branch_plan, self.object_defs, sample, variation, memory)
             wanted.setdefault((files, sample.tree), set()).update(needed)
         return wanted
 
@@ -264,20 +268,16 @@ class ConfiguredAnalysis:
         compression rarely exceeds it) that errs towards streaming. Events given in
         memory read nothing: 0.
         """
-        import os
-
-        import uproot
-
         if self.memory is not None:
             return 0
         total = 0
         for (files, tree), names in self._wanted().items():
             for path in files:
-                with uproot.open(path) as f:
+                with open_file(path) as f:  # a path or a URL
                     t = f[tree]
                     present = [b for b in names if b in t]
                     if present and not hasattr(t[present[0]], "uncompressed_bytes"):  # an RNTuple
-                        total += RNTUPLE_EXPANSION * os.path.getsize(path)
+                        total += RNTUPLE_EXPANSION * f.file.source.num_bytes
                     else:
                         total += sum(int(t[b].uncompressed_bytes) for b in present)
         return total
@@ -300,6 +300,7 @@ class ConfiguredAnalysis:
     def load(self) -> SampleData:
         """Read every sample and variation once; the static structure, a pytree (also kept for the hard path)."""
         wanted = self._wanted()
+        stop = (self.config.data.get("inputs") or {}).get("max_events_per_sample")  # None: every event
         cache: dict[tuple[tuple[str, ...], str], ak.Array] = {}
         memory = {(m.where,): m for m in (self.memory or {}).values()}
 
@@ -310,7 +311,7 @@ class ConfiguredAnalysis:
                 cache[(files, tree)] = (
                     in_memory.read(names)
                     if in_memory is not None
-                    else read_events(list(files), tree=tree, branches=names)
+                    else read_events(list(files), tree=tree, branches=names, entry_stop=stop)
                 )
             return cache[(files, tree)]
 

@@ -26,7 +26,7 @@ from diffhep.engine.expressions import LEADING, bit_problem, names, parameters_i
 from diffhep.engine.loading import SampleDef, weight_refs
 from diffhep.engine.objects import ObjectDef
 from diffhep.engine.regions import RegionDef
-from diffhep.engine.systematics import SystematicDef
+from diffhep.engine.systematics import SystematicDef, limited_files
 from diffhep.errors import ConfigError, closest
 
 __all__ = ["plugin_functions", "parse_parameters", "parse_samples", "check_expressions"]
@@ -49,17 +49,20 @@ def parse_parameters(sections: Sections) -> tuple[CutParameter, ...]:
 
 
 def parse_samples(sections: Sections) -> dict[str, SampleDef]:
-    """Sample name -> its definition (files absolute, weight parsed by the config package)."""
+    """Sample name -> its definition (files absolute, weight parsed by the config package; with
+    ``inputs.max_files_per_sample``, the first files its patterns expand to)."""
     return {
         name: SampleDef(
             name=name,
             role=s.role,
-            files=s.files,
+            files=limited_files(s.files, s.max_files, f"sample {name!r}"),
             tree=s.tree,
             xsec_pb=s.xsec_pb,
             weight=s.weight.tree.body,
             weight_text=s.weight_text,
             normalisation=s.normalisation,
+            max_files=s.max_files,
+            max_events=s.max_events,
         )
         for name, s in sections.samples.items()
     }

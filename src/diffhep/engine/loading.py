@@ -52,7 +52,7 @@ from diffhep.engine.regions import RegionDef
 from diffhep.engine.systematics import Variation
 from diffhep.errors import ConfigError, InputError, closest
 from diffhep.io.memory import MemoryEvents
-from diffhep.io.read import expand_files, num_entries, read_events
+from diffhep.io.read import errors_within, expand_files, num_entries, read_events
 
 vector.register_awkward()
 
@@ -84,6 +84,8 @@ class SampleDef:
         weight: parsed event weight expression, or ``None`` (1).
         weight_text: its source.
         normalisation: ``"weight"``: ``xsec_pb * lumi_pb / sum(weight)``; ``"events"``: ``xsec_pb * lumi_pb / N``.
+        max_files: its files were cut to this many (``inputs.max_files_per_sample``), or ``None``.
+        max_events: read only its first events (``inputs.max_events_per_sample``), or ``None``.
     """
 
     name: str
@@ -94,6 +96,8 @@ class SampleDef:
     weight: ast.expr | None = None
     weight_text: str = "1"
     normalisation: str = "weight"
+    max_files: int | None = None
+    max_events: int | None = None
 
 
 class _Columns:
@@ -383,7 +387,11 @@ def load_sample(
     if memory is not None:
         events = read(files, sample.tree, wanted) if read is not None else memory.read(wanted)
     else:
-        events = (read or (lambda f, t, b: read_events(list(f), tree=t, branches=b)))(files, sample.tree, wanted)
+        stop = sample.max_events  # inputs.max_events_per_sample; None: every event
+        with errors_within(f"sample {sample.name!r}"):  # a file that went away, a network error
+            events = (read or (lambda f, t, b: read_events(list(f), tree=t, branches=b, entry_stop=stop)))(
+                files, sample.tree, wanted
+            )
     columns = _Columns(events, variation)
     tree = None if memory is not None else sample.tree  # None: no file to locate an entry in
 

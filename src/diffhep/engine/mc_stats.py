@@ -44,6 +44,7 @@ def mean_weights(
     out = {}
     for name, sample in samples.items():
         n = entries[name] if entries is not None else num_entries(expand_files(list(sample.files)), tree=sample.tree)
+        n = n if sample.max_events is None else min(n, sample.max_events)  # inputs.max_events_per_sample
         out[name] = sample.xsec_pb * lumi_pb / max(n, 1)
     return out
 

@@ -37,6 +37,7 @@ import numpy as np
 from diffhep.engine.expressions import names, parse
 from diffhep.errors import ConfigError, closest
 from diffhep.histogram import Histogram
+from diffhep.io.read import errors_within, expand_files, is_url
 from diffhep.likelihood import SUMW2_EPSILON, check_mean_weights, mc_floor, to_pyhf
 
 __all__ = ["Variation", "SystematicDef", "parse_systematics", "variation_key", "build_spec", "workspace"]
@@ -55,7 +56,7 @@ class Variation:
         seed: seed of the smearing.
         weight: expression multiplying the event weight (parsed), or ``None``.
         weight_text: its source.
-        files: alternative files (paths or globs, absolute), or empty.
+        files: alternative files (paths, globs or folders, absolute, or URLs), or empty.
     """
 
     scale: Mapping[str, float] = field(default_factory=dict)
@@ -112,7 +113,16 @@ class SystematicDef:
     down: Variation | None = None
 
 
-def _variation(spec: Any, where: str, base: Path) -> Variation:
+def limited_files(files: tuple[str, ...], max_files: int | None, where: str) -> tuple[str, ...]:
+    """``files`` (paths, globs, folders, URLs) as they are, or, with ``max_files``, the first
+    ``max_files`` files they expand to (``inputs.max_files_per_sample``); errors start with ``where``."""
+    if max_files is None:
+        return files
+    with errors_within(where):
+        return tuple(expand_files(list(files), max_files=max_files))
+
+
+def _variation(spec: Any, where: str, base: Path, max_files: int | None = None) -> Variation:
     if not isinstance(spec, Mapping):
         raise ConfigError(
             f"{where}: a variation is a mapping with scale, branches, weight, files or smear, got {spec!r}"
@@ -124,7 +134,8 @@ def _variation(spec: Any, where: str, base: Path) -> Variation:
             f"{closest(sorted(unknown)[0], ['scale', 'branches', 'smear', 'seed', 'weight', 'files'])}"
         )
     weight = spec.get("weight")
-    files = tuple(str(base / f) for f in spec.get("files") or ())
+    files = tuple(f if is_url(f) else str(base / f) for f in spec.get("files") or ())
+    files = limited_files(files, max_files, where) if files else files
     return Variation(
         scale={k: float(v) for k, v in dict(spec.get("scale") or {}).items()},
         branches={k: str(v) for k, v in dict(spec.get("branches") or {}).items()},
@@ -136,8 +147,10 @@ def _variation(spec: Any, where: str, base: Path) -> Variation:
     )
 
 
-def parse_systematics(config: Mapping[str, Mapping[str, Any]], samples: list[str], base: Path) -> list[SystematicDef]:
-    """Parse ``systematics:`` (``samples`` defaults to all samples)."""
+def parse_systematics(
+    config: Mapping[str, Mapping[str, Any]], samples: list[str], base: Path, *, max_files: int | None = None
+) -> list[SystematicDef]:
+    """Parse ``systematics:`` (``samples`` defaults to all samples; ``max_files``: of a variation's ``files``)."""
     out = []
     for name, spec in (config or {}).items():
         where = f"systematic {name!r}"
@@ -164,9 +177,9 @@ def parse_systematics(config: Mapping[str, Mapping[str, Any]], samples: list[str
         elif kind == "histosys":
             if "up" not in spec:
                 raise ConfigError(f"{where}: a histosys needs 'up' (and optionally 'down')")
-            kwargs["up"] = _variation(spec["up"], f"{where} up", base)
+            kwargs["up"] = _variation(spec["up"], f"{where} up", base, max_files)
             if spec.get("down") is not None:
-                kwargs["down"] = _variation(spec["down"], f"{where} down", base)
+                kwargs["down"] = _variation(spec["down"], f"{where} down", base, max_files)
         out.append(SystematicDef(name=name, type=kind, samples=chosen, **kwargs))
     return out
 

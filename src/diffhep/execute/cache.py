@@ -9,7 +9,9 @@ passes load it back in one ``numpy.load``. Format, one file per chunk:
   ``skeleton``: the pickled pytree with each leaf replaced by its index, which
   restores the classes and their static fields (``n_events``, ``edges``, ...);
 * the key is a SHA-256 of the file's absolute path, modification time and
-  size, the chunk's dataset, tree and entry range, the user's ``version`` string
+  size (a URL: the URL as written; a file changed at the same URL needs a new
+  ``version`` or an emptied folder), the chunk's dataset, tree and entry
+  range, the user's ``version`` string
   (change it when the ``prepare`` function or its options change), the contents
   of the ``sources`` files (by default every plugin module this process has
   imported, as imported: an edited plugin is never served the chunks its old
@@ -52,6 +54,7 @@ from diffhep import __version__
 from diffhep.config import load as _config_load
 from diffhep.errors import InputError
 from diffhep.execute.chunks import Chunk
+from diffhep.io.read import is_url
 
 __all__ = ["ChunkCache"]
 
@@ -112,14 +115,18 @@ class ChunkCache:
 
     def key(self, chunk: Chunk) -> str:
         """Hex key of ``chunk``: depends on the file's path, mtime and size, the range, the version and the sources."""
-        path = os.path.abspath(chunk.file)
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
-            raise InputError(f"file not found: {chunk.file}") from None
+        if is_url(chunk.file):  # nothing to stat: the URL alone (see the module's docstring)
+            path, mtime, size = chunk.file, None, None
+        else:
+            path = os.path.abspath(chunk.file)
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                raise InputError(f"file not found: {chunk.file}") from None
+            mtime, size = stat.st_mtime_ns, stat.st_size
 
-        fields = [FORMAT_VERSION, __version__, jax.__version__, self.version, path, stat.st_mtime_ns,
-                  stat.st_size, chunk.dataset, chunk.tree, chunk.start, chunk.stop, self.sources]  # fmt: skip
+        fields = [FORMAT_VERSION, __version__, jax.__version__, self.version, path, mtime,
+                  size, chunk.dataset, chunk.tree, chunk.start, chunk.stop, self.sources]  # fmt: skip
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:40]
 
     def path(self, chunk: Chunk) -> Path:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import awkward as ak
 
 from diffhep.errors import InputError
-from diffhep.io.read import FileArg, expand_files, num_entries, read_events
+from diffhep.io.read import FileArg, check_limit, expand_files, num_entries, read_events
 
 __all__ = ["AGC_CHUNK_SIZE", "Chunk", "plan_chunks", "read_chunk", "ReadAndPrepare"]
 
@@ -42,7 +42,7 @@ class Chunk(NamedTuple):
 
     Attributes:
         dataset: name of the sample the file belongs to (results are summed per dataset).
-        file: path of the ROOT file.
+        file: path or URL of the ROOT file.
         tree: TTree or RNTuple name.
         start: first entry (inclusive).
         stop: last entry (exclusive); ``stop == start`` for an empty chunk.
@@ -84,6 +84,7 @@ def plan_chunks(
     *,
     chunk_size: int = AGC_CHUNK_SIZE,
     tree: str = "Events",
+    max_events: int | None = None,
 ) -> list[Chunk]:
     """Split files into event ranges of at most ``chunk_size`` events.
 
@@ -92,6 +93,8 @@ def plan_chunks(
             list is one dataset named ``"events"``.
         chunk_size: maximum events per chunk (``>= 1``).
         tree: TTree or RNTuple name in every file.
+        max_events: plan only the first ``max_events`` events of each dataset
+            (its files in order; files after the limit are not opened); ``None``: all.
 
     Returns:
         Chunks in dataset, file and entry order; one empty chunk per empty file.
@@ -101,13 +104,19 @@ def plan_chunks(
             tree is missing, or ``chunk_size`` is not a positive integer.
     """
     size = check_chunk_size(chunk_size)
+    limit = check_limit(max_events, "max_events")
     datasets = dict(files) if isinstance(files, Mapping) else {DEFAULT_DATASET: files}
     if not datasets:
         raise InputError("no datasets given: pass {dataset: files} with at least one entry")
     plan = []
     for dataset, paths in datasets.items():
+        left = limit
         for path in expand_files(paths):
+            if left == 0:
+                break
             n_entries = num_entries(path, tree=tree)
+            if left is not None:
+                n_entries, left = min(n_entries, left), left - min(n_entries, left)
             plan.extend(Chunk(str(dataset), path, tree, a, b) for a, b in _split(n_entries, size))
     return plan
 
