@@ -169,16 +169,24 @@ def test_unreadable_inputs_are_one_line_errors_that_keep_the_previous_outputs(
         assert "inputs.max_events_per_sample" in err and "bad_limit.yaml:" in err, err
 
 
-def test_a_server_gone_before_loading_names_the_sample_and_the_url(shared_data, tmp_path):
+@pytest.mark.parametrize("mode", ["memory", "streaming"])
+def test_a_server_gone_before_loading_names_the_sample_and_the_url(shared_data, tmp_path, mode):
     from diffhep.config import load_config
+    from diffhep.engine.chunked import ChunkedAnalysis
     from diffhep.engine.configured import ConfiguredAnalysis
+    from diffhep.execute.settings import ExecutionSettings
     from diffhep.io.read import RemoteFileError
 
-    with serve(shared_data) as server:  # a server of its own, stopped after the config is built
+    with serve(shared_data) as server:  # a server of its own, stopped after the analysis is built
         path = write_config(tmp_path, "gone.yaml", server.url)
-        analysis = ConfiguredAnalysis(load_config(path))
+        config = load_config(path)
+        analysis = ConfiguredAnalysis(config)
+        if mode == "streaming":
+            analysis = ChunkedAnalysis(analysis, config, settings=ExecutionSettings(mode="streaming", cache=tmp_path))
     with pytest.raises(RemoteFileError, match=r"sample 'z': cannot read http://127\.0\.0\.1:\d+/uproot-Zmumu\.root"):
         analysis.load()
+    if mode == "streaming":
+        analysis.close()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()

@@ -1,7 +1,7 @@
 """I/O edge: uproot → Awkward.
 
 - :mod:`diffhep.io.generate`: synthetic NanoAOD-schema ntuples (signal, dy, ttbar, qcd).
-- :mod:`diffhep.io.read`: TTree/RNTuple reading with NanoAOD collection zipping.
+- :mod:`diffhep.io.read`: TTree/RNTuple reading (paths, globs, folders, URLs) with NanoAOD collection zipping.
 - :mod:`diffhep.io.memory`: events already in memory (uproot's flat branches, coffea's
   NanoEvents records) read as the branches of a file.
 - :mod:`diffhep.io.samples`: samples with cross-sections and luminosity normalisation.
