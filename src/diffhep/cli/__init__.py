@@ -63,10 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             folder, explicit = compile_cache.resolve(args.compile_cache, args.no_compile_cache)
             compile_cache.enable(folder, explicit=explicit)
-            try:
-                return int(args.func(args) or 0)
-            finally:
-                compile_cache.report(quiet=getattr(args, "quiet", False))
+            status = int(args.func(args) or 0)
+            compile_cache.report(quiet=getattr(args, "quiet", False))  # after success only: errors stay one line
+            return status
         return int(args.func(args) or 0)
     except DiffhepError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)

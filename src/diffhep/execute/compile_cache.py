@@ -149,8 +149,8 @@ def _count(event: str, **_: object) -> None:
 
 
 def report(*, quiet: bool = False) -> None:
-    """Print the notes and the cache's one line to stderr (nothing when ``quiet``)."""
-    if _USE is None or quiet:
+    """Print the notes and the cache's one line to stderr (nothing when ``quiet`` or when it is off)."""
+    if _USE is None or quiet or (_USE.folder is None and not _USE.notes):
         return
     for note in _USE.notes:
         print(note, file=sys.stderr)
