@@ -327,13 +327,16 @@ def test_optimize_passes_its_options_to_the_job(tiny, tmp_path, monkeypatch, cap
 
     seen = {}
 
-    def fake_run_job(analysis, settings, output, *, config_hash, resume, progress):
-        seen.update(settings=settings, output=output, config_hash=config_hash, resume=resume, progress=progress)
+    def fake_run_job(analysis, settings, output, *, config_hash, resume, progress, unblind):
+        seen.update(settings=settings, output=output, config_hash=config_hash, resume=resume, progress=progress,
+                    unblind=unblind)  # fmt: skip
         raise KeyboardInterrupt
 
     monkeypatch.setattr(diffhep.workflow.job, "run_job", fake_run_job)
     out = tmp_path / "o"
-    assert main(["optimize", str(tiny), "--output", str(out), "--steps", "7", "--resume", "--quiet"]) == 130
+    command = ["optimize", str(tiny), "--output", str(out), "--steps", "7", "--resume", "--quiet", "--unblind"]
+    assert main(command) == 130
+    assert seen["unblind"]
     err = error_line(capsys)
     assert "--resume" in err and "checkpoints" in err
     assert seen["settings"].steps == 7 and seen["settings"].scan.points == 2 and seen["resume"] and not seen["progress"]

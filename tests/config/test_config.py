@@ -214,7 +214,7 @@ def test_schema_shipped_and_valid() -> None:
     assert json.loads(shipped.read_text()) == SCHEMA
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     defs = SCHEMA["$defs"]
-    assert defs["sample"]["properties"]["role"]["enum"] == ["signal", "background"]
+    assert defs["sample"]["properties"]["role"]["enum"] == ["signal", "background", "data"]
     assert set(defs["systematic"]["properties"]["type"]["enum"]) == {
         "lumi",
         "normsys",
@@ -291,7 +291,7 @@ CASES = [
         "role: signl",
         "signl",
         "samples.ttbar.role",
-        "expected one of: signal, background (did you mean 'signal'?)",
+        "expected one of: signal, background, data (did you mean 'signal'?)",
     ),
     ("lumi_pb: 3378.0", "lumi_pb: 0", "lumi_pb", "lumi_pb", "0 is out of range; expected a number > 0"),
     ("  steps: 150", "  steps: 0", "  steps: 0", "optimizer.steps", "expected an integer >= 1"),

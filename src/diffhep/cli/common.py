@@ -24,6 +24,7 @@ __all__ = [
     "add_command",
     "load",
     "build_analysis",
+    "observed_lines",
     "default_output",
     "parse_sets",
     "table",
@@ -232,6 +233,32 @@ def fit_lines(fits: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
             lines.append(f"{prefix}plain pyhf.infer.hypotest: fit failed ({plain.get('error')})")
         elif plain.get("note"):
             lines.append(f"{prefix}plain pyhf.infer.hypotest: {plain['note']}")
+    return lines
+
+
+def observed_lines(observed: Mapping[str, Any] | None, stage: str = "") -> list[str]:
+    """Lines on the observations (the ``observed`` entry of the results, :mod:`diffhep.workflow.observed`):
+    blinded, or the observed Z0, CLs and best-fit POI beside the expected ones; nothing for Asimov."""
+    if not observed or observed.get("observations") == "asimov":
+        return []
+    kind, at = observed["observations"], f" ({stage})" if stage else ""
+    if observed.get("blinded_regions"):
+        shown = [r for r, what in observed["workspace_observations"].items() if what != "asimov"]
+        return [
+            f"observed{at}: blinded: the {kind} of the signal regions {', '.join(observed['blinded_regions'])} are "
+            f"hidden (Asimov in workspace.json there); rerun with --unblind to see them"
+            + (f"; control regions with {kind}: {', '.join(shown)}" if shown else "")
+        ]
+    band = observed.get("cls_expected_band") or []
+    sigma = f" [-1 sigma {number(band[3])}, +1 sigma {number(band[1])}]" if len(band) == 5 else ""
+    lines = [
+        f"observed{at} ({kind}): Z0 = {number(observed['z0'])} (p0 = {number(observed['p0'])}; expected Z0 "
+        f"{number(observed['z0_expected'])}), CLs at {observed['poi']} = {number(observed['mu_test'])}: "
+        f"{number(observed['cls'])} (expected {number(observed['cls_expected'])}{sigma}), best-fit "
+        f"{observed['poi']} = {number(observed['mu_hat'])} +- {number(observed['mu_uncertainty'])}"
+    ]
+    if not observed.get("converged", True):
+        lines.append(f"  observed{at}: a fit did not converge; its numbers are NaN")
     return lines
 
 

@@ -24,6 +24,7 @@ from diffhep.cli.common import (
     fit_lines,
     load,
     number,
+    observed_lines,
     say,
     table,
 )
@@ -36,6 +37,7 @@ EXAMPLES = """
   diffhep optimize myana/config.yaml --output work/myana --resume # continue from the last checkpoint
   diffhep optimize myana/config.yaml --execution streaming --chunk-size 100000   # one chunk in memory at a time
   diffhep optimize myana/config.yaml --scheduler tcp://10.0.0.1:8786             # on a Dask cluster
+  diffhep optimize myana/config.yaml --unblind                    # then show the signal regions' data too
 """
 
 
@@ -75,6 +77,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=None, metavar="N", help="random seed >= 0 (default: optimizer.seed of the config)"
     )
     o.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    o.add_argument(
+        "--unblind",
+        action="store_true",
+        help="after optimising, show the data (role: data samples) of the signal regions too and report the "
+        "observed numbers; the optimisation itself never sees data (Asimov)",
+    )
     add_execution_options(o)
 
 
@@ -99,7 +107,13 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         results = run_job(
-            analysis, settings, output, config_hash=config.config_hash, resume=args.resume, progress=not args.quiet
+            analysis,
+            settings,
+            output,
+            config_hash=config.config_hash,
+            resume=args.resume,
+            progress=not args.quiet,
+            unblind=args.unblind,
         )
     finally:
         if hasattr(analysis, "close"):
@@ -170,6 +184,7 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
         "  hard Z0: pyhf's likelihood of the workspace at the better of pyhf's background-only fit and one "
         "started from diffhep's; plain pyhf.infer.hypotest: pyhf alone (equal where its fit converges)",
         *fit_lines(z.get("fits") or {}),
+        *(line for stage, part in (results.get("observed") or {}).items() for line in observed_lines(part, stage)),
     ]
     stats = results.get("mc_statistics") or {}
     lines += mc_statistics_lines(stats.get("before"), stats.get("after"))

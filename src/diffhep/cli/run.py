@@ -27,6 +27,7 @@ from diffhep.cli.common import (
     fit_lines,
     load,
     number,
+    observed_lines,
     parse_sets,
     say,
     table,
@@ -40,6 +41,7 @@ EXAMPLES = """
   diffhep run analyses/dimuon/config.yaml --set muon_pt_min=25 --set met_max=80
   diffhep run myana/config.yaml --set jet_pt_min=40 --output work/myana/jet40
   diffhep run myana/config.yaml --execution streaming --chunk-size 100000   # bounded memory
+  diffhep run myana/config.yaml --unblind                        # show the data of the signal regions too
 """
 
 
@@ -69,6 +71,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "first (results.json first), so the folder never mixes two runs",
     )
     r.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    r.add_argument(
+        "--unblind",
+        action="store_true",
+        help="show the data (role: data samples) of the signal regions too, and report the observed numbers; "
+        "without it the data of regions where the signal has a nonzero yield are hidden",
+    )
     add_execution_options(r)
 
 
@@ -97,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{analysis.name}: loading samples ({execution.describe()}) ...", quiet=args.quiet)
         data = analysis.load()
         say("evaluating (soft and hard cuts, pyhf) ...", quiet=args.quiet)
-        ev = evaluate(analysis, data, cuts, slope_scale=settings.slope_end)
+        ev = evaluate(analysis, data, cuts, slope_scale=settings.slope_end, unblind=args.unblind)
     finally:
         if hasattr(analysis, "close"):
             analysis.close()
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             },
             "yields": {r: {s: float(ev.hard[r][s].counts.sum()) for s in samples} for r in ev.hard},
             "mc_statistics": ev.mc_statistics,
+            "observed": ev.observed,
             "cutflow": ev.cutflow,
         }
     )  # valid JSON: a NaN yield or cutflow value is written as null (workspace.json refuses one: write_json)
@@ -186,6 +195,7 @@ def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], resu
             after=counts,
             signal=[s for s in analysis.signal if s in counts],
             z_after=ev.hard_significance,
+            data_after=(ev.data or {}).get(region),
         )
         files[f"region {region}"] = f"region_{region}.png"
     plot_cutflow(output / "cutflow.png", before=None, after=ev.cutflow)
@@ -231,6 +241,7 @@ def report(analysis: Any, ev: Any, samples: list[str], results: dict) -> str:
             f"of pyhf's background-only fit and one started from diffhep's): {number(z['hard_pyhf'])}",
             f"the same by plain pyhf.infer.hypotest (pyhf alone, default optimizer): {'fit failed' if z['pyhf_hypotest'] is None else number(z['pyhf_hypotest'])}",
             *fit_lines({"": z.get("fits")}),
+            *observed_lines(results.get("observed")),
             *mc_statistics_lines(None, results["mc_statistics"]),
             "cutflow (events, soft / hard):",
             table(("step", *flow_samples), flow),

@@ -115,6 +115,8 @@ def check_files(config: Any) -> None:
     """Every sample's files exist (globs match, folders hold ROOT files), with the ``diffhep generate`` hint;
     no local file is opened, a URL is (its header only: it can be reached and is ROOT)."""
     for name, sample in config.resolved["samples"].items():
+        if sample["role"] == "data" and config.sections.observations != "data":
+            continue  # observations: pseudodata or asimov read no data
         _expand(config, name, tuple(sample["files"]), "")
 
 
@@ -124,6 +126,11 @@ def _variants(config: Any, analysis: Any) -> Iterator[tuple[str, str, Any, Any]]
         for key, sample, variation in analysis.variants():
             what = "" if key == sample.name else f" (variation {key.split('/', 1)[1]})"
             yield sample.name, what, sample, variation
+        if getattr(analysis, "observations", None) == "data":  # the role: data samples, read as they are
+            from diffhep.engine.loading import NOMINAL  # deferred: JAX loads when the command runs
+
+            for sample in analysis.data_samples.values():
+                yield sample.name, "", sample, NOMINAL
     else:  # an analysis without variants(): the nominal samples of the config
         for name, s in config.resolved["samples"].items():
             yield name, "", s, None
@@ -245,7 +252,7 @@ def summary(config: Any, analysis: Any, events: dict[str, int | None]) -> str:
             s["role"],
             len(s["files"]),
             "-" if events.get(k) is None else f"{events[k]:,}",
-            number(s["xsec_pb"]),
+            number(s["xsec_pb"]) if "xsec_pb" in s else "-",  # data: none
             s.get("tree", data["tree"]),
         )
         for k, s in data["samples"].items()

@@ -102,6 +102,7 @@ class _Checker:
         self.names()
         if not any(s["role"] == "signal" for s in self.data["samples"].values()):
             raise self.fail(("samples",), "no sample has role 'signal'; expected at least one (the POI scales them)")
+        self.data_samples()
         for name, sample in self.data["samples"].items():
             self.event(("samples", name, "weight"), sample["weight"], frozenset({CORRECTION}))
         for name, p in self.params.items():
@@ -369,11 +370,34 @@ class _Checker:
             hint = closest(attr, flags) if flags else f"; object {base.id!r} has no flags"
             raise self.fail(path, f"unknown flag {base.id}.{attr}{hint}")
 
+    def data_samples(self) -> None:
+        """``role: data``: no cross-section, weight 1; MC samples need ``xsec_pb``; ``observations: data`` needs one."""
+        for name, sample in self.data["samples"].items():
+            if sample["role"] != "data":
+                if "xsec_pb" not in sample:
+                    message = f"a {sample['role']} sample needs xsec_pb (its cross-section, pb)"
+                    raise self.fail(("samples", name), message)
+                continue
+            if "xsec_pb" in sample:
+                message = "a data sample is not normalised (weight 1 per event): remove xsec_pb"
+                raise self.fail(("samples", name, "xsec_pb"), message)
+            if str(sample["weight"]).strip() not in ("1", "1.0"):
+                message = f"{sample['weight']!r}: data events have weight 1; remove weight from the data sample"
+                raise self.fail(("samples", name, "weight"), message)
+        if self.data.get("observations") == "data" and not any(
+            s["role"] == "data" for s in self.data["samples"].values()
+        ):
+            message = "'data' needs a sample with role: data (or use pseudodata: the sum of the MC samples)"
+            raise self.fail(("observations",), message)
+
     def systematic(self, name: str, syst: dict[str, Any]) -> None:
         for i, sample in enumerate(syst.get("samples", [])):
             if sample not in self.data["samples"]:
                 hint = closest(sample, self.data["samples"])
                 raise self.fail(("systematics", name, "samples", i), f"unknown sample {sample!r}{hint}")
+            if self.data["samples"][sample]["role"] == "data":
+                message = f"sample {sample!r} is data; systematics vary the signal and background samples only"
+                raise self.fail(("systematics", name, "samples", i), message)
         for side in ("up", "down"):
             if side not in syst:
                 continue

@@ -161,10 +161,10 @@ class Sample(_Locatable):
 
     Attributes:
         name: sample name.
-        role: ``"signal"`` or ``"background"``.
+        role: ``"signal"``, ``"background"`` or ``"data"`` (observed events: weight 1, not normalised).
         files: paths or glob patterns, absolute.
         tree: TTree or RNTuple name (the sample's, else the top-level ``tree``).
-        xsec_pb: cross-section, pb.
+        xsec_pb: cross-section, pb (0 for data).
         weight_text: the event weight as written (``"1"`` when left out).
         weight: the parsed event weight.
         generate: the ``generate:`` block (process, events, seed), or ``None``.
@@ -258,6 +258,9 @@ class Sections(_Locatable):
         optimizer, execution: those sections as written, or ``None`` when left out.
         located: the top-level helper (``located.at("regions", "sr", "select")``).
         corrections: correction set name -> its correctionlib file, absolute.
+        observations: what the workspace observes: ``"data"`` (the ``role: data`` samples), ``"pseudodata"``
+            (the sum of the nominal MC samples) or ``"asimov"`` (``observations:``, defaulting to
+            ``"data"`` when a data sample exists).
     """
 
     name: str
@@ -276,6 +279,7 @@ class Sections(_Locatable):
     execution: Mapping[str, Any] | None = field(compare=False)
     located: Located = field(repr=False, compare=False)
     corrections: Mapping[str, str] = field(default_factory=dict, compare=False)
+    observations: str = "asimov"
 
     @property
     def signal(self) -> tuple[str, ...]:
@@ -328,7 +332,7 @@ def build_sections(config: Config) -> Sections:
             role=str(s["role"]),
             files=tuple(resolved["samples"][name]["files"]),
             tree=str(s.get("tree", data["tree"])),
-            xsec_pb=float(s["xsec_pb"]),
+            xsec_pb=float(s.get("xsec_pb", 0.0)),  # data: none
             weight_text=weight.text,
             weight=weight,
             generate=_copy(s["generate"]) if s.get("generate") is not None else None,
@@ -375,5 +379,11 @@ def build_sections(config: Config) -> Sections:
         systematics=_copy(resolved["systematics"]),
         located=top,
         corrections={name: str(c["file"]) for name, c in resolved["corrections"].items()},
+        observations=str(data.get("observations") or _default_observations(data["samples"])),
         **optional,
     )
+
+
+def _default_observations(samples: Mapping[str, Any]) -> str:
+    """``"data"`` when a sample has ``role: data``, else ``"asimov"``."""
+    return "data" if any(s["role"] == "data" for s in samples.values()) else "asimov"

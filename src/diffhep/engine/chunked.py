@@ -89,7 +89,8 @@ class ChunkedAnalysis:
         self.settings = settings
         self.resolution = resolution
         self.program = ChunkProgram.of(analysis, config)
-        shared = ("name", "parameters", "edges", "observables", "signal", "samples", "lumi_pb", "poi", "few_mc_events")
+        shared = ("name", "parameters", "edges", "observables", "signal", "samples", "lumi_pb", "poi", "few_mc_events",
+                  "observations")  # fmt: skip
         for name in shared:
             setattr(self, name, getattr(analysis, name))
         self._client = client
@@ -263,6 +264,14 @@ class ChunkedAnalysis:
         """The config's objective of ``histograms``."""
         return self.inner.figure_of_merit(histograms)
 
-    def workspace(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> dict:
-        """A pyhf workspace of ``histograms`` (Asimov observations)."""
-        return self.inner.workspace(histograms)
+    def workspace(
+        self, histograms: Mapping[str, Mapping[str, Histogram]], *, observations: Mapping[str, Any] | None = None
+    ) -> dict:
+        """A pyhf workspace of ``histograms`` (``observations`` where given, else Asimov)."""
+        return self.inner.workspace(histograms, observations=observations)
+
+    def observed(
+        self, cuts: Mapping[str, float], hard: Mapping[str, Mapping[str, Histogram]]
+    ) -> dict[str, np.ndarray] | None:
+        """The observed counts (:meth:`ConfiguredAnalysis.observed`; data samples are read whole, in memory)."""
+        return self.inner.observed(cuts, hard)

@@ -94,7 +94,9 @@ class ConfiguredAnalysis:
         edges: region -> bin edges of its observable.
         observables: region -> axis label.
         signal: signal sample names.
-        samples: sample name -> role.
+        samples: Monte Carlo sample name -> role (``"signal"`` or ``"background"``).
+        data_samples: name -> definition of the ``role: data`` samples (read only by :meth:`observed`).
+        observations: ``"data"``, ``"pseudodata"`` or ``"asimov"``: what :meth:`observed` returns.
         lumi_pb: integrated luminosity, pb^-1.
         poi: parameter of interest (normfactor on the signal samples).
         min_background: ``objective.min_background`` (``None``: no per-bin minimum).
@@ -137,7 +139,10 @@ class ConfiguredAnalysis:
         self.functions = definitions.plugin_functions(sections)
         self.parameters = definitions.parse_parameters(sections)
         self.parameter_map = {p.name: p for p in self.parameters}
-        self._samples = definitions.parse_samples(sections)
+        every = definitions.parse_samples(sections)
+        self._samples = {k: s for k, s in every.items() if s.role != "data"}  # Monte Carlo
+        self.data_samples = {k: s for k, s in every.items() if s.role == "data"}
+        self.observations = sections.observations
         self.samples = {k: s.role for k, s in self._samples.items()}
         self.signal = list(sections.signal)
         self.object_defs = parse_objects(sections.objects, self.parameter_map)
@@ -177,6 +182,7 @@ class ConfiguredAnalysis:
             self.object_defs, self.region_defs, self.expressions, event, self.parameter_map
         )
         self._data: SampleData | None = None
+        self._observed_data: SampleData | None = None
         self._soft_flow: Callable[..., Any] | None = None
         self.memory = None if events is None else self._in_memory(events)
 
@@ -440,9 +446,56 @@ class ConfiguredAnalysis:
             return -poi_uncertainty(model)
         return expected_discovery_significance(model)
 
-    def workspace(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> dict:
-        """A valid plain-JSON pyhf workspace of ``histograms`` with Asimov (mu = 1) observations."""
-        return systematics.workspace(self.spec(histograms), poi=self.poi, name=self.name)
+    def workspace(
+        self,
+        histograms: Mapping[str, Mapping[str, Histogram]],
+        *,
+        observations: Mapping[str, Any] | None = None,
+    ) -> dict:
+        """A valid plain-JSON pyhf workspace of ``histograms``: ``observations`` (region -> counts) where
+        given, else Asimov (mu = 1) observations."""
+        return systematics.workspace(self.spec(histograms), poi=self.poi, name=self.name, observations=observations)
+
+    # -- observations -------------------------------------------------------------
+    def load_observed(self) -> SampleData | None:
+        """Read the ``role: data`` samples once (weight 1 per event), apart from the Monte Carlo of :meth:`load`:
+        the objective never sees them. ``None`` without data samples or unless :attr:`observations` is data."""
+        if self.observations != "data" or not self.data_samples:
+            return None
+        if self._observed_data is None:
+            options = dict(defs=self.object_defs, specs=self.expressions, parameters=self.parameter_map,
+                           functions=self.functions)  # fmt: skip
+            parts = [
+                loading.load_sample(
+                    sample,
+                    loading.NOMINAL,
+                    plan_=self.branch_plan,
+                    region_defs=self.region_defs,
+                    lumi_pb=self.lumi_pb,
+                    **options,
+                )
+                for sample in self.data_samples.values()
+            ]
+            data = combine.concatenate(parts, list(self.data_samples), self.object_defs, self.expressions)
+            data = dataclasses.replace(data, discrete=self.discrete)
+            self._observed_data = loading.with_kernels(data, region_defs=self.region_defs, **options)
+        return self._observed_data
+
+    def observed(
+        self, cuts: Mapping[str, float], hard: Mapping[str, Mapping[str, Histogram]]
+    ) -> dict[str, np.ndarray] | None:
+        """Region -> observed counts per bin at ``cuts`` (NumPy), or ``None`` (``observations: asimov``).
+
+        ``data``: the hard-cut histograms of the data samples, summed; ``pseudodata``: the sum of the
+        nominal Monte Carlo samples' hard-cut histograms ``hard`` (as the AGC's pseudodata).
+        """
+        if self.observations == "pseudodata":
+            return {r: sum(np.asarray(hs[k].counts, dtype=float) for k in self._samples) for r, hs in hard.items()}
+        data = self.load_observed()
+        if data is None:
+            return None
+        hists = self.histograms_at(check_values(self.parameters, cuts), data, 1.0, HARD)
+        return {r: sum(np.asarray(hs[k].counts, dtype=float) for k in self.data_samples) for r, hs in hists.items()}
 
     # -- cutflow ------------------------------------------------------------------
     def _flow(self, cuts: Mapping[str, Any], data: SampleData, mode: Backend) -> Any:

@@ -77,7 +77,7 @@ class SampleDef:
 
     Attributes:
         name: sample name.
-        role: ``"signal"`` or ``"background"``.
+        role: ``"signal"``, ``"background"`` or ``"data"`` (weight 1 per event, not normalised).
         files: paths or glob patterns (absolute).
         tree: TTree or RNTuple name.
         xsec_pb: cross-section, pb.
@@ -419,12 +419,13 @@ def load_sample(
         sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions
     )
     total = float(n) if sample.normalisation == "events" else float(np.sum(nominal))
-    if n == 0 or total == 0.0:
+    if sample.role != "data" and (n == 0 or total == 0.0):
         raise InputError(
             f"sample {sample.name!r} has {'no events' if n == 0 else 'a zero sum of weights'} "
             f"in {', '.join(files)}; cannot normalise"
         )
-    weight = nominal * sample.xsec_pb * lumi_pb / total
+    # observed data: weight 1 per event (the checks refuse a data weight), not normalised
+    weight = nominal if sample.role == "data" else nominal * sample.xsec_pb * lumi_pb / total
     built = objects.build_host(defs, raw, parameters=parameters, functions=functions)
     weight_where = f"variation weight {variation.weight_text!r}"
     refs = weight_refs(variation.weight, defs, weight_where)

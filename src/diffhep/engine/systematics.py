@@ -17,7 +17,7 @@ A left-out ``down`` is the symmetrised ``2 nominal - up`` (floored as the nomina
 at 0 for the signal, at one MC event of mean weight for a background).
 :func:`build_spec` writes the pyhf-like spec (numbers may be JAX arrays,
 traced or not) for :func:`diffhep.likelihood.build_model`; :func:`workspace`
-the plain-JSON pyhf workspace with Asimov (``mu = 1``) observations.
+the plain-JSON pyhf workspace with observed counts or Asimov (``mu = 1``) observations.
 """
 
 from __future__ import annotations
@@ -283,8 +283,11 @@ def build_spec(
     return {"channels": channels, "parameters": [{"name": k, **v} for k, v in settings.items()]}
 
 
-def workspace(spec: Mapping[str, Any], *, poi: str, name: str) -> dict[str, Any]:
-    """A plain-JSON pyhf workspace of ``spec`` with Asimov observations at ``poi = 1``, validated by pyhf."""
+def workspace(
+    spec: Mapping[str, Any], *, poi: str, name: str, observations: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A plain-JSON pyhf workspace of ``spec``, validated by pyhf: its observations are ``observations[channel]``
+    (counts per bin) where given, else the Asimov data at ``poi = 1``."""
     import pyhf
 
     plain = to_pyhf(dict(spec))
@@ -294,13 +297,15 @@ def workspace(spec: Mapping[str, Any], *, poi: str, name: str) -> dict[str, Any]
         pars = np.asarray(model.config.suggested_init(), dtype=float)
         pars[model.config.poi_index] = 1.0
         expected = np.asarray(model.expected_actualdata(pars), dtype=float)
-        observations = []
+        observed = []
         for channel in model.config.channels:
             part = expected[model.config.channel_slices[channel]]
-            observations.append({"name": channel, "data": [float(x) for x in part]})
+            if observations is not None and channel in observations:
+                part = np.asarray(observations[channel], dtype=float)
+            observed.append({"name": channel, "data": [float(x) for x in part]})
         ws = {
             "channels": plain["channels"],
-            "observations": observations,
+            "observations": observed,
             "measurements": [{"name": name, "config": {"poi": poi, "parameters": plain["parameters"]}}],
             "version": "1.0.0",
         }

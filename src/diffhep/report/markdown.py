@@ -56,6 +56,41 @@ def _mc_statistics(stats: Mapping[str, Any] | None) -> list[str]:
     return lines + [""]
 
 
+#: The observed numbers of ``results["observed"]`` (:mod:`diffhep.workflow.observed`), with their names.
+_OBSERVED = (
+    ("z0", "observed Z0"),
+    ("z0_expected", "expected Z0 (pyhf's, nuisances fitted to the observations)"),
+    ("cls", "observed CLs at the POI = 1"),
+    ("cls_expected", "expected CLs (median)"),
+    ("mu_hat", "best-fit POI"),
+    ("mu_uncertainty", "its uncertainty (Hessian)"),
+)
+
+
+def _observed(observed: Mapping[str, Any] | None) -> list[str]:
+    """The section on the observations (``results["observed"]``: before and after), or nothing for Asimov."""
+    parts = {k: v for k, v in (observed or {}).items() if v and v.get("observations") != "asimov"}
+    if not parts:
+        return []
+    before, after = parts.get("before") or {}, parts.get("after") or {}
+    kind = after.get("observations", before.get("observations"))
+
+    def cell(part: Mapping[str, Any], key: str) -> str:
+        value = part.get(key)
+        return value if isinstance(value, str) else _num(value)
+
+    lines = [
+        f"## Observed ({kind})",
+        "",
+        "Signal regions' data are blinded without `--unblind`; the optimisation never sees data.",
+        "",
+        "| | initial cuts | optimised cuts |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {cell(before, key)} | {cell(after, key)} |" for key, name in _OBSERVED]
+    return [*lines, ""]
+
+
 def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
     """Markdown report from the job's ``results`` dict and its ``files`` (label -> relative path).
 
@@ -108,6 +143,7 @@ def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
     if about:
         lines += [f"- {names.get(k, k)}: {text}." for k, text in about.items()] + [""]
     lines += _mc_statistics(results.get("mc_statistics"))
+    lines += _observed(results.get("observed"))
     scan = results.get("scan")
     if scan:
         best = ", ".join(f"`{k}` = {v:.4g}" for k, v in scan["best"].items())

@@ -30,14 +30,26 @@ DPI = 80
 
 @contextmanager
 def _figure(
-    path: str | Path | None, ncols: int = 1, nrows: int = 1, *, label: str = "Simulation"
+    path: str | Path | None,
+    ncols: int = 1,
+    nrows: int = 1,
+    *,
+    label: str = "Simulation",
+    ratio: bool = False,
 ) -> Iterator[tuple[Figure, np.ndarray]]:
-    """A ``Figure`` in the CMS style (axes as a 2-d array); on exit labelled and, given ``path``, saved atomically."""
+    """A ``Figure`` in the CMS style (axes as a 2-d array); on exit labelled and, given ``path``, saved atomically.
+
+    ``ratio``: two rows, the second a third as high and sharing the x axis (a ratio panel; not labelled).
+    """
     with matplotlib.style.context(mplhep.style.CMS):
-        fig = Figure(figsize=(8 * ncols, 6.5 * nrows), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False)
+        if ratio:
+            fig = Figure(figsize=(8 * ncols, 8.5), layout="constrained")
+            axes = fig.subplots(2, ncols, squeeze=False, sharex="col", gridspec_kw={"height_ratios": [3, 1]})
+        else:
+            fig = Figure(figsize=(8 * ncols, 6.5 * nrows), layout="constrained")
+            axes = fig.subplots(nrows, ncols, squeeze=False)
         yield fig, axes
-        for ax in axes.flat:
+        for ax in axes[0] if ratio else axes.flat:
             # A plain text label: mplhep.cms.text redraws the figure to place itself (1 s a panel).
             ax.text(
                 0.0,
@@ -81,7 +93,15 @@ def plot_history(path: str | Path | None, history: Sequence[Mapping[str, float]]
     return fig
 
 
-def _stack(ax: Any, edges: np.ndarray, counts: Mapping[str, np.ndarray], signal: Sequence[str], title: str) -> None:
+def _stack(
+    ax: Any,
+    edges: np.ndarray,
+    counts: Mapping[str, np.ndarray],
+    signal: Sequence[str],
+    title: str,
+    *,
+    data: np.ndarray | None = None,
+) -> None:
     backgrounds = [k for k in counts if k not in signal]
     total = np.zeros(len(edges) - 1)
     if backgrounds:
@@ -98,6 +118,9 @@ def _stack(ax: Any, edges: np.ndarray, counts: Mapping[str, np.ndarray], signal:
     for k in signal:
         mplhep.histplot(total + np.asarray(counts[k]), edges, histtype="step", ax=ax, lw=2, label=f"{k} (stacked)")
         mplhep.histplot(np.asarray(counts[k]), edges, histtype="step", ax=ax, lw=2, ls="--", label=k)
+    if data is not None:  # points with Poisson intervals (mplhep's yerr=True)
+        mplhep.histplot(np.asarray(data, dtype=float), edges, histtype="errorbar", yerr=True, color="k",
+                        ax=ax, label="data")  # fmt: skip
     ax.set_title(title, fontsize=16, loc="right")
     ax.set_ylabel("events / bin")
     ax.legend(fontsize=14)
@@ -114,10 +137,14 @@ def plot_region(
     signal: Sequence[str],
     z_before: float | None = None,
     z_after: float,
+    data_before: np.ndarray | None = None,
+    data_after: np.ndarray | None = None,
 ) -> Figure:
     """Stacked hard-cut histograms of a region at the initial and the optimised cuts (``region_<name>.png``).
 
     With ``before=None``, one panel at one set of cuts (``after``): the figure of ``diffhep run``.
+    With observed counts (``data_before``/``data_after``), each panel shows them as points with
+    Poisson intervals, and a ratio panel below shows data / MC (every sample, signal at POI = 1; pre-fit).
 
     Args:
         path: PNG to write, or ``None`` to only draw.
@@ -125,6 +152,7 @@ def plot_region(
         signal: the signal samples (drawn as lines on top of the background stack).
         z_before, z_after: the hard-cut pyhf significances of all regions together, for the titles
             (``z_before`` is needed only with ``before``).
+        data_before, data_after: observed counts per bin (events), or ``None`` (none, or blinded).
 
     Returns:
         The figure.
@@ -136,14 +164,36 @@ def plot_region(
             (before, f"{region}: initial cuts (total Z0 = {z_before:.2f})"),
             (after, f"{region}: optimised cuts (total Z0 = {z_after:.2f})"),
         ]
-    with _figure(path, ncols=len(panels)) as (fig, axes):
-        for ax, (counts, title) in zip(axes[0], panels):
-            _stack(ax, edges, counts, signal, title)
+    observed = [data_after] if before is None else [data_before, data_after]
+    ratio = any(d is not None for d in observed)
+    with _figure(path, ncols=len(panels), ratio=ratio, label="Preliminary" if ratio else "Simulation") as (
+        fig,
+        axes,
+    ):
+        for col, ((counts, title), data) in enumerate(zip(panels, observed)):
+            _stack(axes[0, col], edges, counts, signal, title, data=data)
+            if ratio:
+                _ratio(axes[1, col], edges, counts, data)
         top = max(ax.get_ylim()[1] for ax in axes[0])
-        for ax in axes[0]:
+        for ax in axes[-1]:
             ax.set_xlabel(observable)
+        for ax in axes[0]:
             ax.set_ylim(0, top * 1.15)
     return fig
+
+
+def _ratio(ax: Any, edges: np.ndarray, counts: Mapping[str, np.ndarray], data: np.ndarray | None) -> None:
+    """Data / MC (the sum of every sample) with the data's Poisson error, and a line at 1."""
+    mc = np.sum([np.asarray(c, dtype=float) for c in counts.values()], axis=0) if counts else np.zeros(len(edges) - 1)
+    ax.axhline(1.0, color="tab:gray", lw=1)
+    ax.set_ylabel("data / MC")
+    if data is None:
+        return
+    data = np.asarray(data, dtype=float)
+    ok = mc > 0
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    ax.errorbar(centres[ok], data[ok] / mc[ok], yerr=np.sqrt(data[ok]) / mc[ok], fmt="o", color="k", ms=4)
+    ax.set_ylim(0.0, 2.0)
 
 
 def plot_cutflow(

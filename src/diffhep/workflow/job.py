@@ -38,6 +38,8 @@ from diffhep.report import (
     write_cabinetry_config,
     write_histograms,
 )
+from diffhep.workflow.observed import observations
+from diffhep.workflow.observed import summary as observed_summary
 
 __all__ = [
     "SIGNIFICANCE_ABOUT",
@@ -82,6 +84,9 @@ class Evaluation(NamedTuple):
             background-only fit used, pyhf's message of a failed fit
             (:class:`~diffhep.optimize.scan.Significances`).
         mc_statistics: background MC events per bin of ``hard`` (:func:`mc_statistics`).
+        observed: the ``observed`` entry of the results (:func:`diffhep.workflow.observed.summary`):
+            observed Z0, CLs, best-fit POI and its uncertainty, or ``"blinded"``, or ``None`` (Asimov).
+        data: region -> observed counts that may be shown (blinded signal regions left out).
     """
 
     cuts: dict[str, float]
@@ -94,13 +99,20 @@ class Evaluation(NamedTuple):
     pyhf_hypotest: float
     fits: dict[str, Any]
     mc_statistics: dict[str, Any]
+    observed: dict[str, Any] | None = None
+    data: Mapping[str, np.ndarray] | None = None
 
 
-def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_scale: float = 1.0) -> Evaluation:
-    """Hard histograms, workspace, pyhf significance, soft objective and cutflow at ``cuts``."""
+def evaluate(
+    analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_scale: float = 1.0, unblind: bool = False
+) -> Evaluation:
+    """Hard histograms, workspace, pyhf significance, soft objective and cutflow at ``cuts``; with observed
+    data (or pseudodata), the observed numbers, signal regions blinded unless ``unblind``
+    (:mod:`diffhep.workflow.observed`). The soft objective never sees the observations."""
     cuts = {k: float(v) for k, v in cuts.items()}
     hard = analysis.hard_histograms(cuts)
-    ws = analysis.workspace(hard)
+    obs = observations(analysis, cuts, hard, unblind=unblind)
+    ws = analysis.workspace(hard, observations=obs.counts) if obs.counts else analysis.workspace(hard)  # type: ignore[call-arg]
     dtype = jnp.result_type(float)
     pyhf_numbers = significances(ws)  # one set of pyhf fits for both numbers
     if is_chunked(analysis):  # chunk by chunk: a number, not a traceable function
@@ -121,6 +133,8 @@ def evaluate(analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_
         pyhf_hypotest=pyhf_numbers.plain,
         fits=pyhf_numbers.fits,
         mc_statistics=mc_statistics(analysis, hard),
+        observed=observed_summary(obs, ws),
+        data=obs.counts,
     )
 
 
@@ -259,6 +273,7 @@ def build_results(
             },
             "yields": {"before": _yields(before.hard), "after": _yields(after.hard)},
             "mc_statistics": {"before": before.mc_statistics, "after": after.mc_statistics},
+            "observed": {"before": before.observed, "after": after.observed},
             "scan": scan.to_dict(),
         }
     )
@@ -308,6 +323,8 @@ def write_outputs(
             signal=signal,
             z_before=before.hard_significance,
             z_after=after.hard_significance,
+            data_before=(before.data or {}).get(region),
+            data_after=(after.data or {}).get(region),
         )
         files[f"region {region}"] = f"region_{region}.png"
     plot_cutflow(output / "cutflow.png", before.cutflow, after.cutflow)
@@ -352,6 +369,7 @@ def run_job(
     config_hash: str,
     resume: bool = False,
     progress: bool = True,
+    unblind: bool = False,
 ) -> dict[str, Any]:
     """Load, optimise, evaluate, scan and write; return the ``results.json`` dictionary.
 
@@ -371,6 +389,8 @@ def run_job(
         resume: continue from the latest checkpoint in ``output/checkpoints`` (its
             outputs are kept until replaced).
         progress: progress bar and a line per stage on stderr.
+        unblind: show the data of the signal regions and report the observed numbers (the
+            optimisation never sees data; :mod:`diffhep.workflow.observed`).
     """
     output = Path(output)
 
@@ -397,7 +417,7 @@ def run_job(
     data = analysis.load()
     initial = {p.name: float(p.init) for p in analysis.parameters}
     log("evaluating the initial cuts (hard cuts, pyhf) ...")
-    before = evaluate(analysis, data, initial, slope_scale=settings.slope_end)
+    before = evaluate(analysis, data, initial, slope_scale=settings.slope_end, unblind=unblind)
     log(f"optimising {len(initial)} cuts for up to {settings.steps} steps ({settings.name}) ...")
     opt = run_optimization(
         analysis, data, settings, output=output, resume=resume, progress=progress, config_hash=config_hash
@@ -405,7 +425,7 @@ def run_job(
     if opt.stopped:
         log(f"note: {opt.stopped}")
     log("evaluating the optimised cuts (hard cuts, pyhf) ...")
-    after = evaluate(analysis, data, opt.values, slope_scale=settings.slope_end)
+    after = evaluate(analysis, data, opt.values, slope_scale=settings.slope_end, unblind=unblind)
     log(f"scanning around the optimum ({settings.scan.points} points per cut) ...")
     scan = compare_with_scan(analysis, opt.values, settings, optimum_significance=after.hard_significance)
     results = build_results(analysis, settings, opt, before, after, scan, config_hash=config_hash)
