@@ -6,27 +6,28 @@
 * At the starting cuts its hard-cut histograms equal those of the hand-written
   selection in plain Awkward (:func:`diffhep.examples.dimuon.hard_selection`),
   binned the same way: the YAML says what ``dimuon.py`` does.
-* ``real_data.yaml`` runs with ``diffhep run`` on ``uproot-Zmumu.root`` (flat
-  branches, read as they are) and its mass histogram peaks at the Z; the
-  README's config for the CMS 2012 RNTuple (muon collections) reads the
-  RNTuple with the same object definitions as the template and peaks there too.
+* ``real_data.yaml`` observes the CMS 2012 RNTuple (muon collections, ``role:
+  data``) with the template's objects and simulation: ``workspace.json``'s
+  observations are the data's histograms counted again in plain uproot + NumPy
+  (the Z peak), the observed numbers are reported with ``--unblind``, and without
+  it (streaming) the signal regions are blinded.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pytest
 import uproot
 import yaml
 
 from diffhep.cli import main
-from diffhep.config import load_config, load_config_dict
+from diffhep.config import load_config
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.examples import dimuon
 from diffhep.io.read import read_events
@@ -34,7 +35,6 @@ from diffhep.optimize.settings import OptimizerSettings
 from diffhep.workflow.job import run_job
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "analyses" / "dimuon"
-ZMUMU = "uproot-Zmumu.root"
 RNTUPLE = "Run2012BC_DoubleMuParked_Muons_1000evts_rntuple_v1-0-0-0.root"
 
 #: Generated events per sample: small, but enough that the improvement is far above MC noise
@@ -111,57 +111,75 @@ def _peak(counts: np.ndarray, edges: np.ndarray) -> float:
     return 0.5 * (edges[k] + edges[k + 1])
 
 
-def test_real_data_config_reads_uproot_zmumu_as_is(data_file, tmp_path):
-    path = TEMPLATE / "real_data.yaml"
-    config = load_config(path)
-    assert config.resolve(config.data["samples"]["data"]["files"][0]).resolve() == data_file(ZMUMU).resolve()
-    assert main(["run", str(path), "--output", str(tmp_path), "--quiet"]) == 0
-    hist = uproot.open(tmp_path / "histograms.root")["z_peak_data"]
-    counts, edges = hist.values(), hist.axis().edges()
-    assert 85.0 <= _peak(counts, edges) <= 97.0, counts
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["yields"]["z_peak"]["data"] == pytest.approx(counts.sum())
-    assert 1500 < counts.sum() <= 2304  # every event counts 1; most of the 2304 pairs pass
+#: Generated events per simulated sample of ``real_data.yaml`` in its test: the data are the point.
+REAL_DATA_SIZES = {"signal": 1000, "dy": 2000, "ttbar": 1000, "qcd": 2000}
 
 
-def _readme_rntuple_config() -> dict:
-    """The RNTuple config of the README (the ```yaml block that names the RNTuple)."""
-    text = (TEMPLATE / "README.md").read_text()
-    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S) if RNTUPLE in b]
-    assert len(blocks) == 1, "README.md: expected one yaml block reading the CMS 2012 RNTuple"
-    return yaml.safe_load(blocks[0])
-
-
-def test_readme_rntuple_config_reads_the_cms_2012_muon_collections(data_file):
-    raw = _readme_rntuple_config()
-    file = data_file(RNTUPLE)
-    (written,) = raw["samples"]["data"]["files"]
-    assert (TEMPLATE / written).resolve() == file.resolve()  # the README's path, from analyses/dimuon/
-    template = load_config(TEMPLATE / "config.yaml").raw
-    for name in ("muons", "leading"):  # the template's own muon objects, unchanged
-        assert raw["objects"][name] == template["objects"][name]
-    config = load_config_dict(raw, "README.md", base_dir=TEMPLATE)
-    analysis = ConfiguredAnalysis.from_config(config.data, base=config.base_dir)
-    analysis.load()
-    hard = analysis.hard_histograms({p.name: p.init for p in analysis.parameters})["mumu"]["data"]
-    assert 50 < hard.counts.sum() < 1000  # weight 1 per event
-    assert 85.0 <= _peak(hard.counts, analysis.edges["mumu"]) <= 97.0, hard.counts
-
-
-def test_readme_rntuple_config_runs_in_auto_and_streaming_mode(data_file, tmp_path, capsys):
-    """``diffhep run`` with no execution section (``auto``: sizes its input first) and streaming, on the RNTuple."""
-    raw = _readme_rntuple_config()
-    raw["samples"]["data"]["files"] = [str(data_file(RNTUPLE))]
-    path = tmp_path / "rntuple.yaml"
+@pytest.fixture(scope="module")
+def real_data(data_file, tmp_path_factory) -> Path:
+    """``real_data.yaml`` with its simulation generated small next to a copy; the data file read where it is."""
+    raw = copy.deepcopy(load_config(TEMPLATE / "real_data.yaml").raw)
+    assert (TEMPLATE / raw["samples"]["data"]["files"][0]).resolve() == data_file(RNTUPLE).resolve()
+    root = tmp_path_factory.mktemp("dimuon_real_data")
+    for name, sample in raw["samples"].items():
+        if sample["role"] == "data":
+            sample["files"] = [str(data_file(RNTUPLE))]
+            continue
+        sample["files"] = [f"data/{name}.root"]
+        sample["generate"]["events"] = REAL_DATA_SIZES[name]
+    raw["objective"] = {"name": "asimov_significance"}  # no fit to compile: the objective is not tested here
+    path = root / "real_data.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    for mode, extra in (("auto", []), ("streaming", ["--execution", "streaming", "--chunk-size", "300"])):
-        assert main(["run", str(path), "--output", str(tmp_path / mode), *extra]) == 0, capsys.readouterr().err
-    assert "auto: in memory (estimated" in capsys.readouterr().err
-    with (
-        uproot.open(tmp_path / "auto" / "histograms.root") as a,
-        uproot.open(tmp_path / "streaming" / "histograms.root") as b,
-    ):
-        keys = [k for k in a.keys(cycle=False) if "data" in k]
-        assert keys
-        for key in keys:
-            np.testing.assert_allclose(a[key].values(), b[key].values(), rtol=1e-12)
+    assert main(["generate", "--config", str(path)]) == 0
+    return path
+
+
+def _cms2012_histograms(path: Path, edges: dict[str, np.ndarray], pt_min: float) -> dict[str, np.ndarray]:
+    """The data's counts per region in plain uproot + NumPy: at least two muons above ``pt_min``, the two
+    leading muons (all muons, by pT) of opposite charge, the mass of the two leading selected muons."""
+    with uproot.open(path) as f:
+        mu = f["Events"].arrays(["Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge"])
+    mu = mu[ak.argsort(mu.Muon_pt, axis=1, ascending=False)]  # every field, in pT order
+    by_pt = ak.zip({k[5:]: mu[k] for k in mu.fields})
+    selected = by_pt[by_pt.pt > pt_min]
+    keep = (ak.num(selected) >= 2) & (ak.num(by_pt) >= 2)
+    keep = keep & ak.fill_none(ak.firsts(by_pt.charge) * ak.firsts(by_pt.charge[:, 1:]) < 0, False)
+    pair = selected[keep][:, :2]
+    pt, eta, phi, m = (np.asarray(pair[k], dtype=np.float64) for k in ("pt", "eta", "phi", "mass"))
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    e = np.sqrt(px**2 + py**2 + pz**2 + m**2)
+    mass = np.sqrt(np.maximum(e.sum(1) ** 2 - px.sum(1) ** 2 - py.sum(1) ** 2 - pz.sum(1) ** 2, 0.0))
+    return {r: np.histogram(mass[mass < x[-1]], x)[0].astype(float) for r, x in edges.items()}
+
+
+def test_real_data_config_observes_the_cms_2012_data(real_data, data_file, tmp_path):
+    """``role: data``: the RNTuple's hard-cut histograms are the observations, the observed numbers are reported
+    with ``--unblind``, and the objects are the template's own."""
+    template = load_config(TEMPLATE / "config.yaml").raw
+    config = load_config(real_data)
+    for name in ("muons", "leading"):
+        assert config.raw["objects"][name] == template["objects"][name]
+    assert main(["run", str(real_data), "--output", str(tmp_path), "--quiet", "--unblind"]) == 0
+    analysis = ConfiguredAnalysis.from_config(config)
+    expected = _cms2012_histograms(data_file(RNTUPLE), analysis.edges, 20.0)
+    observed = {o["name"]: o["data"] for o in json.loads((tmp_path / "workspace.json").read_text())["observations"]}
+    for region, counts in expected.items():
+        np.testing.assert_array_equal(observed[region], counts, err_msg=region)
+    assert 85.0 <= _peak(expected["peak"], analysis.edges["peak"]) <= 95.0  # the Z, in real data
+    assert 50 < expected["peak"].sum() < 1000
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["observed"]["observations"] == "data" and results["observed"]["converged"] is True
+    assert set(results["yields"]["peak"]) == {"signal", "dy", "ttbar", "qcd"}  # data are no sample of the model
+
+
+def test_real_data_config_is_blinded_and_streams(real_data, tmp_path):
+    """Without ``--unblind`` (streaming, the data read whole): no observed number, no data in workspace.json's
+    signal regions; both regions hold a trace of signal (mis-paired muons), so both are signal regions."""
+    command = ["run", str(real_data), "--output", str(tmp_path), "--quiet", "--execution", "streaming"]
+    assert main([*command, "--chunk-size", "1500"]) == 0
+    observed = json.loads((tmp_path / "results.json").read_text())["observed"]
+    assert observed["blinded_regions"] == observed["signal_regions"] and "peak" in observed["blinded_regions"]
+    assert observed["cls"] == "blinded" and observed["mu_hat"] == "blinded"
+    assert set(observed["workspace_observations"].values()) <= {"asimov", "data"}
+    for region in observed["blinded_regions"]:
+        assert observed["workspace_observations"][region] == "asimov"
