@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,14 +17,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from http_server import Server, serve  # noqa: E402 - the folder above is on the path now
 
-# No JAX persistent compilation cache in the tests: with jaxlib 0.10.2 serialising an
-# executable for the cache segfaulted a test process (test_template_ttbar, in
-# `put_executable_and_time`, with a Dask test's threads still alive in that worker), and
-# reading one in a Dask worker thread aborted the process before. It only saved time.
-# The command line's own persistent compilation cache (diffhep.execute.compile_cache) is off
-# in the tests and the processes they start, for the reason above; tests/cli/test_compile_cache.py
-# turns it on explicitly, in subprocesses.
-os.environ.setdefault("DIFFHEP_COMPILE_CACHE", "off")
+# One JAX persistent compilation cache per test session, shared by the xdist workers and the
+# processes tests start (CLI subprocesses, notebook kernels), through the environment: the
+# command line builds its analysis anew in every call, so `run` then `optimize` of one config,
+# a resumed job or the same template in several tests compile the same programs again;
+# with the cache they read them (tests/cli, the dimuon template and tests/optimize: 213 -> 174 s of
+# CPU, 2 workers, 2026-12-07). The command line
+# turns the cache on itself (diffhep.execute.compile_cache), here in the same folder. Programs
+# compiled in under half a second are not stored. A cached executable is the one XLA would
+# compile. It was off from 0863e31 to here: a worker segfaulted serialising an executable in
+# test_template_ttbar; 30 minutes later (12a4562) the cause of that run's crashes was found
+# to be the kernel's memory-map limit, which _release_compiled_programs below now guards.
+# Dask worker *threads* must not read it (that aborted a process): the no_persistent_cache
+# fixture, and the command line turns it off for them (compile_cache.suspend).
+_OWN_CACHE = "DIFFHEP_TEST_JAX_CACHE" not in os.environ
+if _OWN_CACHE:
+    os.environ["DIFFHEP_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="diffhep-test-jax-cache-")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["DIFFHEP_TEST_JAX_CACHE"])
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("DIFFHEP_COMPILE_CACHE", os.environ["DIFFHEP_TEST_JAX_CACHE"])
 # XLA compiles with its backend optimisations off in the tests (and the processes they start):
 # the tests' arrays are small, so compilation, not execution, is what takes the time, and
 # the first two flags halve it (measured on tests/select/test_select_joint.py: 40 s -> 23 s).
@@ -87,6 +100,11 @@ def no_persistent_cache():
     yield
     jax.config.update("jax_enable_compilation_cache", enabled)
     compilation_cache.reset_cache()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_CACHE and not hasattr(config, "workerinput"):  # the controller made it: remove it
+        shutil.rmtree(os.environ["DIFFHEP_TEST_JAX_CACHE"], ignore_errors=True)
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

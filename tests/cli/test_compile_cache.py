@@ -2,7 +2,7 @@
 
 The second ``diffhep run`` of an analysis reads its compiled programs from the
 cache folder instead of compiling them, and gives the same numbers. Both runs are
-subprocesses (the test processes keep the cache off, see ``tests/conftest.py``).
+subprocesses with a cache folder of their own (not the test session's, ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def test_an_unusable_default_folder_only_turns_the_cache_off(monkeypatch, tmp_pa
 
         assert not jax.config.jax_enable_compilation_cache
     finally:
-        compile_cache.enable(None)
+        folder, explicit = resolve()
+        compile_cache.enable(folder, explicit=explicit)  # as the session had it (tests/conftest.py)
 
 
 def _run(config: Path, output: Path, *flags: str) -> tuple[dict, re.Match]:
