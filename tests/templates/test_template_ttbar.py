@@ -14,15 +14,21 @@ Its hard-cut histograms, every sample and variation, are compared with the
 independent AGC oracle ``tests/reference/agc.py`` in ``test_template_ttbar_reference.py``.
 
 Offline, generator seeds 1, 2 and 3 at these sizes and settings give hard Z0
-13.05 -> 30.91, 12.92 -> 27.17 and 12.68 -> 26.48 (x2.37, x2.10, x2.09; with the
-AGC's cross-sections and jet ID, 2026-12-07, code of 61c7d84; without the jet ID
-16.43 -> 36.17, 13.32 -> 29.94 and 16.20 -> 30.71); the test (seed 1) asks for x1.2. At this size one W+jets MC event weighs about
-13,000 events, and every bin without W+jets MC carries that much background
-uncertainty (an empty bin holds one MC event of the sample's mean weight), so
-the optimiser loosens the b-tag working point to fill the 4j2b bins with ttbar
-(0.234-0.241 with seeds 1-3). When empty bins counted as background-free the
-numbers were 437.9 -> 1069.7, 357.6 -> 511.1 and 544.8 -> 1326.6, and the
-working point moved up.
+14.78 -> 31.64, 13.57 -> 27.38 and 13.25 -> 27.01 (x2.14, x2.02, x2.04), with
+``btag_min`` 0.5 -> 0.237, 0.239 and 0.245 and both pT thresholds at 22.3-22.7 GeV
+(measured 2026-12-07 on a 2-core Intel Xeon, the working tree at 8f2bd7e with W+jets
+generated unbiased and weighed as the AGC does, xsec x lumi / N; issue 14 item 3).
+The test (seed 1) asks for x1.5 and for the working point to move down by more
+than 0.1. W+jets is generated as it occurs, so its 4,000 events put none in the
+four-jet regions at the AGC cuts (0 in 4j1b and 4j2b with every seed; 0-2 events
+per region at the optimised cuts); one W+jets MC event weighs about 13,000 events,
+and every bin without W+jets MC carries that much background uncertainty (an empty
+bin holds one MC event of the sample's mean weight), so the optimiser loosens the
+b-tag working point to fill the 4j2b bins with ttbar. Earlier measurements:
+13.05 -> 30.91, 12.92 -> 27.17 and 12.68 -> 26.48 with W+jets drawn with a biased
+jet multiplicity and weighed by genWeight (code of 61c7d84); when empty bins
+counted as background-free, 437.9 -> 1069.7, 357.6 -> 511.1 and 544.8 -> 1326.6,
+and the working point moved up.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from diffhep.io.generate_agc import generate_agc_sample
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "analyses" / "ttbar" / "config.yaml"
 SEED = 1
-#: Events per sample: small, but enough W+jets for its per-bin MC uncertainty to stay moderate.
+#: Events per sample: small (W+jets reaches the four-jet regions only at looser cuts: see the module docstring).
 EVENTS = {"ttbar": 2000, "ttbar_alt": 2000, "wjets": 4000}
 OTHER_EVENTS = 2000
 #: The AGC reference cuts (the template's starting values).
@@ -125,8 +131,9 @@ def test_optimisation_improves_the_hard_cut_pyhf_significance(template, tmp_path
     assert results["initial"] == AGC
     assert results["stop_reason"] == f"completed all {OPTIMIZER['steps']} steps"
     z = results["significance"]["hard_pyhf"]
-    assert z["after"] > 1.2 * z["before"], z
-    # W+jets MC is thin at this size (see the module docstring): more ttbar in 4j2b, the working point moves down
+    assert z["after"] > 1.5 * z["before"], z  # x2.02-x2.14 with seeds 1-3 (module docstring)
+    # no W+jets MC in the four-jet regions at this size (module docstring): more ttbar in 4j2b, the working point
+    # moves down (to 0.237-0.245 with seeds 1-3)
     assert results["final"]["btag_min"] < AGC["btag_min"] - 0.1
     soft = results["significance"]["soft"]
     assert soft["after"] > soft["before"], soft

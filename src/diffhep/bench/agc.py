@@ -235,8 +235,13 @@ def _plain(
 
     As the AGC runs it: ``uproot.iterate`` over chunks of ``chunk_size`` events,
     the selection and ``numpy.histogram`` per chunk, histograms added up and
-    scaled by ``xsec * lumi / sum(genWeight)`` at the end (selection weights are
-    linear in the normalisation), so memory does not grow with the events.
+    scaled at the end (selection weights are linear in the normalisation), so
+    memory does not grow with the events. Events are weighted as the sample's
+    ``normalisation`` says: ``events`` (the AGC's, and the template's) counts each
+    event once and scales by ``xsec * lumi / N``; ``weight`` weighs it by
+    ``genWeight`` and scales by ``xsec * lumi / sum(genWeight)``. The generated
+    samples are unweighted (``genWeight`` is a lognormal jitter around 1 and a few
+    negative signs), so the two agree up to that jitter.
     """
 
     cuts = {**{c.name: float(c.init) for c in ttbar.CUTS}, **cuts}  # AGC values for cuts the config lacks
@@ -247,13 +252,17 @@ def _plain(
     def run() -> dict:
         out = {}
         for name, sample in config["samples"].items():
+            by_events = sample.get("normalisation", "weight") == "events"
             sum_w, hists = 0.0, {r: np.zeros(len(e) - 1) for r, e in edges.items()}
             for events in iterate_events(files[name], tree=config.get("tree", "Events"), branches=branches,
                                          step_size=chunk_size):  # fmt: skip
-                sum_w += float(np.sum(np.asarray(events.genWeight, dtype=np.float64)))
+                if by_events:
+                    sum_w += len(events)
+                else:
+                    sum_w += float(np.sum(np.asarray(events.genWeight, dtype=np.float64)))
                 for region, (x, w) in ttbar.hard_selection(events, cuts, 1.0).items():
                     if region in edges:
-                        hists[region] += np.histogram(x, bins=edges[region], weights=w)[0]
+                        hists[region] += np.histogram(x, bins=edges[region], weights=None if by_events else w)[0]
             norm = sample["xsec_pb"] * config["lumi_pb"] / sum_w
             out.update({(region, name): h * norm for region, h in hists.items()})
         return out

@@ -34,11 +34,15 @@ Physics (vectorised, per block of events):
   cutBased = 4 for 75% of electrons), ``sip3d ~ |N(0, 1.2)|``; non-prompt ones
   from b, c and light jets carry a fraction of the jet pT, are not isolated
   (``0.05 + exp(0.5)``) and displaced (``sip3d ~ exp(5)``);
-* W+jets is generated with a biased jet multiplicity (mean ~3 jets above 20 GeV
-  instead of ~0.5) and ``genWeight`` = true / sampled probability, so that the
-  selected region is populated; weighted, it falls as ``0.35^n``;
-* ``genWeight``: lognormal(0, 0.05), a fraction negative for the NLO samples
-  (3% ttbar, 10% s-channel single top).
+* W+jets: extra jets above 20 GeV with the physical geometric multiplicity, ``n``
+  with probability ``0.65 x 0.35^n`` (mean ~0.54), drawn as they occur: no biased
+  sampling and no compensating factor in ``genWeight``, so every sample is valid
+  with the AGC's event weight ``xsec x lumi / N``, which ignores ``genWeight``
+  (few W+jets events reach four jets: the samples need many of them);
+* ``genWeight``: lognormal(0, 0.05) for every sample, a fraction negative for the
+  NLO samples (3% ttbar, 10% s-channel single top); it carries no physics, so
+  ``genWeight x xsec x lumi / sum(genWeight)`` and ``xsec x lumi / N`` agree up to
+  that jitter (and the negative fractions).
 
 Example:
     >>> import tempfile, uproot
@@ -68,7 +72,7 @@ __all__ = ["AGC_PROCESSES", "BRANCHES", "SCHEMA_VERSION", "generate_agc_sample",
 
 #: Version of the generated content; bump it whenever branches or physics change, so that files
 #: generated before (``diffhep generate --config``, ``diffhep bench agc``) are generated again.
-SCHEMA_VERSION = 2  # 2: Jet_jetId
+SCHEMA_VERSION = 3  # 2: Jet_jetId; 3: W+jets unbiased (its jet multiplicity drawn as it occurs)
 
 #: Process -> cross-section (pb: the AGC's, from its ``utils/file_input.py``) and description.
 AGC_PROCESSES: dict[str, dict] = {
@@ -85,7 +89,7 @@ AGC_PROCESSES: dict[str, dict] = {
     "single_top_tW": {"xsec_pb": 37.936 + 37.906, "description": "single top tW: t + W"},
     "wjets": {
         "xsec_pb": 61457 * 0.252,
-        "description": "W -> l nu + jets, falling jet spectrum, few b; biased multiplicity with weights",
+        "description": "W -> l nu + jets, falling jet spectrum (0.35^n), few b",
     },
 }
 
@@ -329,22 +333,24 @@ def _single_top(rng: np.random.Generator, n: int, first: int, channel: str) -> d
     return ev.build(_weights(rng, n, 0.10 if channel == "s" else 0.0), first)
 
 
-#: W+jets: true and sampled ratio of the geometric jet multiplicity (jets above 20 GeV).
-_WJETS_RATIO, _WJETS_SAMPLED_RATIO = 0.35, 0.75
+#: W+jets: ratio of the geometric jet multiplicity (jets above 20 GeV): ``P(n) = (1 - r) r^n``.
+_WJETS_RATIO = 0.35
 
 
 def _wjets(rng: np.random.Generator, n: int, first: int) -> dict:
-    """W -> l nu (l = e, mu, tau) with pT ~ exp(15) GeV, geometric jet multiplicity, few b and c."""
+    """W -> l nu (l = e, mu, tau) with pT ~ exp(15) GeV, geometric jet multiplicity, few b and c.
+
+    The multiplicity is drawn as it occurs (unweighted events: ``genWeight`` is the
+    lognormal jitter of every sample), so ``xsec x lumi / N`` is the right weight.
+    """
     ev, idx = _Event(rng, n), np.arange(n)
     charge = np.where(rng.random(n) < 0.58, 1, -1)
     m_w = breit_wigner(rng, W_MASS, W_WIDTH, 50.0, 110.0, n)
     w = p4_from(m_w, rng.exponential(15.0, n), rng.normal(0.0, 1.8, n), rng.uniform(-np.pi, np.pi, n))
     _decay_w(ev, idx, w, m_w, charge, br=np.array([1.0, 1.0, 1.0, 0.0]) / 3.0)
-    counts = rng.geometric(1.0 - _WJETS_SAMPLED_RATIO, n) - 1
+    counts = rng.geometric(1.0 - _WJETS_RATIO, n) - 1
     _extra_jets(ev, counts, 2.0, (0.88, 0.09, 0.03))
-    r, q = _WJETS_RATIO, _WJETS_SAMPLED_RATIO
-    bias = (1.0 - r) / (1.0 - q) * (r / q) ** counts
-    return ev.build(_weights(rng, n) * bias, first)
+    return ev.build(_weights(rng, n), first)
 
 
 _MAKERS = {
