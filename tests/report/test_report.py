@@ -185,6 +185,24 @@ def test_every_plot_returns_its_figure_and_writes_the_png_only_when_given_a_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.png" for n in draws)
 
 
+def test_region_plot_with_data_has_points_and_a_ratio_panel():
+    """Observed counts: points with Poisson intervals in each panel and data / MC below (issue 14 item 9)."""
+    edges = np.array([0.0, 1.0, 2.0, 3.0])
+    counts = {"bkg": np.array([10.0, 8.0, 0.0]), "sig": np.array([0.0, 2.0, 0.0])}
+    data = np.array([12.0, 5.0, 1.0])
+    fig = plot_region(None, "sr", "x", edges, None, counts, signal=["sig"], z_after=1.0, data_after=data)
+    main, ratio = fig.axes
+    assert "data" in [t.get_text() for t in main.get_legend().get_texts()]
+    assert ratio.get_ylabel() == "data / MC"
+    (points,) = [c for c in ratio.containers]  # the errorbar of the bins with MC (the empty third left out)
+    x, y = points.lines[0].get_data()
+    np.testing.assert_allclose(x, [0.5, 1.5])
+    np.testing.assert_allclose(y, [12.0 / 10.0, 5.0 / 10.0])
+    both = plot_region(None, "sr", "x", edges, counts, counts, signal=["sig"], z_before=1.0, z_after=1.0,
+                       data_before=None, data_after=data, data_label="pseudodata")  # fmt: skip
+    assert len(both.axes) == 4 and both.axes[-1].get_ylabel() == "pseudodata / MC"
+
+
 def test_report_links_every_file_and_tabulates_cuts():
     results = {
         "analysis": "demo",

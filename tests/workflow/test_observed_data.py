@@ -162,6 +162,9 @@ def test_observed_numbers_equal_pyhf_on_the_workspace(unblinded):
     assert observed["z0_expected"] == pytest.approx(float(norm.isf(float(p0_expected))), rel=1e-4)
     assert observed["mu_hat"] == pytest.approx(float(best[poi]), abs=1e-5)
     assert 1.0 < observed["mu_hat"] < 10.0  # the data hold more signal than mu = 1 predicts: not the Asimov fit
+    assert list(observed["bestfit"]) == model.config.par_names  # the post-fit plots' parameters: pyhf's fit
+    np.testing.assert_allclose(list(observed["bestfit"].values()), best, atol=1e-4)
+    assert {"region_sr_postfit.png", "region_cr_postfit.png"} <= {p.name for p in unblinded.iterdir()}
 
     def nll(pars):
         return -float(model.logpdf(pars, data)[0])
@@ -201,8 +204,9 @@ def test_signal_region_data_are_blinded_without_unblind(folder, monkeypatch, cap
     observed = json.loads((out / "results.json").read_text())["observed"]
     assert observed["blinded_regions"] == ["sr"]
     assert observed["workspace_observations"] == {"cr": "data", "sr": "asimov"}
-    for key in ("z0", "p0", "cls", "cls_expected", "mu_hat", "mu_uncertainty"):
+    for key in ("z0", "p0", "cls", "cls_expected", "mu_hat", "mu_uncertainty", "bestfit"):
         assert observed[key] == "blinded", key
+    assert not list(out.glob("*postfit*"))  # no fit to the blinded data, no post-fit plot
 
 
 def _analysis(folder: Path, data_files: list[str]) -> ConfiguredAnalysis:

@@ -147,7 +147,7 @@ def _nominal(analysis: Any, hard: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def output_files(analysis: Any) -> list[str]:
     """What :func:`write_outputs` writes besides ``results.json``, as glob patterns relative to the folder."""
-    regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges]
+    regions = [f"region_{glob.escape(str(region))}{end}.png" for region in analysis.edges for end in ("", "_postfit")]
     return ["workspace.json", "histograms.root", "cabinetry_config.yml", *regions, "cutflow.png"]
 
 
@@ -167,6 +167,7 @@ def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], resu
         write_cabinetry_config,
         write_histograms,
     )
+    from diffhep.workflow.observed import plot_postfit  # deferred: JAX loads when the command runs
 
     files: dict[str, str] = {}
     output.mkdir(parents=True, exist_ok=True)
@@ -196,8 +197,10 @@ def write_outputs(output: Path, analysis: Any, ev: Any, samples: list[str], resu
             signal=[s for s in analysis.signal if s in counts],
             z_after=ev.hard_significance,
             data_after=(ev.data or {}).get(region),
+            data_label=str((ev.observed or {}).get("observations", "data")),
         )
         files[f"region {region}"] = f"region_{region}.png"
+    files.update(plot_postfit(output, analysis, ev.workspace, ev.observed, ev.data))  # with a best fit to data
     plot_cutflow(output / "cutflow.png", before=None, after=ev.cutflow)
     files["cutflow"] = "cutflow.png"
     files["all numbers"] = "results.json"

@@ -101,6 +101,7 @@ def _stack(
     title: str,
     *,
     data: np.ndarray | None = None,
+    data_label: str = "data",
 ) -> None:
     backgrounds = [k for k in counts if k not in signal]
     total = np.zeros(len(edges) - 1)
@@ -120,7 +121,7 @@ def _stack(
         mplhep.histplot(np.asarray(counts[k]), edges, histtype="step", ax=ax, lw=2, ls="--", label=k)
     if data is not None:  # points with Poisson intervals (mplhep's yerr=True)
         mplhep.histplot(np.asarray(data, dtype=float), edges, histtype="errorbar", yerr=True, color="k",
-                        ax=ax, label="data")  # fmt: skip
+                        ax=ax, label=data_label)  # fmt: skip
     ax.set_title(title, fontsize=16, loc="right")
     ax.set_ylabel("events / bin")
     ax.legend(fontsize=14)
@@ -139,6 +140,8 @@ def plot_region(
     z_after: float,
     data_before: np.ndarray | None = None,
     data_after: np.ndarray | None = None,
+    title: str | None = None,
+    data_label: str = "data",
 ) -> Figure:
     """Stacked hard-cut histograms of a region at the initial and the optimised cuts (``region_<name>.png``).
 
@@ -153,12 +156,14 @@ def plot_region(
         z_before, z_after: the hard-cut pyhf significances of all regions together, for the titles
             (``z_before`` is needed only with ``before``).
         data_before, data_after: observed counts per bin (events), or ``None`` (none, or blinded).
+        title: the title of the one panel (``before=None``) in place of the significance's.
+        data_label: what the observed counts are (``"data"``, ``"pseudodata"``), in the legend and the ratio.
 
     Returns:
         The figure.
     """
     edges = np.asarray(edges, dtype=float)
-    panels = [(after, f"{region}: hard cuts (total Z0 = {z_after:.2f})")]
+    panels = [(after, title or f"{region}: hard cuts (total Z0 = {z_after:.2f})")]
     if before is not None:
         panels = [
             (before, f"{region}: initial cuts (total Z0 = {z_before:.2f})"),
@@ -171,9 +176,9 @@ def plot_region(
         axes,
     ):
         for col, ((counts, title), data) in enumerate(zip(panels, observed)):
-            _stack(axes[0, col], edges, counts, signal, title, data=data)
+            _stack(axes[0, col], edges, counts, signal, title, data=data, data_label=data_label)
             if ratio:
-                _ratio(axes[1, col], edges, counts, data)
+                _ratio(axes[1, col], edges, counts, data, data_label)
         top = max(ax.get_ylim()[1] for ax in axes[0])
         for ax in axes[-1]:
             ax.set_xlabel(observable)
@@ -182,11 +187,13 @@ def plot_region(
     return fig
 
 
-def _ratio(ax: Any, edges: np.ndarray, counts: Mapping[str, np.ndarray], data: np.ndarray | None) -> None:
+def _ratio(
+    ax: Any, edges: np.ndarray, counts: Mapping[str, np.ndarray], data: np.ndarray | None, label: str = "data"
+) -> None:
     """Data / MC (the sum of every sample) with the data's Poisson error, and a line at 1."""
     mc = np.sum([np.asarray(c, dtype=float) for c in counts.values()], axis=0) if counts else np.zeros(len(edges) - 1)
     ax.axhline(1.0, color="tab:gray", lw=1)
-    ax.set_ylabel("data / MC")
+    ax.set_ylabel(f"{label} / MC")
     if data is None:
         return
     data = np.asarray(data, dtype=float)

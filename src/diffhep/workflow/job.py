@@ -38,7 +38,7 @@ from diffhep.report import (
     write_cabinetry_config,
     write_histograms,
 )
-from diffhep.workflow.observed import observations
+from diffhep.workflow.observed import observations, plot_postfit, postfit_patterns
 from diffhep.workflow.observed import summary as observed_summary
 
 __all__ = [
@@ -325,8 +325,10 @@ def write_outputs(
             z_after=after.hard_significance,
             data_before=(before.data or {}).get(region),
             data_after=(after.data or {}).get(region),
+            data_label=str((after.observed or {}).get("observations", "data")),
         )
         files[f"region {region}"] = f"region_{region}.png"
+    files.update(plot_postfit(output, analysis, after.workspace, after.observed, after.data))  # optimised cuts
     plot_cutflow(output / "cutflow.png", before.cutflow, after.cutflow)
     files["cutflow"] = "cutflow.png"
     if plot_landscape(output / "landscape.png", results["scan"], units) is not None:
@@ -346,7 +348,7 @@ def output_files(analysis: Analysis) -> list[str]:
     A new (not resumed) job removes these first (:func:`~diffhep.outputs.remove_outputs`,
     ``results.json`` before them): the checkpoints' ``latest`` before the checkpoints.
     """
-    regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges]
+    regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges] + postfit_patterns(analysis)
     return ["report.md", "workspace.json", "histograms.root", "cabinetry_config.yml", "history.png", *regions,
             "cutflow.png", "landscape.png", "checkpoints/latest", "checkpoints/step_*.npz"]  # fmt: skip
 

@@ -21,7 +21,9 @@ uncertainty from the Hessian of the NLL at the best fit.
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -34,13 +36,16 @@ from diffhep.infer import hypotest
 from diffhep.likelihood import Model
 from diffhep.likelihood.hessian import nll_hessian
 from diffhep.likelihood.workspace import from_workspace, observed_data
+from diffhep.report import plot_region
 
-__all__ = ["BLINDED", "Observations", "signal_regions", "observations", "observed_numbers", "summary"]
+__all__ = ["BLINDED", "Observations", "signal_regions", "observations", "observed_numbers", "postfit_yields", "summary",
+           "plot_postfit", "postfit_patterns"]  # fmt: skip
 
 #: What every observed number reads while signal-region data are hidden.
 BLINDED = "blinded"
 #: The observed numbers (:func:`observed_numbers`), in the order reported.
-NUMBERS = ("z0", "p0", "z0_expected", "cls", "cls_expected", "cls_expected_band", "mu_hat", "mu_uncertainty")
+NUMBERS = ("z0", "p0", "z0_expected", "cls", "cls_expected", "cls_expected_band", "mu_hat", "mu_uncertainty",
+           "bestfit")  # fmt: skip
 
 
 class Observations(NamedTuple):
@@ -119,7 +124,22 @@ def observed_numbers(workspace: Mapping[str, Any], *, poi_test: float = 1.0) -> 
             "mu_uncertainty": _poi_uncertainty(model, best, data) if fitted else float("nan"),
             "mu_test": float(poi_test),
             "converged": converged,
+            "bestfit": {name: float(x) for name, x in zip(model.config.par_names, np.asarray(best), strict=True)},
         }
+
+
+def postfit_yields(workspace: Mapping[str, Any], bestfit: Mapping[str, float]) -> dict[str, dict[str, np.ndarray]]:
+    """Region -> sample -> expected counts per bin at the best-fit parameters ``bestfit`` (name -> value, as
+    :func:`observed_numbers` returns them): the post-fit model, by pyhf's ``return_by_sample``."""
+    import pyhf
+
+    model = pyhf.Workspace(dict(workspace)).model()  # pyhf's current backend: numbers only, no fit
+    pars = pyhf.tensorlib.astensor([bestfit[name] for name in model.config.par_names])
+    by_sample = np.asarray(model.main_model.expected_data(pars, return_by_sample=True), dtype=np.float64)
+    return {
+        channel: {s: by_sample[i, part] for i, s in enumerate(model.config.samples)}
+        for channel, part in model.config.channel_slices.items()
+    }
 
 
 def _poi_uncertainty(model: Model, best: Array, data: Array) -> float:
@@ -156,3 +176,36 @@ def summary(obs: Observations, workspace: Mapping[str, Any]) -> dict[str, Any]:
     else:
         out.update(observed_numbers(workspace))
     return out
+
+
+def plot_postfit(output: Path, analysis: Analysis, workspace: Mapping[str, Any], observed: Mapping[str, Any] | None,
+                 data: Mapping[str, np.ndarray] | None) -> dict[str, str]:  # fmt: skip
+    """``region_<name>_postfit.png`` for every region: the samples at the best fit to the observations, the data
+    and their ratio; label -> file. Nothing while blinded or without observations (no best fit)."""
+    bestfit = (observed or {}).get("bestfit")
+    if not isinstance(bestfit, Mapping):
+        return {}
+    files = {}
+    for region, samples in postfit_yields(workspace, bestfit).items():
+        counts = {k: samples[k] for k in getattr(analysis, "samples", samples) if k in samples}
+        name = f"region_{region}_postfit.png"
+        plot_region(
+            output / name,
+            region,
+            analysis.observables[region],
+            analysis.edges[region],
+            before=None,
+            after=counts,
+            signal=[s for s in analysis.signal if s in counts],
+            z_after=float("nan"),
+            data_after=(data or {}).get(region),
+            data_label=str(observed["observations"]),  # type: ignore[index]
+            title=f"{region}: post-fit, {observed['poi']} = {observed['mu_hat']:.3g}",  # type: ignore[index]
+        )
+        files[f"region {region} post-fit ({observed['observations']})"] = name  # type: ignore[index]
+    return files
+
+
+def postfit_patterns(analysis: Analysis) -> list[str]:
+    """The post-fit plots :func:`plot_postfit` may write, as glob patterns (removed before a new run)."""
+    return [f"region_{glob.escape(str(region))}_postfit.png" for region in analysis.edges]
