@@ -152,14 +152,22 @@ def _cms2012_histograms(path: Path, edges: dict[str, np.ndarray], pt_min: float)
     return {r: np.histogram(mass[mass < x[-1]], x)[0].astype(float) for r, x in edges.items()}
 
 
-def test_real_data_config_observes_the_cms_2012_data(real_data, data_file, tmp_path):
+@pytest.fixture(scope="module")
+def unblinded_real_data(real_data) -> Path:
+    """``diffhep run --unblind`` of :func:`real_data`: its output folder."""
+    out = real_data.parent / "unblinded"
+    assert main(["run", str(real_data), "--output", str(out), "--quiet", "--unblind"]) == 0
+    return out
+
+
+def test_real_data_config_observes_the_cms_2012_data(real_data, unblinded_real_data, data_file):
     """``role: data``: the RNTuple's hard-cut histograms are the observations, the observed numbers are reported
     with ``--unblind``, and the objects are the template's own."""
     template = load_config(TEMPLATE / "config.yaml").raw
     config = load_config(real_data)
     for name in ("muons", "leading"):
         assert config.raw["objects"][name] == template["objects"][name]
-    assert main(["run", str(real_data), "--output", str(tmp_path), "--quiet", "--unblind"]) == 0
+    tmp_path = unblinded_real_data
     analysis = ConfiguredAnalysis.from_config(config)
     expected = _cms2012_histograms(data_file(RNTUPLE), analysis.edges, 20.0)
     observed = {o["name"]: o["data"] for o in json.loads((tmp_path / "workspace.json").read_text())["observations"]}
@@ -183,3 +191,19 @@ def test_real_data_config_is_blinded_and_streams(real_data, tmp_path):
     assert set(observed["workspace_observations"].values()) <= {"asimov", "data"}
     for region in observed["blinded_regions"]:
         assert observed["workspace_observations"][region] == "asimov"
+
+
+def test_real_data_over_http_gives_the_same_observed_numbers(real_data, unblinded_real_data, shared_data_server):
+    """The data file read from the local HTTP server: the same observations and observed numbers (issue 14)."""
+    raw = yaml.safe_load(real_data.read_text())
+    raw["samples"]["data"]["files"] = [f"{shared_data_server.url}/{RNTUPLE}"]
+    path = real_data.parent / "real_data_http.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = real_data.parent / "http"
+    before = len(shared_data_server.requests)
+    assert main(["run", str(path), "--output", str(out), "--quiet", "--unblind"]) == 0
+    assert f"/{RNTUPLE}" in shared_data_server.requests[before:]
+    local, remote = (json.loads((d / "results.json").read_text())["observed"] for d in (unblinded_real_data, out))
+    assert remote == local
+    observations = [json.loads((d / "workspace.json").read_text())["observations"] for d in (unblinded_real_data, out)]
+    assert observations[0] == observations[1]
