@@ -229,7 +229,7 @@ def test_schema_shipped_and_valid() -> None:
         "poi_uncertainty",
         "asimov_significance",
     }
-    assert set(defs["variation"]["properties"]) == {"scale", "branches", "weight", "files", "smear", "seed"}
+    assert set(defs["variation"]["properties"]) == {"scale", "branches", "weight", "files", "generate", "smear", "seed"}
 
 
 def _walk(schema, where="#"):

@@ -1,8 +1,8 @@
 """The AGC ttbar template (``analyses/ttbar/config.yaml``) at a small size, end to end.
 
 The template's own config is loaded, its samples are moved to ``tmp_path`` and
-made small, generated with ``diffhep generate --config`` (and the alternative
-ttbar sample of the modelling systematic with the generator function), then:
+made small, generated with ``diffhep generate --config`` (with the alternative
+ttbar sample of the modelling systematic, whose variation has its own ``generate:``), then:
 
 * the config's starting cuts, cross-sections, event weight, binning and systematics are the AGC's;
 * ``diffhep optimize`` from the AGC cuts (the template's starting values), with
@@ -46,7 +46,6 @@ import yaml
 
 from diffhep.cli import main
 from diffhep.config import load_config
-from diffhep.io.generate_agc import generate_agc_sample
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "analyses" / "ttbar" / "config.yaml"
 SEED = 1
@@ -80,11 +79,12 @@ def template(tmp_path_factory) -> Template:
         sample["generate"].update(events=EVENTS.get(name, OTHER_EVENTS), seed=SEED)
     files["ttbar_alt"] = folder / "ttbar_alt.root"
     config["systematics"]["ttbar_model"]["up"]["files"] = [str(files["ttbar_alt"])]
+    config["systematics"]["ttbar_model"]["up"]["generate"].update(events=EVENTS["ttbar_alt"], seed=SEED)
     config["optimizer"].update(copy.deepcopy(OPTIMIZER))
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    assert main(["generate", "--config", str(path)]) == 0
-    generate_agc_sample(files["ttbar_alt"], "ttbar_alt", EVENTS["ttbar_alt"], seed=SEED)
+    assert main(["generate", "--config", str(path)]) == 0  # the samples and the ttbar_model variation's file
+    assert files["ttbar_alt"].is_file()
     return Template(path, files)
 
 

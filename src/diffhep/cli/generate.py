@@ -1,7 +1,9 @@
 """``diffhep generate``: synthetic NanoAOD samples, by process or for every sample of a config.
 
 With ``--config``, every sample with a ``generate: {process, events, seed}``
-block is written to its first ``files`` entry. A manifest
+block is written to its first ``files`` entry, and so is every systematic
+variation with ``files`` and a ``generate`` block (an alternative sample such
+as the AGC's ttbar modelling variation). A manifest
 (``diffhep-generated.json`` next to the files) records the settings of each
 file written, so a second call skips files that are up to date and never
 overwrites a file it did not write (unless ``--force``). Every file is written
@@ -54,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         examples=EXAMPLES,
         func=run,
     )
-    g.add_argument("--config", help="analysis config: generate the samples with a generate: block")
+    g.add_argument("--config", help="analysis config: generate the samples and variations with a generate: block")
     g.add_argument(
         "--output",
         default=None,
@@ -115,31 +117,40 @@ def _by_process(args: argparse.Namespace) -> int:
     return 0
 
 
-def pick_generator(process: str, sample: str, config: Any) -> str:
-    """The generator of a sample's ``generate`` block: the one that has ``process``.
+def pick_generator(process: str, where: str, config: Any) -> str:
+    """The generator that has ``process`` (the ``generate`` block at ``where``, e.g. ``samples.ttbar``).
 
     ``ttbar`` exists in both the dimuon and the AGC generator: the generator that
     has every process of the config decides; if both do, dimuon (its original one).
     """
-    block = config.data["samples"][sample]["generate"]
-    if block.get("generator"):
-        if block["generator"] not in GENERATORS:
-            raise config.error(
-                f"samples.{sample}.generate.generator",
-                f"unknown generator {block['generator']!r}; expected one of {', '.join(GENERATORS)}",
-            )
-        return str(block["generator"])
     having = [g for g in GENERATORS if process in _generator(g)[0]]
     if not having:
         every = sorted({p for g in GENERATORS for p in _generator(g)[0]})
         raise config.error(
-            f"samples.{sample}.generate.process", f"no generator has process {process!r}{closest(process, every)}"
+            f"{where}.generate.process", f"no generator has process {process!r}{closest(process, every)}"
         )
     if len(having) > 1:
-        wanted = {s["generate"]["process"] for s in config.data["samples"].values() if s.get("generate")}
+        wanted = {block["process"] for _, _, block in _blocks(config)}
         covering = [g for g in having if wanted <= set(_generator(g)[0])]
         having = covering or having
     return having[0]
+
+
+def _blocks(config: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(name, where, block)`` of every ``generate`` block: samples (``ttbar``, ``samples.ttbar``),
+    then variations with files (``ttbar_model/up``, ``systematics.ttbar_model.up``)."""
+    out = [(name, f"samples.{name}", s["generate"]) for name, s in config.data["samples"].items() if s.get("generate")]
+    for name, syst in (config.data.get("systematics") or {}).items():
+        for side in ("up", "down"):
+            variation = syst.get(side) if isinstance(syst, dict) else None
+            if isinstance(variation, dict) and variation.get("generate"):
+                out.append((f"{name}/{side}", f"systematics.{name}.{side}", variation["generate"]))
+    return out
+
+
+def _variation_files(where: str, config: Any) -> list[str]:
+    _, name, side = where.split(".")
+    return config.data["systematics"][name][side]["files"]
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -155,32 +166,34 @@ def _for_config(args: argparse.Namespace) -> int:
     if args.output is not None:
         raise DiffhepError("--output cannot be used with --config: each sample is written to the path in its `files`")
     config = load(args.config, plugins=False)
-    samples = {k: s for k, s in config.data["samples"].items() if s.get("generate")}
-    if not samples:
-        raise ConfigError(f"{config.source}: no sample has a generate: block; nothing to generate")
+    blocks = _blocks(config)
+    if not blocks:
+        raise ConfigError(f"{config.source}: no sample or variation has a generate: block; nothing to generate")
     if args.process:
-        known = set(samples) | {s["generate"]["process"] for s in samples.values()}
+        known = {name for name, _, _ in blocks} | {block["process"] for _, _, block in blocks}
         for p in args.process:
             if p not in known:
                 raise DiffhepError(f"--process {p!r}: no sample or generated process of that name{closest(p, known)}")
-        samples = {k: s for k, s in samples.items() if k in args.process or s["generate"]["process"] in args.process}
+        blocks = [b for b in blocks if b[0] in args.process or b[2]["process"] in args.process]
     rows = []
-    for name, sample in samples.items():
-        block = sample["generate"]
-        target = sample["files"][0]
+    for name, where, block in blocks:
+        files = (
+            config.data["samples"][name]["files"] if where.startswith("samples.") else _variation_files(where, config)
+        )
+        target = files[0]
         if is_url(target):
             raise config.error(
-                f"samples.{name}.files[0]",
+                f"{where}.files[0]",
                 f"{target!r} is a URL; generate: writes a local file: name one as the first entry of files",
             )
         if glob.has_magic(target):
             raise config.error(
-                f"samples.{name}.files[0]",
+                f"{where}.files[0]",
                 f"{target!r} is a glob pattern; generate: needs a file name as the first entry of files",
             )
         path = config.resolve(target)
         remove_temporaries(path.parent, names=[path.name, MANIFEST])
-        generator = pick_generator(block["process"], name, config)
+        generator = pick_generator(block["process"], where, config)
         processes, write, _ = _generator(generator)
         module = importlib.import_module(GENERATORS[generator][0])
         settings = {

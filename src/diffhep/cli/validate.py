@@ -105,6 +105,11 @@ def _expand(config: Any, sample: str, patterns: tuple[str, ...], what: str) -> l
                 open_file(pattern).close()
         except InputError as exc:
             block = config.data["samples"].get(sample, {}).get("generate")
+            if what.startswith(" (variation "):  # its own files: the hint only where its own generate: makes them
+                systematic, side = what.removeprefix(" (variation ").removesuffix(")").split("/")
+                variation = config.data.get("systematics", {}).get(systematic, {}).get(side) or {}
+                if variation.get("files"):
+                    block = variation.get("generate")
             hint = f"; run: diffhep generate --config {config.source}" if block and not is_url(pattern) else ""
             message = f"{config.source}: sample {sample!r}{what}: {exc}{hint}"
             raise type(exc)(message, path=exc.path, key=exc.key) from None

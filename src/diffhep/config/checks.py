@@ -402,12 +402,14 @@ class _Checker:
             if side not in syst:
                 continue
             path, variation = ("systematics", name, side), syst[side]
-            kinds = [k for k in variation if k != "seed"]
+            kinds = [k for k in variation if k not in ("seed", "generate")]
             if len(kinds) != 1:
-                got = ", ".join(kinds) or "only seed"
+                got = ", ".join(kinds) or f"only {' and '.join(k for k in ('seed', 'generate') if k in variation)}"
                 raise self.fail(path, f"got {got}; expected exactly one of {', '.join(VARIATION_KINDS)}")
             if "seed" in variation and kinds != ["smear"]:
                 raise self.fail((*path, "seed"), f"seed only applies to smear, not to {kinds[0]}")
+            if "generate" in variation and kinds != ["files"]:
+                raise self.fail((*path, "generate"), f"generate only applies to files, not to {kinds[0]}")
             if isinstance(variation[kinds[0]], dict) and not variation[kinds[0]]:
                 raise self.fail((*path, kinds[0]), "is empty; expected at least one branch")
             if kinds == ["weight"]:

@@ -127,7 +127,7 @@ def _variation(spec: Any, where: str, base: Path, max_files: int | None = None) 
         raise ConfigError(
             f"{where}: a variation is a mapping with scale, branches, weight, files or smear, got {spec!r}"
         )
-    unknown = set(spec) - {"scale", "branches", "smear", "seed", "weight", "files"}
+    unknown = set(spec) - {"scale", "branches", "smear", "seed", "weight", "files", "generate"}  # generate: the CLI's
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(sorted(unknown))}"
