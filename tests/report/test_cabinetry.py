@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pyhf
 import pytest
@@ -76,8 +77,9 @@ def _logpdfs(ws_d: dict, ws_c: dict, points: list[dict], names: dict[str, str], 
     return out
 
 
-def _spec_workspace() -> tuple[dict, dict]:
-    """A workspace with every modifier cabinetry can write, two regions, and its hard histograms."""
+def _spec_workspace(norm_plus_shape: bool = False) -> tuple[dict, dict]:
+    """A workspace with every modifier cabinetry can write, two regions, and its hard histograms
+    (the histosys split as NormPlusShape with ``norm_plus_shape``)."""
     rng = np.random.default_rng(3)
     edges = {"sr": np.linspace(0.0, 4.0, 5), "cr": np.linspace(0.0, 3.0, 4)}
     hard = {}
@@ -95,8 +97,17 @@ def _spec_workspace() -> tuple[dict, dict]:
     systs = [
         SystematicDef("lumi", "lumi", ("signal", "ttbar", "wjets"), sigma=0.02),
         SystematicDef("wjets_norm", "normsys", ("wjets",), hi=1.1, lo=0.85),
-        SystematicDef("jes", "histosys", ("signal", "ttbar", "wjets"), up=Variation(), down=Variation()),
-        SystematicDef("model", "histosys", ("ttbar",), up=Variation()),  # down: symmetrised
+        SystematicDef(
+            "jes",
+            "histosys",
+            ("signal", "ttbar", "wjets"),
+            up=Variation(),
+            down=Variation(),
+            norm_plus_shape=norm_plus_shape,
+        ),
+        SystematicDef(
+            "model", "histosys", ("ttbar",), up=Variation(), norm_plus_shape=norm_plus_shape
+        ),  # down: 2 nom - up
         SystematicDef("mc_stat", "staterror", ("ttbar", "wjets")),
         SystematicDef("k_wjets", "normfactor", ("wjets",)),
     ]
@@ -158,6 +169,64 @@ def test_cabinetry_builds_the_workspace_from_the_written_config(tmp_path, monkey
     different = [{"jes": 0.5}, {"model": -1.7}, {"jes": 1.0, "model": 1.0}]
     for d, c in _logpdfs(ws, ws_c, different, result.parameter_names, {"lumi": 0.02}):
         assert abs(c - d - math.log(0.02)) > 1e-6
+
+
+def test_norm_plus_shape_histosys_is_built_by_cabinetry_exactly(tmp_path, monkeypatch):
+    """diffhep's ``norm_plus_shape`` split (a normsys and a histosys of one name, as the AGC's
+    NormPlusShape systematics) is what cabinetry builds from the product templates: equal logpdf
+    also between and beyond the templates and with two of them away from 0."""
+    ws, made = _spec_workspace(norm_plus_shape=True)
+    for channel in ws["channels"]:
+        for sample in channel["samples"]:
+            kinds = {m["type"] for m in sample["modifiers"] if m["name"] == "jes"}
+            assert kinds == {"normsys", "histosys"}
+            shape = next(m for m in sample["modifiers"] if m["name"] == "jes" and m["type"] == "histosys")
+            nominal = np.sum(sample["data"])  # the shapes keep the nominal total; the normsys carries the ratio
+            assert np.sum(shape["data"]["hi_data"]) == pytest.approx(nominal, rel=1e-12)
+            assert np.sum(shape["data"]["lo_data"]) == pytest.approx(nominal, rel=1e-12)
+    edges = made["edges"]
+    result = cabinetry_config(ws, edges=edges)
+    assert sorted(n.split(" ")[0] for n in result.notes) == ["lumi"]  # nothing said about the histosys
+    assert [s["Name"] for s in result.config["Systematics"]].count("jes") == 1
+    write_histograms(tmp_path / "histograms.root", {"workspace": workspace_templates(ws, made["hard"])}, edges, {})
+    write_cabinetry_config(tmp_path / "cabinetry_config.yml", result)
+    ws_c = _build(tmp_path, monkeypatch)
+    points = [{}, {"jes": 0.5}, {"model": -1.7}, {"jes": 1.0, "model": 1.0}, {"mu": 2.1, "jes": -2.3, "model": 0.4}]
+    for d, c in _logpdfs(ws, ws_c, points, result.parameter_names, {"lumi": 0.02}):
+        assert c == pytest.approx(d + math.log(0.02), rel=RTOL, abs=0.0)
+
+
+def test_norm_plus_shape_at_plus_minus_one_is_the_variation_and_has_finite_gradients():
+    """At alpha = +-1 the split model gives the (floored) variations themselves; a region where the
+    nominal is empty keeps the nominal and factor 1, with a finite gradient."""
+    nominal = {"sr": Histogram(np.array([5.0, 3.0, 2.0]), np.ones(3)), "cr": Histogram(np.zeros(2), np.zeros(2))}
+    up = {"sr": Histogram(np.array([6.0, 3.5, 1.0]), np.ones(3)), "cr": Histogram(np.array([0.0, 1.0]), np.ones(2))}
+    syst = SystematicDef("shape", "histosys", ("signal",), up=Variation(), norm_plus_shape=True)
+
+    def spec_of(scale):
+        hists = {r: {"signal": nominal[r], "signal/shape/up": Histogram(up[r].counts * scale, up[r].sumw2)}
+                 for r in nominal}  # fmt: skip
+        return build_spec(hists, roles={"signal": "signal"}, systematics=[syst], poi="mu", mean_weights={})
+
+    with jax.enable_x64(True):
+        spec = spec_of(1.0)
+        ws = workspace(spec, poi="mu", name="split")
+        model = pyhf.Workspace(ws).model()
+        for alpha, want in ((1.0, up["sr"].counts), (-1.0, 2 * nominal["sr"].counts - up["sr"].counts)):
+            pars = np.asarray(model.config.suggested_init(), dtype=float)
+            pars[model.config.par_slice("shape")] = alpha
+            got = np.asarray(model.expected_actualdata(pars))[model.config.channel_slices["sr"]]
+            np.testing.assert_allclose(got, np.maximum(want, 0.0), rtol=1e-12)
+        cr = next(c for c in spec["channels"] if c["name"] == "cr")["samples"][0]["modifiers"]
+        norm = next(m for m in cr if m["type"] == "normsys")["data"]
+        assert float(norm["hi"]) == 1.0 and float(norm["lo"]) == 1.0
+
+        def total(k):
+            mods = [m for c in spec_of(k)["channels"] for m in c["samples"][0]["modifiers"] if m["name"] == "shape"]
+            return sum(jnp.sum(m["data"]["hi"] if m["type"] == "normsys" else m["data"]["hi_data"]) for m in mods)
+
+        grad = jax.grad(total)(1.3)
+        assert np.isfinite(float(grad))
 
 
 def test_without_lumi_nor_histosys_the_logpdf_is_the_same_everywhere(tmp_path, monkeypatch):

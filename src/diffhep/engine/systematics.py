@@ -101,6 +101,7 @@ class SystematicDef:
             (``shapesys``: one number for every bin of every region).
         hi, lo: normalisation factors at +-1 sigma (``normsys``).
         up, down: variations (``histosys``; ``down`` may be ``None``).
+        norm_plus_shape: ``histosys`` split as cabinetry's NormPlusShape (:func:`build_spec`).
     """
 
     name: str
@@ -111,6 +112,7 @@ class SystematicDef:
     lo: float | None = None
     up: Variation | None = None
     down: Variation | None = None
+    norm_plus_shape: bool = False
 
 
 def limited_files(files: tuple[str, ...], max_files: int | None, where: str) -> tuple[str, ...]:
@@ -180,8 +182,33 @@ def parse_systematics(
             kwargs["up"] = _variation(spec["up"], f"{where} up", base, max_files)
             if spec.get("down") is not None:
                 kwargs["down"] = _variation(spec["down"], f"{where} down", base, max_files)
+            kwargs["norm_plus_shape"] = bool(spec.get("norm_plus_shape", False))
         out.append(SystematicDef(name=name, type=kind, samples=chosen, **kwargs))
     return out
+
+
+def _norm_plus_shape(name: str, nominal: Any, up: Any, down: Any) -> list[dict[str, Any]]:
+    """A ``normsys`` and a ``histosys`` of one parameter ``name``, as cabinetry's NormPlusShape.
+
+    ``hi = sum(up) / sum(nominal)`` and ``lo = sum(down) / sum(nominal)`` (this region's
+    totals), and the variations scaled to the nominal total: ``up * sum(nominal) / sum(up)``.
+    Where a total is 0 the factor is 1 and the shape the nominal (nothing to split). Written
+    with ``where`` so that the gradient with respect to the yields stays finite there.
+    """
+    total = jnp.sum(nominal)
+
+    def split(varied: Any) -> tuple[Any, Any]:
+        own = jnp.sum(varied)
+        ok = (total > 0) & (own > 0)
+        safe_total, safe_own = jnp.where(ok, total, 1.0), jnp.where(ok, own, 1.0)
+        return jnp.where(ok, safe_own / safe_total, 1.0), jnp.where(ok, varied * (safe_total / safe_own), nominal)
+
+    hi, hi_data = split(up)
+    lo, lo_data = split(down)
+    return [
+        {"name": name, "type": "normsys", "data": {"hi": hi, "lo": lo}},
+        {"name": name, "type": "histosys", "data": {"hi_data": hi_data, "lo_data": lo_data}},
+    ]
 
 
 def variation_key(sample: str, systematic: str, direction: str) -> str:
@@ -264,7 +291,10 @@ def build_spec(
                         down = _floored(hists[down_key], weight)[0]
                     else:
                         down = jnp.maximum(2.0 * counts - up, 0.0 if weight is None else weight)
-                    mods.append({"name": syst.name, "type": "histosys", "data": {"hi_data": up, "lo_data": down}})
+                    if syst.norm_plus_shape:
+                        mods.extend(_norm_plus_shape(syst.name, counts, up, down))
+                    else:
+                        mods.append({"name": syst.name, "type": "histosys", "data": {"hi_data": up, "lo_data": down}})
             samples.append({"name": sample, "data": counts, "modifiers": mods})
         channels.append({"name": region, "samples": samples})
     settings: dict[str, dict[str, Any]] = {}

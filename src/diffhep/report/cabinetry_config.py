@@ -32,6 +32,10 @@ histosys      ``NormPlusShape`` with the up and down           equal where a sam
               nominal                                          normalisation interpolates exponentially
                                                                (normsys, code 4), not linearly (histosys,
                                                                code 4p), and multiplies the other shapes
+histosys      ``NormPlusShape`` of the product templates       equal
+with          (``hi * hi_data``, ``lo * lo_data``): cabinetry
+norm_plus_    splits them back into the same normsys and
+shape         histosys
 lumi          ``Normalization`` of +-sigma                     parameter ``alpha = (lumi - 1) / sigma``;
                                                                equal rates at ``alpha`` = -1, 0, +1, where
                                                                cabinetry's logpdf is diffhep's plus
@@ -155,13 +159,16 @@ def workspace_templates(
             stat = [m for m in sample["modifiers"] if m["type"] == "staterror"]
             var = np.asarray(stat[0]["data"], dtype=float) ** 2 if stat else sumw2(name, len(counts))
             templates[name] = Histogram(counts, var)
+            norms = {m["name"]: m["data"] for m in sample["modifiers"] if m["type"] == "normsys"}
             for m in sample["modifiers"]:
                 if m["type"] != "histosys":
                     continue
-                for direction, field in (("up", "hi_data"), ("down", "lo_data")):
+                for direction, field, factor in (("up", "hi_data", "hi"), ("down", "lo_data", "lo")):
                     key = f"{name}/{m['name']}/{direction}"
+                    # a normsys of the same name: diffhep's norm_plus_shape split; its variation is the product
+                    scale = float(norms[m["name"]][factor]) if m["name"] in norms else 1.0
                     templates[name + variation_path(m["name"], direction)] = Histogram(
-                        np.asarray(m["data"][field], dtype=float), sumw2(key, len(counts))
+                        scale * np.asarray(m["data"][field], dtype=float), sumw2(key, len(counts))
                     )
         counts = np.asarray(observed[region], dtype=float)
         templates[data] = Histogram(counts, counts.copy())
@@ -206,6 +213,16 @@ def cabinetry_config(
                 mods.setdefault((m["name"], m["type"]), []).append((channel["name"], sample["name"], m.get("data")))
     notes: list[str] = []
     names: dict[str, str] = {}
+    # diffhep's norm_plus_shape histosys: a normsys and a histosys of one name on the same places, their
+    # templates of equal totals; cabinetry's NormPlusShape of the product templates is exactly that pair
+    split = {
+        name
+        for (name, kind), entries in mods.items()
+        if kind == "histosys"
+        and {(r, s) for r, s, _ in mods.get((name, "normsys"), [])} == {(r, s) for r, s, _ in entries}
+    }
+    for name in split:
+        del mods[(name, "normsys")]
 
     def scope(name: str, entries: list[tuple[str, str, Any]]) -> dict[str, Any]:
         """``Samples`` (and ``Regions`` unless all) of a modifier; a note where these are not its places."""
@@ -274,6 +291,8 @@ def cabinetry_config(
                     f"histosys {name!r}: cabinetry divides by the nominal yield, 0 for {', '.join(empty)} "
                     "(its normsys is not a number there)"
                 )
+            if name in split:
+                continue
             notes.append(
                 f"histosys {name!r} is cabinetry's NormPlusShape: the same model where {name} is -1, 0 or +1 "
                 "and a sample's other histosys are 0; elsewhere its normalisation interpolates exponentially "
