@@ -307,7 +307,8 @@ def test_a_missing_branch_is_named_with_the_sample_and_the_closest_name(generate
     flat = forms["wjets"]["flat"]
     without_met = flat[[f for f in flat.fields if f != "MET_pt"]]
     message = _error(data, {**events, "wjets": without_met if form == "flat" else nanoevents_like(without_met)})
-    assert message.startswith("region '4j1b' select") and "branch 'MET_pt' not in events['wjets']" in message
+    assert message.startswith("sample 'wjets': region '4j1b' select")  # the sample first, as for files
+    assert "branch 'MET_pt' not in events['wjets']" in message
     assert "did you mean" in message
     broken = copy.deepcopy(data.raw)
     broken["objects"]["jets"]["flags"] = {"btag": "btagCSV > btag_min"}
