@@ -152,7 +152,9 @@ def test_run_stops_at_a_nonfinite_input(tiny, capsys, branch, entry, value, show
     data = tiny.parent / "data" / "dy.root"
     spoil(data, branch, entry, value)
     err = run_error(capsys, tiny, *execution)
-    assert err == f"error: {data}: branch {branch!r} entry {entry} is {shown}; expected finite numbers", err
+    assert err == f"error: {data}: sample 'dy': branch {branch!r} entry {entry} is {shown}; expected finite numbers", (
+        err
+    )
 
 
 def test_write_json_refuses_nonfinite_numbers(tmp_path):
