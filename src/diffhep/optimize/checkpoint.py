@@ -1,7 +1,8 @@
 """Checkpoints of an optimisation: written atomically, restored bit for bit, checked before use.
 
 A checkpoint is ``<folder>/step_XXXXXX.npz`` holding the unconstrained cut
-variables (``u/<name>``), the Optax state flattened with
+variables (``u/<name>``), the weights of network observables, if any, flattened
+the same way (``net/<i>``), the Optax state flattened with
 :func:`jax.tree_util.tree_leaves` (``opt/<i>``), and a JSON record (step,
 history, seed, parameter names, optimiser, and the run's settings: what the
 numbers of the run depend on, see :func:`diffhep.optimize.run.resume_settings`).
@@ -77,6 +78,7 @@ class Checkpoint(NamedTuple):
         optimizer: the optimiser's name (checked on resume).
         settings: what the run's numbers depend on (checked on resume; ``None``
             when read from a checkpoint that does not record them).
+        networks: the trainable arrays of the network observables (a pytree; ``None``: none).
     """
 
     step: int
@@ -86,6 +88,7 @@ class Checkpoint(NamedTuple):
     seed: int
     optimizer: str
     settings: Mapping[str, Any] | None = None
+    networks: Any = None
 
 
 def save_checkpoint(folder: str | Path, checkpoint: Checkpoint) -> Path:
@@ -94,6 +97,8 @@ def save_checkpoint(folder: str | Path, checkpoint: Checkpoint) -> Path:
     arrays = {f"u/{k}": np.asarray(v) for k, v in checkpoint.u.items()}
     for i, leaf in enumerate(jax.tree_util.tree_leaves(checkpoint.opt_state)):
         arrays[f"opt/{i}"] = np.asarray(leaf)
+    for i, leaf in enumerate(jax.tree_util.tree_leaves(checkpoint.networks)):
+        arrays[f"net/{i}"] = np.asarray(leaf)
     record = {
         "step": checkpoint.step,
         "seed": checkpoint.seed,
@@ -170,8 +175,8 @@ def _corrupt(path: Path, what: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {path} cannot be used: {what}", path=str(path))
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], list[np.ndarray]]:
-    """The record, the cut variables and the Optax leaves of ``path``, each checked for type."""
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The record, the cut variables, the Optax leaves and the network leaves of ``path``, each checked."""
     try:
         with open(path, "rb") as handle:  # closed also when NumPy fails on a damaged file
             start = handle.read(4)
@@ -214,11 +219,15 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], list[np.nd
         if value.shape != () or value.dtype.kind != "f":
             raise _corrupt(path, f"its value of cut {name!r} is not one float")
         u[name] = value
-    count = sum(1 for k in arrays if k.startswith("opt/"))
-    missing = [f"opt/{i}" for i in range(count) if f"opt/{i}" not in arrays]
-    if missing:
-        raise _corrupt(path, f"its optimiser state lacks {', '.join(missing)}")
-    return record, u, [arrays[f"opt/{i}"] for i in range(count)]
+    leaves = {}
+    for prefix in ("opt", "net"):
+        count = sum(1 for k in arrays if k.startswith(prefix + "/"))
+        missing = [f"{prefix}/{i}" for i in range(count) if f"{prefix}/{i}" not in arrays]
+        if missing:
+            what = "optimiser state" if prefix == "opt" else "network weights"
+            raise _corrupt(path, f"its {what} lacks {', '.join(missing)}")
+        leaves[prefix] = [arrays[f"{prefix}/{i}"] for i in range(count)]
+    return record, u, leaves["opt"], leaves["net"]
 
 
 def _text(value: Any) -> str:
@@ -261,6 +270,7 @@ def load_checkpoint(
     optimizer: str,
     *,
     settings: Mapping[str, Any] | None = None,
+    networks: Any = None,
 ) -> Checkpoint:
     """Read a checkpoint and rebuild its Optax state with the structure of ``opt_template``.
 
@@ -271,6 +281,8 @@ def load_checkpoint(
         optimizer: the optimiser's name.
         settings: the settings of the run that continues
             (:func:`~diffhep.optimize.run.resume_settings`); ``None``: not compared.
+        networks: the trainable network arrays of the analysis (a template of their
+            tree, shapes and dtypes), or ``None`` when it has no network observable.
 
     Raises:
         CheckpointError: the file cannot be read (one line naming it).
@@ -278,7 +290,7 @@ def load_checkpoint(
             or other settings (one line naming each difference).
     """
     path = Path(path)
-    record, u, leaves = _read(path)
+    record, u, leaves, net_leaves = _read(path)
     # The step returns its dict of cuts with sorted keys, so compare names, not order.
     if sorted(record["parameters"]) != sorted(parameters):
         raise ConfigError(
@@ -302,12 +314,22 @@ def load_checkpoint(
                 f"--resume: the checkpoint in {path.parent} was written with {was}; this run asks {asks} "
                 "(run without --resume, or with the same settings)"
             )
+    net_template, net_def = jax.tree_util.tree_flatten(networks)
+    if len(net_template) != len(net_leaves) or any(
+        np.shape(a) != np.shape(b) or np.asarray(a).dtype != b.dtype for a, b in zip(net_template, net_leaves)
+    ):
+        shapes = lambda leaves: [tuple(np.shape(x)) for x in leaves]  # noqa: E731
+        raise ConfigError(
+            f"checkpoint {path}: its network weights {shapes(net_leaves)} do not match this analysis's network "
+            f"observables {shapes(net_template)}; use another output folder or run without --resume"
+        )
     template, treedef = jax.tree_util.tree_flatten(opt_template)
     if len(template) != len(leaves) or any(
         np.shape(a) != np.shape(b) or np.asarray(a).dtype != b.dtype for a, b in zip(template, leaves)
     ):
         raise ConfigError(f"checkpoint {path}: its optimiser state does not match the optimiser's options")
     opt_state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for leaf in leaves])
+    restored = jax.tree_util.tree_unflatten(net_def, [jnp.asarray(leaf) for leaf in net_leaves])
     return Checkpoint(
         step=int(record["step"]),
         u={k: jnp.asarray(v) for k, v in u.items()},
@@ -316,6 +338,7 @@ def load_checkpoint(
         seed=int(record["seed"]),
         optimizer=record["optimizer"],
         settings=stored,
+        networks=None if networks is None else restored,
     )
 
 
@@ -326,6 +349,7 @@ def resume_checkpoint(
     optimizer: str,
     *,
     settings: Mapping[str, Any] | None = None,
+    networks: Any = None,
     note: Callable[[str], None] = lambda line: None,
 ) -> tuple[Checkpoint | None, Path | None]:
     """The checkpoint to resume from in ``folder``: the one ``latest`` names, else the previous readable one.
@@ -359,7 +383,7 @@ def resume_checkpoint(
     skipped: list[CheckpointError] = []
     for path in candidates:
         try:
-            ckpt = load_checkpoint(path, parameters, opt_template, optimizer, settings=settings)
+            ckpt = load_checkpoint(path, parameters, opt_template, optimizer, settings=settings, networks=networks)
         except CheckpointError as err:
             skipped.append(err)
             continue

@@ -8,6 +8,11 @@ step (never a constant baked into the compiled code), and so is the slope
 multiplier, so annealing never recompiles. Steps are cached per analysis and
 optimiser, so runs of the same analysis (a resume, a rerun) compile once.
 
+With network observables (:mod:`~diffhep.optimize.networks`) ``u`` is the pytree
+``{"cuts": ..., "networks": ...}``: the cut variables and the networks' weights, each
+group with its own Optax transform; everything below holds for it alike, and a
+checkpoint stores the weights too.
+
 Determinism: the step is a pure function of ``(u, opt_state, data, slope)``, the
 slope is a function of the step number, and checkpoints store ``u`` and the
 Optax state exactly, so a resumed run repeats the uninterrupted one bit for bit.
@@ -28,14 +33,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from diffhep.engine.protocol import Analysis
+from diffhep.errors import ConfigError
 from diffhep.optimize.bounds import from_unconstrained, to_unconstrained
 from diffhep.optimize.checkpoint import Checkpoint, resume_checkpoint, save_checkpoint
+from diffhep.optimize.networks import has_networks, joint_optimizer, split_networks
 from diffhep.optimize.progress import progress_bar
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import remove_temporaries
@@ -67,6 +75,8 @@ class OptimizationResult(NamedTuple):
         steps: steps completed (updates applied).
         resumed_from: the step the run was resumed from, or ``None``.
         checkpoint: the last checkpoint written (``None`` if none was).
+        networks: region -> the trained network (``equinox.Module``) at ``values``; ``None``
+            for an analysis without network observables.
     """
 
     initial: dict[str, float]
@@ -76,6 +86,7 @@ class OptimizationResult(NamedTuple):
     steps: int
     resumed_from: int | None
     checkpoint: Path | None
+    networks: dict[str, Any] | None = None
 
 
 #: (id(analysis), settings.step_key()) -> (analysis, optimiser, jitted step); the analysis is
@@ -99,12 +110,33 @@ def objective_and_grad(analysis: Analysis) -> Callable:
     and so does the evaluation of the soft objective before and after
     (:func:`diffhep.workflow.job.evaluate`), which therefore compiles nothing
     more. Cached per analysis object.
+
+    With network observables it is ``(cuts, data, slope, weights) -> (objective, (d/d cuts,
+    d/d weights))``, ``weights`` the networks' arrays (:func:`~diffhep.optimize.networks.split_networks`).
     """
     if id(analysis) in _GRADIENTS:
         _GRADIENTS.move_to_end(id(analysis))
+    elif has_networks(analysis):
+        _, static = split_networks(analysis.networks)
+
+        def objective(cuts, data, slope, weights):
+            return analysis.objective(cuts, data, slope, networks=eqx.combine(weights, static))
+
+        _remember(_GRADIENTS, id(analysis), (analysis, jax.jit(jax.value_and_grad(objective, argnums=(0, 3)))))
     else:
         _remember(_GRADIENTS, id(analysis), (analysis, jax.jit(jax.value_and_grad(analysis.objective))))
     return _GRADIENTS[id(analysis)][1]
+
+
+def _build(analysis: Any, settings: OptimizerSettings) -> optax.GradientTransformation:
+    """The optimiser: the config's, or with network observables the two groups' (:func:`joint_optimizer`)."""
+    return joint_optimizer(settings) if has_networks(analysis) else settings.build()
+
+
+def _start(analysis: Any, params: tuple) -> Any:
+    """The unconstrained starting point: the cut variables, with networks ``{"cuts", "networks"}``."""
+    u = to_unconstrained(params, {p.name: float(p.init) for p in params})
+    return {"cuts": u, "networks": split_networks(analysis.networks)[0]} if has_networks(analysis) else u
 
 
 def _update(params: tuple, optimizer: optax.GradientTransformation) -> Callable:
@@ -117,8 +149,10 @@ def _update(params: tuple, optimizer: optax.GradientTransformation) -> Callable:
 
     @jax.jit
     def update(u, opt_state, grad_cuts):
-        _, vjp = jax.vjp(lambda v: from_unconstrained(params, v), u)
-        (grad_u,) = vjp(grad_cuts)
+        nets = isinstance(grad_cuts, tuple)  # (d/d cuts, d/d weights): with network observables
+        _, vjp = jax.vjp(lambda v: from_unconstrained(params, v), u["cuts"] if nets else u)
+        (grad_u,) = vjp(grad_cuts[0] if nets else grad_cuts)
+        grad_u = {"cuts": grad_u, "networks": grad_cuts[1]} if nets else grad_u
         grad = jax.tree.map(jnp.negative, grad_u)  # of the loss, -objective
         updates, new_state = optimizer.update(grad, opt_state, u)
         return optax.apply_updates(u, updates), new_state, optax.tree.norm(grad)
@@ -142,14 +176,15 @@ def compiled_step(analysis: Analysis, settings: OptimizerSettings) -> tuple[opta
         _STEPS.move_to_end(key)
         return _STEPS[key][1:]
     params = tuple(analysis.parameters)
-    optimizer = settings.build()
+    optimizer = _build(analysis, settings)
     value_and_grad = objective_and_grad(analysis)
-    cuts_of = jax.jit(lambda u: from_unconstrained(params, u))
+    nets = has_networks(analysis)
+    cuts_of = jax.jit(lambda u: from_unconstrained(params, u["cuts"] if nets else u))
     update = _update(params, optimizer)
 
     def step(u, opt_state, data, slope):
         cuts = cuts_of(u)
-        value, grad = value_and_grad(cuts, data, slope)
+        value, grad = value_and_grad(cuts, data, slope, u["networks"]) if nets else value_and_grad(cuts, data, slope)
         new_u, new_state, gnorm = update(u, opt_state, grad)
         return new_u, new_state, value, gnorm, cuts
 
@@ -165,6 +200,8 @@ def chunked_step(analysis: Any, settings: OptimizerSettings) -> tuple[optax.Grad
     ``load()`` handle, e.g. a :class:`~diffhep.engine.chunked.ChunkedAnalysis`)
     instead of :func:`objective_and_grad`; the update is the same.
     """
+    if has_networks(analysis):
+        raise ConfigError("network observables are trained in memory only (execution.mode: memory)")
     key = (id(analysis), "chunked:" + settings.step_key())
     if key in _STEPS:
         _STEPS.move_to_end(key)
@@ -233,8 +270,11 @@ def resume_settings(analysis: Any, settings: OptimizerSettings, *, config_hash: 
         execution = f"{mode}, chunks of {getattr(execution, 'chunk_size', '?')} events"
     else:
         execution = "memory"
+    written = settings.to_dict()
+    if not has_networks(analysis):
+        written.pop("network")  # cuts only: the weights' optimiser changes nothing (and older checkpoints lack it)
     return {
-        **settings.to_dict(),
+        **written,
         "dtype": str(jnp.result_type(float)),
         "execution": execution,
         "config": None if config is None else _analysis_hash(config)[:16],
@@ -252,11 +292,14 @@ def check_resume(
     errors of :func:`~diffhep.optimize.checkpoint.resume_checkpoint`.
     """
     params = tuple(analysis.parameters)
-    optimizer = settings.build()
-    template = optimizer.init(to_unconstrained(params, {p.name: float(p.init) for p in params}))
+    u = _start(analysis, params)
+    template = _build(analysis, settings).init(u)
     wanted = resume_settings(analysis, settings, config_hash=config_hash)
     folder = Path(output) / "checkpoints"
-    ckpt, _ = resume_checkpoint(folder, [p.name for p in params], template, settings.name, settings=wanted)
+    nets = u["networks"] if has_networks(analysis) else None
+    ckpt, _ = resume_checkpoint(
+        folder, [p.name for p in params], template, settings.name, settings=wanted, networks=nets
+    )
     return ckpt
 
 
@@ -334,6 +377,9 @@ def run_optimization(
         config_hash: the config's hash, recorded in the checkpoints; default: that of
             the config the analysis was built from, if any.
 
+    With network observables (``analysis.networks``) their weights are optimised with
+    the cuts (:mod:`~diffhep.optimize.networks`), starting from ``analysis.networks``.
+
     Returns:
         :class:`OptimizationResult`. A non-finite objective or gradient stops the
         run with a message in ``stopped``; the last good state is checkpointed.
@@ -350,7 +396,8 @@ def run_optimization(
     dtype = jnp.result_type(float)
     initial = {p.name: float(p.init) for p in params}
 
-    u = to_unconstrained(params, initial)
+    nets = has_networks(analysis)
+    u = _start(analysis, params)
     opt_state = optimizer.init(u)
     start, history, resumed_from = 0, [], None
     wanted = resume_settings(analysis, settings, config_hash=config_hash)
@@ -358,13 +405,19 @@ def run_optimization(
         remove_temporaries(where)
     found = None
     if resume:
-        ckpt, found = resume_checkpoint(folder, names, opt_state, settings.name, settings=wanted, note=_note)
+        ckpt, found = resume_checkpoint(
+            folder, names, opt_state, settings.name, settings=wanted, networks=u["networks"] if nets else None,
+            note=_note,
+        )  # fmt: skip
         if ckpt is not None:
             u, opt_state, start, history = ckpt.u, ckpt.opt_state, ckpt.step, list(ckpt.history)
+            u = {"cuts": u, "networks": ckpt.networks} if nets else u
             resumed_from = start
 
     def save(at: int, u_at: Any, state_at: Any, hist: list[dict[str, float]]) -> Path:
-        return save_checkpoint(folder, Checkpoint(at, u_at, state_at, hist, settings.seed, settings.name, wanted))
+        cuts_u, weights = (u_at["cuts"], u_at["networks"]) if nets else (u_at, None)
+        record = Checkpoint(at, cuts_u, state_at, hist, settings.seed, settings.name, wanted, weights)
+        return save_checkpoint(folder, record)
 
     patience = _Patience(settings, history)
     if settings.early_stopping is not None and settings.slope_start != settings.slope_end:
@@ -419,7 +472,8 @@ def run_optimization(
         stopped = f"stopped after {done} of {settings.steps} steps (max_steps); resume to continue"
     if saved_at != done:
         last_ckpt = save(done, u, opt_state, history)
-    values = {k: float(v) for k, v in jax.device_get(from_unconstrained(params, u)).items()}
+    values = {k: float(v) for k, v in jax.device_get(from_unconstrained(params, u["cuts"] if nets else u)).items()}
+    trained = eqx.combine(u["networks"], split_networks(analysis.networks)[1]) if nets else None
     return OptimizationResult(
         initial=initial,
         values=values,
@@ -428,4 +482,5 @@ def run_optimization(
         steps=done,
         resumed_from=resumed_from,
         checkpoint=last_ckpt,
+        networks=trained,
     )

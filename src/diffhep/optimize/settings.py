@@ -13,6 +13,11 @@ can be used without code here::
       early_stopping: {patience: 20, min_delta: 1.0e-4}
       seed: 1
       scan: {points: 7, width: 0.25}
+      network: {name: adam, learning_rate: 0.001, options: {}}   # the weights of network observables
+
+The cut values and the weights of network observables (``observable: {network: mlp, ...}``)
+are two groups, each with its own Optax transform (``optax.multi_transform``): the
+top-level ``name``/``learning_rate``/``options`` move the cuts, ``network`` the weights.
 
 Every problem is a one-line :class:`~diffhep.errors.ConfigError` naming the key.
 """
@@ -43,7 +48,11 @@ _KEYS = (
     "early_stopping",
     "seed",
     "scan",
+    "network",
 )
+
+#: The optimiser of network weights when ``optimizer.network`` is left out.
+NETWORK_DEFAULT = {"name": "adam", "learning_rate": 1e-3, "options": {}}
 
 
 def _int(where: str, value: Any, *, minimum: int) -> int:
@@ -100,6 +109,32 @@ def _call(where: str, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
         raise ConfigError(f"{where}: {message} (accepted: {accepted})") from None
 
 
+def _schedule(where: str, lr: Any) -> float | optax.Schedule:
+    """A constant learning rate, or the Optax schedule ``{name, **options}`` built by name."""
+    if not isinstance(lr, Mapping):
+        return _learning_rate(where, lr)
+    if "name" not in lr:
+        raise ConfigError(f"{where}: a schedule needs a 'name' (an optax schedule), got {dict(lr)}")
+    options = {k: v for k, v in lr.items() if k != "name"}
+    fn = _optax_callable(f"{where}.name", lr["name"])
+    schedule = _call(f"{where} ({lr['name']})", fn, options)
+    if not callable(schedule):
+        raise ConfigError(f"{where}: optax.{lr['name']} is not a schedule")
+    return schedule
+
+
+def _optimizer(where: str, name: Any, lr: Any, options: Mapping[str, Any], seed: int) -> optax.GradientTransformation:
+    """``getattr(optax, name)(learning_rate, **options)``; every problem a one-line ConfigError at ``where``."""
+    fn = _optax_callable(f"{where}.name", name)
+    kwargs = {"learning_rate": _schedule(f"{where}.learning_rate", lr), **options}
+    if "seed" in inspect.signature(fn).parameters and "seed" not in kwargs:
+        kwargs["seed"] = seed
+    optimizer = _call(f"{where} ({name})", fn, kwargs)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise ConfigError(f"{where}.name: optax.{name} is not an optimiser (it returned {type(optimizer).__name__})")
+    return optimizer
+
+
 @dataclass(frozen=True)
 class EarlyStopping:
     """Stop when the objective has not improved by ``min_delta`` for ``patience`` steps."""
@@ -137,6 +172,8 @@ class OptimizerSettings:
         early_stopping: ``None`` or :class:`EarlyStopping`.
         seed: random seed (random search, optimisers that take one); stored in checkpoints.
         scan: :class:`ScanSettings` of the comparison with a brute-force scan.
+        network: the optimiser of network weights ``{name, learning_rate, options}``
+            (:data:`NETWORK_DEFAULT` where left out); used only by analyses with networks.
     """
 
     name: str = "adam"
@@ -149,6 +186,7 @@ class OptimizerSettings:
     early_stopping: EarlyStopping | None = None
     seed: int = 1
     scan: ScanSettings = field(default_factory=ScanSettings)
+    network: Mapping[str, Any] = field(default_factory=lambda: dict(NETWORK_DEFAULT))
 
     def __post_init__(self) -> None:
         for key, check in _CHECKS.items():
@@ -165,6 +203,7 @@ class OptimizerSettings:
         if not isinstance(self.options, Mapping):
             raise ConfigError(f"optimizer.options: expected a mapping, got {self.options!r}")
         self.build()  # checks the optimiser, its options and the learning rate now
+        self.build_network()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> OptimizerSettings:
@@ -186,6 +225,9 @@ class OptimizerSettings:
             kwargs["early_stopping"] = EarlyStopping(stop["patience"], stop.get("min_delta", 0.0))
         if "scan" in raw:
             kwargs["scan"] = ScanSettings(**_mapping("optimizer.scan", raw["scan"], ("points", "width")))
+        if raw.get("network") is not None:
+            net = _mapping("optimizer.network", raw["network"], ("name", "learning_rate", "options"))
+            kwargs["network"] = {**NETWORK_DEFAULT, **net}
         return cls(**kwargs)
 
     def override(
@@ -205,30 +247,22 @@ class OptimizerSettings:
 
     def learning_rate_schedule(self) -> float | optax.Schedule:
         """The constant learning rate, or the Optax schedule built by name."""
-        lr = self.learning_rate
-        if not isinstance(lr, Mapping):
-            return _learning_rate("optimizer.learning_rate", lr)
-        if "name" not in lr:
-            raise ConfigError(f"optimizer.learning_rate: a schedule needs a 'name' (an optax schedule), got {dict(lr)}")
-        options = {k: v for k, v in lr.items() if k != "name"}
-        fn = _optax_callable("optimizer.learning_rate.name", lr["name"])
-        schedule = _call(f"optimizer.learning_rate ({lr['name']})", fn, options)
-        if not callable(schedule):
-            raise ConfigError(f"optimizer.learning_rate: optax.{lr['name']} is not a schedule")
-        return schedule
+        return _schedule("optimizer.learning_rate", self.learning_rate)
 
     def build(self) -> optax.GradientTransformation:
         """The Optax optimiser ``getattr(optax, name)(learning_rate, **options)``."""
-        fn = _optax_callable("optimizer.name", self.name)
-        kwargs = {"learning_rate": self.learning_rate_schedule(), **self.options}
-        if "seed" in inspect.signature(fn).parameters and "seed" not in kwargs:
-            kwargs["seed"] = self.seed
-        optimizer = _call(f"optimizer ({self.name})", fn, kwargs)
-        if not isinstance(optimizer, optax.GradientTransformation):
-            raise ConfigError(
-                f"optimizer.name: optax.{self.name} is not an optimiser (it returned {type(optimizer).__name__})"
-            )
-        return optimizer
+        return _optimizer("optimizer", self.name, self.learning_rate, self.options, self.seed)
+
+    def build_network(self) -> optax.GradientTransformation:
+        """The Optax optimiser of network weights (``network``), built by name as :meth:`build` builds the cuts'."""
+        net = _mapping("optimizer.network", self.network, ("name", "learning_rate", "options"))
+        net = {**NETWORK_DEFAULT, **net}
+        lr = net["learning_rate"]
+        if not isinstance(lr, Mapping):
+            lr = _learning_rate("optimizer.network.learning_rate", lr)
+        if not isinstance(net["options"], Mapping):
+            raise ConfigError(f"optimizer.network.options: expected a mapping, got {net['options']!r}")
+        return _optimizer("optimizer.network", net["name"], lr, net["options"], self.seed)
 
     def slope_schedule(self) -> optax.Schedule:
         """Slope multiplier per step: ``slope_start`` at step 0, ``slope_end`` at the last step."""
@@ -237,7 +271,7 @@ class OptimizerSettings:
     def step_key(self) -> str:
         """What the compiled step depends on (optimiser, options, learning rate), as a string."""
         takes_seed = "seed" in inspect.signature(getattr(optax, self.name)).parameters
-        key = [self.name, self.learning_rate, self.options, self.seed if takes_seed else None]
+        key = [self.name, self.learning_rate, self.options, self.seed if takes_seed else None, self.network]
         return json.dumps(key, sort_keys=True, default=str)
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,5 +279,6 @@ class OptimizerSettings:
         d = asdict(self)
         d["learning_rate"] = dict(self.learning_rate) if isinstance(self.learning_rate, Mapping) else self.learning_rate
         d["options"] = dict(self.options)
+        d["network"] = json.loads(json.dumps(dict(self.network), default=str))
         d["slope_schedule"] = {"start": d.pop("slope_start"), "end": d.pop("slope_end")}
         return d
