@@ -39,6 +39,24 @@ Physics (vectorised, per block of events):
   sampling and no compensating factor in ``genWeight``, so every sample is valid
   with the AGC's event weight ``xsec x lumi / N``, which ignores ``genWeight``
   (few W+jets events reach four jets: the samples need many of them);
+* ttbar modelling variations, the AGC's dedicated ttbar samples (its
+  ``ttbar__ME_var``, ``__PS_var``, ``__scaleup``, ``__scaledown``; :data:`TTBAR_VARIATIONS`),
+  each the nominal ttbar with a few settings changed and a random stream of
+  its own (not event-by-event correlated with the nominal, as separate samples
+  are not): ``ttbar_ME_var`` (another matrix-element generator) harder tops
+  (pT scale 53 instead of 50 GeV) and slightly more, harder extra jets;
+  ``ttbar_PS_var`` (another parton shower) the jet response 0.96 instead of
+  0.97, a b-tag efficiency 1.6 points lower and a light mistag rate 1.1 points
+  higher at 0.5 (CSVv2 Beta shapes ``(1.40, 0.36)`` and ``(0.43, 1.70)``), fewer
+  and softer extra jets; ``ttbar_scaleup`` / ``ttbar_scaledown``
+  (renormalisation and factorisation scales x2 / x0.5) less / more radiation,
+  in opposite directions: 1.08 / 1.32 extra jets on average instead of 1.2,
+  softer / harder (Pareto index 2.35 / 2.05 instead of 2.2), tops pT scale
+  49 / 51 GeV, so fewer / more events reach four jets. Their cross-section is
+  the nominal's, as in the AGC (which weighs each by ``xsec x lumi / N`` with
+  the ttbar cross-section): rates change through the acceptance only. The
+  older ``ttbar_alt`` (one alternative: softer tops, more and harder extra
+  jets) is kept for the configs and tests that use it;
 * ``genWeight``: lognormal(0, 0.05) for every sample, a fraction negative for the
   NLO samples (3% ttbar, 10% s-channel single top); it carries no physics, so
   ``genWeight x xsec x lumi / sum(genWeight)`` and ``xsec x lumi / N`` agree up to
@@ -68,10 +86,18 @@ from diffhep.io.generate_common import (
     write_sample,
 )
 
-__all__ = ["AGC_PROCESSES", "BRANCHES", "SCHEMA_VERSION", "generate_agc_sample", "generate_agc_dataset"]
+__all__ = [
+    "AGC_PROCESSES",
+    "BRANCHES",
+    "SCHEMA_VERSION",
+    "TTBAR_VARIATIONS",
+    "generate_agc_sample",
+    "generate_agc_dataset",
+]
 
 #: Version of the generated content; bump it whenever branches or physics change, so that files
 #: generated before (``diffhep generate --config``, ``diffhep bench agc``) are generated again.
+#: (New processes change no existing file: every process has a random stream of its own.)
 SCHEMA_VERSION = 3  # 2: Jet_jetId; 3: W+jets unbiased (its jet multiplicity drawn as it occurs)
 
 #: Process -> cross-section (pb: the AGC's, from its ``utils/file_input.py``) and description.
@@ -80,6 +106,22 @@ AGC_PROCESSES: dict[str, dict] = {
     "ttbar_alt": {
         "xsec_pb": 729.84,
         "description": "ttbar, alternative modelling: softer tops, more and harder extra jets",
+    },
+    "ttbar_ME_var": {
+        "xsec_pb": 729.84,
+        "description": "ttbar, the AGC's ME variation: another matrix element, harder tops, a little more radiation",
+    },
+    "ttbar_PS_var": {
+        "xsec_pb": 729.84,
+        "description": "ttbar, the AGC's PS variation: another parton shower, jet response, b-tag, extra jets",
+    },
+    "ttbar_scaleup": {
+        "xsec_pb": 729.84,
+        "description": "ttbar, the AGC's scale up (mu_R, mu_F x 2): less and softer radiation",
+    },
+    "ttbar_scaledown": {
+        "xsec_pb": 729.84,
+        "description": "ttbar, the AGC's scale down (mu_R, mu_F x 0.5): more and harder radiation",
     },
     "single_top_s_chan": {"xsec_pb": 2.0268 + 1.2676, "description": "single top s-channel: t + b"},
     "single_top_t_chan": {
@@ -116,23 +158,49 @@ _BTAG_BETA = {5: (1.454, 0.337), 4: (0.806, 1.059), 0: (0.414, 1.751)}
 #: Jet_jetId values and their probabilities for jets in |eta| < 2.4 and forward jets.
 _JET_ID = np.array([0, 2, 6], dtype=np.int32)
 _JET_ID_P = {"central": [0.03, 0.01, 0.96], "forward": [0.18, 0.0, 0.82]}
+#: Jet pT response (reconstructed / parton) of the nominal samples.
+_RESPONSE = 0.97
+
+#: The AGC's ttbar modelling variations: process -> the settings of :func:`_ttbar` it changes
+#: (nominal: top pT scale 50 GeV, 1.2 extra jets of Pareto index 2.2, response 0.97, :data:`_BTAG_BETA`).
+TTBAR_VARIATIONS: dict[str, dict] = {
+    "ttbar_ME_var": {"pt_scale": 53.0, "isr_rate": 1.3, "isr_index": 2.1},
+    "ttbar_PS_var": {
+        "isr_rate": 1.1,
+        "isr_index": 2.3,
+        "response": 0.96,
+        "btag_beta": {**_BTAG_BETA, 5: (1.40, 0.36), 0: (0.43, 1.70)},
+    },
+    "ttbar_scaleup": {"pt_scale": 49.0, "isr_rate": 1.08, "isr_index": 2.35},
+    "ttbar_scaledown": {"pt_scale": 51.0, "isr_rate": 1.32, "isr_index": 2.05},
+}
 
 
 class _Event:
     """Accumulates flat objects of ``n`` events; :meth:`build` makes the NanoAOD columns."""
 
-    def __init__(self, rng: np.random.Generator, n: int) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        *,
+        response: float = _RESPONSE,
+        btag_beta: Mapping[int, tuple[float, float]] = _BTAG_BETA,
+    ) -> None:
         self.rng, self.n = rng, n
+        self.response, self.btag_beta = response, btag_beta
         self.jets: list[dict] = []
         self.leptons: list[dict] = []
         self.met = np.zeros((2, n))
 
     def jet(self, idx: np.ndarray, p4: np.ndarray, flavour: np.ndarray | int) -> None:
-        """A jet from parton ``p4`` (4, m) with hadron ``flavour`` (5, 4 or 0); may radiate a lepton."""
+        """A jet from parton ``p4`` (4, m) with hadron ``flavour`` (5, 4 or 0); may radiate a lepton.
+
+        Its pT is the parton's times the response (0.97) with 5% + 100%/sqrt(pT) resolution."""
         rng, m = self.rng, len(idx)
         pt, eta, phi = pt_eta_phi(p4)
         resolution = np.hypot(0.05, 1.0 / np.sqrt(np.maximum(pt, 1.0)))
-        pt = np.maximum(0.97 * pt * (1.0 + resolution * rng.normal(size=m)), 0.1)
+        pt = np.maximum(self.response * pt * (1.0 + resolution * rng.normal(size=m)), 0.1)
         flavour = np.broadcast_to(np.asarray(flavour, dtype=np.int32), (m,))
         self.jets.append({"idx": idx, "pt": pt, "eta": eta, "phi": phi, "flavour": flavour})
         rate = np.select([flavour == 5, flavour == 4], [0.4, 0.2], 0.02)
@@ -178,7 +246,7 @@ class _Event:
         j = {k: v[keep] for k, v in j.items()}
         m, fl, pt = len(j["pt"]), j["flavour"], j["pt"]
         btag = np.zeros(m)
-        for f, (a, b) in _BTAG_BETA.items():
+        for f, (a, b) in self.btag_beta.items():
             sel = fl == f
             btag[sel] = rng.beta(a, b, int(sel.sum()))
         u = np.where(fl > 0, 0.02 + 0.04 * np.minimum(pt, 400.0) / 400.0, 0.06)
@@ -292,9 +360,12 @@ def _ttbar(
     pt_scale: float = 50.0,
     isr_rate: float = 1.2,
     isr_index: float = 2.2,
+    response: float = _RESPONSE,
+    btag_beta: Mapping[int, tuple[float, float]] = _BTAG_BETA,
 ) -> dict:
-    """t tbar back to back, top pT ~ Gamma(2, ``pt_scale``) GeV, Poisson(``isr_rate``) extra jets."""
-    ev, idx = _Event(rng, n), np.arange(n)
+    """t tbar back to back, top pT ~ Gamma(2, ``pt_scale``) GeV, Poisson(``isr_rate``) extra jets of
+    Pareto index ``isr_index``; jet ``response`` and CSVv2 shapes ``btag_beta`` (:class:`_Event`)."""
+    ev, idx = _Event(rng, n, response=response, btag_beta=btag_beta), np.arange(n)
     pt, phi = rng.gamma(2.0, pt_scale, n), rng.uniform(-np.pi, np.pi, n)
     for charge, dphi in ((1, 0.0), (-1, np.pi)):
         top, m_t = _top(rng, pt, phi + dphi)
@@ -356,6 +427,10 @@ def _wjets(rng: np.random.Generator, n: int, first: int) -> dict:
 _MAKERS = {
     "ttbar": _ttbar,
     "ttbar_alt": _ttbar_alt,
+    **{
+        name: (lambda rng, n, first, settings=settings: _ttbar(rng, n, first, **settings))
+        for name, settings in TTBAR_VARIATIONS.items()
+    },
     "single_top_s_chan": lambda rng, n, first: _single_top(rng, n, first, "s"),
     "single_top_t_chan": lambda rng, n, first: _single_top(rng, n, first, "t"),
     "single_top_tW": lambda rng, n, first: _single_top(rng, n, first, "tW"),
