@@ -157,6 +157,11 @@ def executed_analysis(config: Config, settings: Any) -> Any:
     analysis = build_analysis(config)
     if settings.mode == "memory":
         return analysis
+    sections = config.sections
+    if sections.networks or sections.training.split != "none":  # the halves and the inputs are built in memory
+        what = "network observables" if sections.networks else f"training.split: {sections.training.split}"
+        where = ("execution", "mode") if (sections.execution or {}).get("mode") else ()
+        raise sections.error(where, f"{what} run in memory only; use execution.mode: memory (got {settings.mode})")
     from diffhep.engine.chunked import ChunkedAnalysis  # deferred: JAX loads when the command runs
 
     return ChunkedAnalysis(analysis, config, settings=settings)

@@ -204,11 +204,17 @@ class _Checker:
             self.object_level(("objects", name, "flags", flag), text, parameters=True)
 
     def region(self, name: str, region: dict[str, Any]) -> None:
-        for key in ("select", "observable"):
-            if key in region:
-                path = ("regions", name, key)
-                self.event(path, region[key])
-                self.count_uses(path, self.expressions[format_path(path)].tree.body, condition=key == "select")
+        observable = region["observable"]
+        texts: list[tuple[FieldPath, Any]] = [(("select",), region.get("select"))]
+        if isinstance(observable, dict):  # a network: {network: mlp, inputs: [...]}, its inputs are expressions
+            texts += [(("observable", "inputs", i), text) for i, text in enumerate(observable["inputs"])]
+        else:
+            texts.append((("observable",), observable))
+        for key, text in texts:
+            if text is not None:
+                path = ("regions", name, *key)
+                self.event(path, text)
+                self.count_uses(path, self.expressions[format_path(path)].tree.body, condition=key == ("select",))
         path, binning = ("regions", name, "binning"), region["binning"]
         if "edges" in binning:
             edges = binning["edges"]

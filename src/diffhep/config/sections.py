@@ -14,7 +14,8 @@ Converted fully: the top level (``name``, ``lumi_pb``, ``tree``, ``plugins``,
 ``parameters`` (:class:`Parameters` of
 :class:`~diffhep.config.parameters.CutParameter`), ``samples``
 (:class:`Sample`), ``measurement`` (:class:`Measurement`) and ``objective``
-(:class:`Objective`). Kept as read-only mappings of the validated data (their
+(:class:`Objective`), the network observables of ``regions`` (:class:`NetworkObservable`)
+and ``training`` (:class:`Training`). Kept as read-only mappings of the validated data (their
 shapes are checked by the schema, their expressions by the checks; the engine
 parses them into its own definitions): ``objects``, ``regions``,
 ``systematics`` (``files`` made absolute), ``optimizer`` and ``execution``;
@@ -58,6 +59,9 @@ __all__ = [
     "Measurement",
     "MinBackground",
     "Objective",
+    "NetworkObservable",
+    "Pretraining",
+    "Training",
     "Sections",
     "build_sections",
     "FEW_MC_EVENTS",
@@ -240,6 +244,55 @@ class Objective(_Locatable):
 
 
 @dataclass(frozen=True)
+class NetworkObservable(_Locatable):
+    """A region's ``observable: {network: mlp, inputs: [...], hidden: [...], activation, output}``.
+
+    Attributes:
+        region: the region it is the observable of.
+        kind: ``"mlp"``.
+        inputs: the per-event inputs, expressions as written.
+        hidden: widths of the hidden layers.
+        activation: of the hidden layers (``relu``, ``tanh``, ``gelu``, ``softplus``).
+        output: of the one output (``sigmoid``, ``identity``, ``tanh``).
+        located: where ``regions.<region>.observable`` is written.
+    """
+
+    region: str
+    kind: str
+    inputs: tuple[str, ...]
+    hidden: tuple[int, ...] = (32, 32)
+    activation: str = "relu"
+    output: str = "sigmoid"
+    located: Located | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """``training.pretrain``: binary cross-entropy pre-training (Adam, ``steps`` at ``learning_rate``)."""
+
+    steps: int
+    learning_rate: float = 0.01
+
+
+@dataclass(frozen=True)
+class Training(_Locatable):
+    """``training:``: which events train and which evaluate, and the pre-training.
+
+    Attributes:
+        split: ``"even_odd"`` (even event numbers train, odd ones evaluate) or ``"none"``; left out:
+            ``even_odd`` with a network observable, else ``none``.
+        event_number: the branch of the event number, or ``None`` (the event's index in its sample).
+        pretrain: :class:`Pretraining` or ``None``.
+        located: where ``training`` is written (the top level when left out).
+    """
+
+    split: str = "none"
+    event_number: str | None = None
+    pretrain: Pretraining | None = None
+    located: Located | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class Sections(_Locatable):
     """All sections of one validated config (see the module docstring for what is typed).
 
@@ -261,6 +314,8 @@ class Sections(_Locatable):
         observations: what the workspace observes: ``"data"`` (the ``role: data`` samples), ``"pseudodata"``
             (the sum of the nominal MC samples) or ``"asimov"`` (``observations:``, defaulting to
             ``"data"`` when a data sample exists).
+        networks: region -> its network observable, for the regions that have one.
+        training: the ``training`` section (defaults filled).
     """
 
     name: str
@@ -280,6 +335,8 @@ class Sections(_Locatable):
     located: Located = field(repr=False, compare=False)
     corrections: Mapping[str, str] = field(default_factory=dict, compare=False)
     observations: str = "asimov"
+    networks: Mapping[str, NetworkObservable] = field(default_factory=dict, compare=False)
+    training: Training = field(default_factory=Training, compare=False)
 
     @property
     def signal(self) -> tuple[str, ...]:
@@ -364,6 +421,27 @@ def build_sections(config: Config) -> Sections:
         located=top.at("objective"),
     )
     optional = {key: _copy(data[key]) if data.get(key) is not None else None for key in ("optimizer", "execution")}
+    networks = {
+        name: NetworkObservable(
+            region=name,
+            kind=str(r["observable"]["network"]),
+            inputs=tuple(str(x) for x in r["observable"]["inputs"]),
+            hidden=tuple(int(w) for w in r["observable"].get("hidden", (32, 32))),
+            activation=str(r["observable"].get("activation", "relu")),
+            output=str(r["observable"].get("output", "sigmoid")),
+            located=top.at("regions", name, "observable"),
+        )
+        for name, r in data["regions"].items()
+        if isinstance(r["observable"], dict)
+    }
+    train = data.get("training") or {}
+    pre = train.get("pretrain")
+    training = Training(
+        split=str(train.get("split", "even_odd" if networks else "none")),
+        event_number=train.get("event_number"),
+        pretrain=None if pre is None else Pretraining(int(pre["steps"]), float(pre.get("learning_rate", 0.01))),
+        located=top.at("training") if "training" in data else top,
+    )
     return Sections(
         name=str(data["name"]),
         lumi_pb=float(data["lumi_pb"]),
@@ -380,6 +458,8 @@ def build_sections(config: Config) -> Sections:
         located=top,
         corrections={name: str(c["file"]) for name, c in resolved["corrections"].items()},
         observations=str(data.get("observations") or _default_observations(data["samples"])),
+        networks=networks,
+        training=training,
         **optional,
     )
 

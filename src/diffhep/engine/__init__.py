@@ -14,6 +14,10 @@ Modules, in the order a config flows through them:
 * :mod:`~diffhep.engine.builtins`: candidate observables (``pair_mass``, ``trijet_mass``, ``m4l``, ``max``/``min``);
 * :mod:`~diffhep.engine.counting`: ``count(c) <op> N`` as exact count probabilities;
 * :mod:`~diffhep.engine.regions`: event selections, observables, histograms per cutflow step;
+* :mod:`~diffhep.engine.network`: network observables (an equinox MLP of per-event inputs, YAML
+  ``observable: {network: mlp, ...}``);
+* :mod:`~diffhep.engine.split`: honest training: the even/odd training and evaluation halves, the
+  networks' standardised inputs (computed once in ``load()``);
 * :mod:`~diffhep.engine.systematics`: variations when reading; the HistFactory spec and pyhf workspace;
 * :mod:`~diffhep.engine.mc_stats`: Monte Carlo statistics: samples' mean event weights (the floors of
   empty bins), effective MC events, the ``objective.min_background`` penalty;

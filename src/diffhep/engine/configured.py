@@ -30,6 +30,7 @@ NanoAOD branches ``Jet_pt``, ``MET_pt`` or coffea-style records ``events.Jet.pt`
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
@@ -44,7 +45,18 @@ from jax import Array
 
 from diffhep.config import Config, load_config_dict
 from diffhep.config.parameters import check_values
-from diffhep.engine import branches, combine, counting, definitions, loading, mc_stats, regions, systematics
+from diffhep.engine import (
+    branches,
+    combine,
+    counting,
+    definitions,
+    loading,
+    mc_stats,
+    network,
+    regions,
+    split,
+    systematics,
+)
 from diffhep.engine.backend import HARD, SOFT, Backend
 from diffhep.engine.combine import SampleData
 from diffhep.engine.discrete import comparisons as discrete_comparisons
@@ -108,6 +120,11 @@ class ConfiguredAnalysis:
         branch_plan: which branches each object and event quantity reads.
         memory: variant key (:meth:`variants`) -> its events in memory, or ``None``
             (the samples' files are read).
+        networks: region -> the network of its network observable (:mod:`~diffhep.engine.network`) at
+            its current weights: initialised with ``optimizer.seed``; the optimisation job sets the
+            trained ones; every histogram method takes other ones as ``networks=``.
+        standardisation: region -> ``(mean, std)`` of its network's inputs (from the training half
+            in :meth:`load`, unless set before, e.g. from saved results).
 
     Events in memory (``events``): sample name -> an Awkward Array of its events
     (:class:`~diffhep.io.memory.MemoryEvents` lists the forms accepted), and
@@ -175,6 +192,15 @@ class ConfiguredAnalysis:
             for part, node in (("select", r.select), ("observable", r.observable))
             if node is not None
         }
+        seed = int((config.data.get("optimizer") or {}).get("seed", 1))
+        self.networks = {
+            name: network.build(len(n.inputs), n.hidden, n.activation, n.output, seed=seed)
+            for name, n in sections.networks.items()
+        }
+        self.standardisation: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        split.check_static(sections, self.region_defs, self.object_defs, self.parameter_map)
+        if sections.training.event_number is not None:  # read like any event branch
+            event["training.event_number"] = ast.Name(sections.training.event_number, ast.Load())
         self._limits = counting.count_limits(
             [r.select for r in self.region_defs.values() if r.select is not None], self.object_defs
         )
@@ -340,7 +366,12 @@ class ConfiguredAnalysis:
         data = combine.concatenate(parts, [key for key, _, _ in variants], self.object_defs, self.expressions)
         data = dataclasses.replace(data, discrete=self.discrete)
         self._data = loading.with_kernels(data, region_defs=self.region_defs, **options)
-        return self._data
+        # honest training (diffhep.engine.split): the hard path keeps the evaluation half, the step gets the other
+        self._data, training = split.prepare(
+            self._data, sections=self.sections, region_defs=self.region_defs, nominal=list(self._samples),
+            standardisation=self.standardisation, step_options=options,
+        )  # fmt: skip
+        return training
 
     # -- the step -------------------------------------------------------------
     def selection_step(
@@ -353,24 +384,29 @@ class ConfiguredAnalysis:
         return regions.Step(data, self.object_defs, self.expressions, weights, options, self._limits)
 
     def histograms_at(
-        self, cuts: Mapping[str, Any], data: SampleData, slope_scale: Any, mode: Backend
+        self, cuts: Mapping[str, Any], data: SampleData, slope_scale: Any, mode: Backend, networks: Any = None
     ) -> dict[str, dict[str, Histogram]]:
-        """Histograms ``region -> key -> Histogram`` of ``data`` at ``cuts``, soft or hard (``mode``)."""
+        """Histograms ``region -> key -> Histogram`` of ``data`` at ``cuts``, soft or hard (``mode``);
+        network observables with ``networks`` (default :attr:`networks`)."""
         slopes = {p.name: p.slope * slope_scale for p in self.parameters}
         step = self.selection_step(data, cuts, slopes, mode)
+        step.networks = self.networks if networks is None else networks
         return {name: regions.histogram(region, step) for name, region in self.region_defs.items()}
 
     def soft_histograms(
-        self, cuts: Mapping[str, Array], data: SampleData, slope_scale: Array | float = 1.0
+        self, cuts: Mapping[str, Array], data: SampleData, slope_scale: Array | float = 1.0, networks: Any = None
     ) -> dict[str, dict[str, Histogram]]:
-        """Soft histograms ``region -> key -> Histogram`` (events); jit- and grad-able in cuts and slope scale."""
-        return self.histograms_at(cuts, data, slope_scale, SOFT)
+        """Soft histograms ``region -> key -> Histogram`` (events); jit- and grad-able in cuts, slope scale
+        and the weights of ``networks`` (default :attr:`networks`)."""
+        return self.histograms_at(cuts, data, slope_scale, SOFT, networks)
 
-    def hard_histograms(self, cuts: Mapping[str, float]) -> dict[str, dict[str, Histogram]]:
-        """Hard-cut histograms (NumPy), from the data of the last :meth:`load` (loading first if needed)."""
+    def hard_histograms(self, cuts: Mapping[str, float], networks: Any = None) -> dict[str, dict[str, Histogram]]:
+        """Hard-cut histograms (NumPy), from the data of the last :meth:`load` (loading first if needed): its
+        evaluation half with ``training.split``."""
         values = check_values(self.parameters, cuts)
-        data = self._data if self._data is not None else self.load()
-        hists = self.histograms_at(values, data, 1.0, HARD)
+        if self._data is None:
+            self.load()
+        hists = self.histograms_at(values, self._data, 1.0, HARD, networks)
         return {
             r: {k: Histogram(np.asarray(h.counts), np.asarray(h.sumw2)) for k, h in hs.items()}
             for r, hs in hists.items()
@@ -401,9 +437,11 @@ class ConfiguredAnalysis:
         """The HistFactory model of ``histograms``."""
         return build_model(self.spec(histograms), poi_name=self.poi)
 
-    def objective(self, cuts: Mapping[str, Array], data: SampleData, slope_scale: Array | float = 1.0) -> Array:
+    def objective(
+        self, cuts: Mapping[str, Array], data: SampleData, slope_scale: Array | float = 1.0, networks: Any = None
+    ) -> Array:
         """The figure of merit to maximise at ``cuts`` (:meth:`figure_of_merit` of the soft histograms)."""
-        return self.figure_of_merit(self.soft_histograms(cuts, data, slope_scale))
+        return self.figure_of_merit(self.soft_histograms(cuts, data, slope_scale, networks))
 
     def figure_of_merit(self, histograms: Mapping[str, Mapping[str, Histogram]]) -> Array:
         """The config's objective of ``histograms``, to maximise, shape ``()``.

@@ -36,6 +36,7 @@ from jax import Array
 
 from diffhep.config.functions import BUILTINS as FUNCTIONS
 from diffhep.engine import builtins, counting
+from diffhep.engine import network as networks_
 from diffhep.engine.backend import Backend
 from diffhep.engine.builtins import Candidates, CandidateSpec, candidate_spec
 from diffhep.engine.combine import SampleData
@@ -138,7 +139,12 @@ def parse_regions(
         if "observable" not in spec or "binning" not in spec:
             raise ConfigError(f"{where} needs 'observable' and 'binning'")
         select = parse(spec["select"], f"{where} select") if spec.get("select") is not None else None
-        observable = parse(spec["observable"], f"{where} observable")
+        network = isinstance(spec["observable"], Mapping)
+        if network:  # a network of per-event inputs (diffhep.engine.network)
+            inputs = [parse(x, f"{where} observable input") for x in spec["observable"]["inputs"]]
+            observable: ast.expr = networks_.observable_node(name, inputs)
+        else:
+            observable = parse(spec["observable"], f"{where} observable")
         cand = candidate_spec(observable, defs, f"{where} observable")
         unit = FUNCTIONS[cand.kind].unit if cand is not None and cand.kind in FUNCTIONS else ""
         unit = f" [{unit}]" if unit else ""
@@ -148,9 +154,9 @@ def parse_regions(
             observable=observable,
             edges=_edges(spec["binning"], where),
             bandwidth=float(spec.get("bandwidth", 0.0)),
-            label=str(spec.get("label", text(observable) + unit)),
+            label=str(spec.get("label", "network output" if network else text(observable) + unit)),
             candidate=cand,
-            static=not depends_on_cuts(observable, defs, parameters),
+            static=not network and not depends_on_cuts(observable, defs, parameters),
             sources={"select": str(spec.get("select", "")), "observable": str(spec["observable"])},
         )
     return out
@@ -169,6 +175,7 @@ class Step:
             (its ``backend``: soft or hard).
         limits: weight key -> counts tracked by its distribution (:func:`~diffhep.engine.counting.count_limits`).
         cache: count distributions and products computed in this step, shared by regions.
+        networks: region -> the network of its network observable (:mod:`~diffhep.engine.network`).
     """
 
     data: SampleData
@@ -178,6 +185,7 @@ class Step:
     options: dict[str, Any]
     limits: Mapping[str, int] = field(default_factory=dict)
     cache: dict[tuple, Array] = field(default_factory=dict)
+    networks: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._probs: dict[str, Array] = {}
@@ -223,6 +231,10 @@ class EventEvaluator(Evaluator):
                 node, f"{node.id!r} are objects: use count({node.id}), sum({node.id}.<field>), any({node.id}), ..."
             )
         raise self.error(node, f"unknown name {node.id!r}{closest(node.id, [*events, *self.parameters])}")
+
+    def visit_Tuple(self, node: ast.Tuple) -> Any:
+        """A network observable: the network on the inputs computed in ``load()`` (:func:`~diffhep.engine.network.output`)."""
+        return networks_.output(self.step_, node.network)  # type: ignore[attr-defined]
 
     def is_condition(self, node: ast.AST) -> bool:
         return is_condition(node) or (
