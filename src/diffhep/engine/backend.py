@@ -174,7 +174,7 @@ class Backend:
         raise NotImplementedError
 
     def fill_by_sample(
-        self, kernel: BinnedKernel, weights: Any, sample: Any, keys: Sequence[str]
+        self, kernel: BinnedKernel, weights: Any, sample: Any, keys: Sequence[str], varied: Any = None
     ) -> dict[str, Histogram]:
         """Weighted histograms per sample, ``key -> Histogram`` with ``(bins,)`` counts and sumw2.
 
@@ -183,6 +183,9 @@ class Backend:
             weights: ``Float[Array, "entries"]`` weights.
             sample: ``Int[Array, "entries"]`` index of each entry's sample in ``keys``.
             keys: sample keys (static).
+            varied: ``(weights, sample)`` of ``(rows, prefix)`` more entries with the kernel of the
+                first ``prefix`` entries (weight-only variations), ``sample`` ``len(keys)`` for none;
+                or ``None``.
         """
         raise NotImplementedError
 
@@ -249,17 +252,27 @@ class _Soft(Backend):
         return binned_kernel(x, edges, bandwidth)
 
     def fill_by_sample(
-        self, kernel: BinnedKernel, weights: Any, sample: Any, keys: Sequence[str]
+        self, kernel: BinnedKernel, weights: Any, sample: Any, keys: Sequence[str], varied: Any = None
     ) -> dict[str, Histogram]:
         """``K`` segment sums, as :func:`diffhep.histogram.fill` with the samples' bins side by side."""
         n_bins, k, n = kernel.n_bins, kernel.width, len(keys)
         slots = n_bins + k
         both = jnp.stack([weights, weights * weights], axis=-1)
         base = sample * slots + kernel.first_bin
-        total = jnp.zeros((n * slots, 2), dtype=both.dtype)
+        total = jnp.zeros(((n + 1) * slots, 2), dtype=both.dtype)  # the last sample: varied entries of none
         for j in range(k):
-            total = total + jax.ops.segment_sum(both * kernel.fractions[:, j, None], base + j, num_segments=n * slots)
-        total = total.reshape(n, slots, 2)[:, :n_bins]
+            total = total + jax.ops.segment_sum(
+                both * kernel.fractions[:, j, None], base + j, num_segments=(n + 1) * slots
+            )
+        if varied is not None:
+            rows, index = varied
+            prefix = rows.shape[1]
+            both = jnp.stack([rows, rows * rows], axis=-1).reshape(-1, 2)
+            base = (index * slots + kernel.first_bin[None, :prefix]).reshape(-1)
+            for j in range(k):
+                fractions = jnp.broadcast_to(kernel.fractions[None, :prefix, j], rows.shape).reshape(-1, 1)
+                total = total + jax.ops.segment_sum(both * fractions, base + j, num_segments=(n + 1) * slots)
+        total = total.reshape(n + 1, slots, 2)[:n, :n_bins]
         return {key: Histogram(counts=total[i, :, 0], sumw2=total[i, :, 1]) for i, key in enumerate(keys)}
 
 
@@ -337,16 +350,23 @@ class _Hard(Backend):
         return BinnedKernel(first, inside[:, None], tuple(float(e) for e in edges), 0.0)
 
     def fill_by_sample(
-        self, kernel: BinnedKernel, weights: Any, sample: Any, keys: Sequence[str]
+        self, kernel: BinnedKernel, weights: Any, sample: Any, keys: Sequence[str], varied: Any = None
     ) -> dict[str, Histogram]:
         """``bincount`` over ``(sample, bin)`` (bandwidth-0 kernels only)."""
         n_bins, n = kernel.n_bins, len(keys)
-        w = np.asarray(weights, dtype=np.float64) * np.asarray(kernel.fractions[:, 0], dtype=np.float64)
-        slot = np.asarray(sample) * n_bins + np.asarray(kernel.first_bin)
-        counts = np.bincount(slot, weights=w, minlength=n * n_bins).reshape(n, n_bins)
-        sumw2 = np.bincount(slot, weights=w * np.asarray(weights, dtype=np.float64), minlength=n * n_bins).reshape(
-            n, n_bins
-        )
+        weights = np.asarray(weights, dtype=np.float64)
+        fractions, first = np.asarray(kernel.fractions[:, 0], dtype=np.float64), np.asarray(kernel.first_bin)
+        w = weights * fractions
+        slot = np.asarray(sample) * n_bins + first
+        if varied is not None:  # each key's entries in the order of its events, as its own events would be
+            rows, index = np.asarray(varied[0], dtype=np.float64), np.asarray(varied[1])
+            prefix = rows.shape[1]
+            weights = np.concatenate([weights, rows.reshape(-1)])
+            w = np.concatenate([w, (rows * fractions[None, :prefix]).reshape(-1)])
+            slot = np.concatenate([slot, (index * n_bins + first[None, :prefix]).reshape(-1)])
+        size = (n + 1) * n_bins  # the last sample: varied entries of none
+        counts = np.bincount(slot, weights=w, minlength=size).reshape(n + 1, n_bins)
+        sumw2 = np.bincount(slot, weights=w * weights, minlength=size).reshape(n + 1, n_bins)
         return {key: Histogram(counts=counts[i], sumw2=sumw2[i]) for i, key in enumerate(keys)}
 
 

@@ -8,6 +8,13 @@ over everything, and :meth:`Backend.fill_by_sample <diffhep.engine.backend.Backe
 the weights into ``(samples, bins)``. The compiled program has one copy of every selection,
 whatever the number of samples and variations (compilation, not the events,
 dominates the cost of small analyses).
+
+A variation that changes only the event weight (a b-tag weight, a normalisation:
+:attr:`~diffhep.engine.systematics.Variation.weight_only`) is not concatenated: its
+events would be a copy of its sample's, with the same selection in every step. It
+is a row of :attr:`SampleData.varied_weight` over its sample's events instead
+(zero elsewhere), filled into its own histogram with the selection and kernel of
+the nominal events (:func:`diffhep.engine.regions.histogram`).
 """
 
 from __future__ import annotations
@@ -44,6 +51,13 @@ class SampleData(eqx.Module):
             boolean branches in every file: object fields as ``"muons.charge"``, event
             branches as ``"nTag"``; a comparison of only these with a parameter is the
             hard step with the sigmoid's gradient (:meth:`~diffhep.engine.backend.Backend.compare`).
+        varied_weight: ``Float[Array, "rows prefix"]`` the weights of the weight-only variations
+            of the first ``prefix`` events (those of the samples they vary), one row per
+            variation of a sample, 0 where a sample has fewer; ``None`` without them.
+        varied_sample: ``Int[Array, "rows prefix"]`` the index in ``keys`` of each entry of
+            ``varied_weight``, ``len(keys)`` (no histogram) where it is 0 for want of a variation.
+        varied_entries: (static) candidate key -> its number of candidates in the first
+            ``prefix`` events (candidate histograms fill the varied rows of these).
     """
 
     objects: dict[str, Jagged]
@@ -56,6 +70,19 @@ class SampleData(eqx.Module):
     hard_kernels: dict[str, BinnedKernel]
     keys: tuple[str, ...] = eqx.field(static=True)
     discrete: tuple[str, ...] = eqx.field(static=True, default=())
+    varied_weight: Array | None = None
+    varied_sample: Array | None = None
+    varied_entries: tuple[tuple[str, int], ...] = eqx.field(static=True, default=())
+
+    def weights_of(self, key: str) -> np.ndarray:
+        """The event weights of ``key`` (a sample or a variation; NumPy, in the order of its events), whether
+        its events are its own (``sample == key``) or its sample's (a row of :attr:`varied_weight`)."""
+        index = self.keys.index(key)
+        sample = np.asarray(self.sample)
+        if np.any(sample == index) or self.varied_sample is None:
+            return np.asarray(self.weight)[sample == index]
+        rows = np.asarray(self.varied_sample) == index
+        return np.asarray(self.varied_weight)[rows]
 
 
 def _cat(arrays: Sequence[Array]) -> Array:
@@ -95,10 +122,59 @@ def _sources(spec: CandidateSpec) -> tuple[str, ...]:
     return tuple(r.obj for r in spec.refs) if spec.kind == "m4l" else (spec.refs[0].obj,)
 
 
+def _varied(
+    parts: Sequence[SampleData],
+    varied: Mapping[str, tuple[int, np.ndarray]],
+    order: Sequence[str],
+    specs: Mapping[str, CandidateSpec],
+) -> dict[str, object]:
+    """The ``varied_*`` fields of :class:`SampleData`: variation key -> (index of the part whose events
+    it weights, its weights ``(events of that part,)``) as rows over the first parts' events."""
+    if not varied:
+        return {}
+    sizes = [p.weight.shape[0] for p in parts]
+    offsets = _offsets(sizes)
+    last = max(index for index, _ in varied.values())
+    prefix = offsets[last] + sizes[last]
+    rows: dict[int, int] = {}  # part -> rows used
+    for index, _ in varied.values():
+        rows[index] = rows.get(index, 0) + 1
+    weight = np.zeros((max(rows.values()), prefix))
+    sample = np.full((max(rows.values()), prefix), len(order), dtype=np.int32)
+    used = dict.fromkeys(rows, 0)
+    for key, (index, values) in varied.items():
+        row, span = used[index], slice(offsets[index], offsets[index] + sizes[index])
+        weight[row, span], sample[row, span] = values, order.index(key)
+        used[index] += 1
+    dtype = jnp.result_type(float)
+    entries = tuple((key, int(sum(p.candidates[key].combos.n_objects for p in parts[: last + 1]))) for key in specs)
+    return {
+        "varied_weight": jnp.asarray(weight, dtype=dtype),
+        "varied_sample": jnp.asarray(sample),
+        "varied_entries": entries,
+    }
+
+
 def concatenate(
-    parts: Sequence[SampleData], keys: Sequence[str], defs: Mapping[str, ObjectDef], specs: Mapping[str, CandidateSpec]
+    parts: Sequence[SampleData],
+    keys: Sequence[str],
+    defs: Mapping[str, ObjectDef],
+    specs: Mapping[str, CandidateSpec],
+    *,
+    varied: Mapping[str, tuple[int, np.ndarray]] | None = None,
+    order: Sequence[str] | None = None,
 ) -> SampleData:
-    """All ``parts`` (one per key, without kernels) as one :class:`SampleData` with ``sample`` ids."""
+    """All ``parts`` (one per key, without kernels) as one :class:`SampleData` with ``sample`` ids.
+
+    ``varied``: weight-only variations, key -> (index of the part whose events they weight,
+    their weights, float64, one per event of that part); they become rows of
+    :attr:`SampleData.varied_weight`. ``order``: the keys of the result (default ``keys``, then
+    ``varied``'s), each of ``keys`` and ``varied`` once.
+    """
+    varied = dict(varied or {})
+    order = tuple(order if order is not None else (*keys, *varied))
+    if sorted(order) != sorted([*keys, *varied]):
+        raise ValueError(f"order {order} is not the keys {[*keys, *varied]}")
     event_offsets = _offsets([p.weight.shape[0] for p in parts])
     objects = {name: _jagged([p.objects[name] for p in parts], event_offsets) for name in parts[0].objects}
     union_index = {
@@ -115,7 +191,7 @@ def concatenate(
         candidates[key] = Candidates(
             _jagged([c.combos for c in cands], event_offsets), members.reshape(-1, cands[0].members.shape[1]), runs
         )
-    sample = _cat([jnp.full(p.weight.shape, v, dtype=jnp.int32) for v, p in enumerate(parts)])
+    sample = _cat([jnp.full(p.weight.shape, order.index(k), dtype=jnp.int32) for k, p in zip(keys, parts, strict=True)])
     return SampleData(
         objects=objects,
         union_index=union_index,
@@ -125,6 +201,7 @@ def concatenate(
         candidates=candidates,
         kernels={},
         hard_kernels={},
-        keys=tuple(keys),
+        keys=order,
         discrete=tuple(sorted(set.intersection(*(set(p.discrete) for p in parts)))),
+        **_varied(parts, varied, order, specs),  # type: ignore[arg-type]
     )

@@ -350,10 +350,19 @@ class ConfiguredAnalysis:
         variants = self.variants()
         options = dict(defs=self.object_defs, specs=self.expressions, parameters=self.parameter_map,
                        functions=self.functions)  # fmt: skip
-        parts = [
-            loading.load_sample(
+        # a weight-only variation shares its sample's events: only its weights are kept
+        shared = {k: v for k, _, v in variants if v is not loading.NOMINAL and v.weight_only}
+        keys: list[str] = []
+        parts: list[SampleData] = []
+        varied: dict[str, tuple[int, np.ndarray]] = {}
+        for key, sample, variation in variants:
+            if key in shared:
+                continue
+            own = [k for k, s, _ in variants if k in shared and s is sample] if variation is loading.NOMINAL else []
+            part, weights = loading.load_sample_weights(
                 sample,
                 variation,
+                [shared[k] for k in own],
                 plan_=self.branch_plan,
                 region_defs=self.region_defs,
                 lumi_pb=self.lumi_pb,
@@ -361,9 +370,11 @@ class ConfiguredAnalysis:
                 memory=self._memory(key),
                 **options,
             )
-            for key, sample, variation in variants
-        ]
-        data = combine.concatenate(parts, [key for key, _, _ in variants], self.object_defs, self.expressions)
+            varied.update({k: (len(parts), w) for k, w in zip(own, weights, strict=True)})
+            keys.append(key)
+            parts.append(part)
+        order = [key for key, _, _ in variants]
+        data = combine.concatenate(parts, keys, self.object_defs, self.expressions, varied=varied, order=order)
         data = dataclasses.replace(data, discrete=self.discrete)
         self._data = loading.with_kernels(data, region_defs=self.region_defs, **options)
         # honest training (diffhep.engine.split): the hard path keeps the evaluation half, the step gets the other

@@ -32,7 +32,7 @@ selected jets (the AGC's b-tag weight variations of the four leading jets).
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,7 @@ __all__ = [
     "sample_input",
     "required_branches",
     "load_sample",
+    "load_sample_weights",
     "with_kernels",
     "event_weight",
 ]
@@ -382,8 +383,36 @@ def load_sample(
     ``memory``: the events in memory that replace the files (``files`` is then
     ``(memory.where,)``; default ``read``: ``memory.read(branches)``).
     """
+    return load_sample_weights(
+        sample, variation, (), plan_=plan_, defs=defs, region_defs=region_defs, specs=specs,
+        parameters=parameters, functions=functions, lumi_pb=lumi_pb, read=read, memory=memory,
+    )[0]  # fmt: skip
+
+
+def load_sample_weights(
+    sample: SampleDef,
+    variation: Variation,
+    weight_variations: Sequence[Variation],
+    *,
+    plan_: branches.Plan,
+    defs: Mapping[str, ObjectDef],
+    region_defs: Mapping[str, RegionDef],
+    specs: Mapping[str, CandidateSpec],
+    parameters: Mapping[str, Any],
+    functions: Mapping[str, Callable[..., Any]],
+    lumi_pb: float,
+    read: Callable[[tuple[str, ...], str, list[str]], ak.Array] | None = None,
+    memory: MemoryEvents | None = None,
+) -> tuple[SampleData, list[np.ndarray]]:
+    """:func:`load_sample`, and the event weights (float64, normalised) of ``weight_variations``
+    (each :attr:`~Variation.weight_only`) on the same events: what loading each of them as a sample
+    of its own would put in its :attr:`SampleData.weight`, without its copy of the events."""
+    if not all(v.weight_only for v in weight_variations):
+        raise ValueError("weight_variations must change only the event weight")
     files, where, available = sample_input(sample, variation, memory)
     wanted, _ = required_branches(plan_, defs, sample, variation, memory)
+    for other in weight_variations:  # the branches its weight reads
+        wanted = sorted({*wanted, *required_branches(plan_, defs, sample, other, memory)[0]})
     if memory is not None:
         events = read(files, sample.tree, wanted) if read is not None else memory.read(wanted)
     else:
@@ -414,7 +443,10 @@ def load_sample(
 
     raw, kin = raw_objects(plan_)
     n = len(events)
-    event_cols = {name: ak.to_numpy(columns(name)) for name in _event_names(plan_, variation, sample, defs)}
+    event_names = dict(_event_names(plan_, variation, sample, defs))
+    for other in weight_variations:
+        event_names.update(_event_names(plan_, other, sample, defs))
+    event_cols = {name: ak.to_numpy(columns(name)) for name in event_names}
     nominal = event_weight(
         sample.weight, event_cols, n, f"sample {sample.name!r} weight {sample.weight_text!r}", functions
     )
@@ -427,9 +459,13 @@ def load_sample(
     # observed data: weight 1 per event (the checks refuse a data weight), not normalised
     weight = nominal if sample.role == "data" else nominal * sample.xsec_pb * lumi_pb / total
     built = objects.build_host(defs, raw, parameters=parameters, functions=functions)
-    weight_where = f"variation weight {variation.weight_text!r}"
-    refs = weight_refs(variation.weight, defs, weight_where)
-    if refs:
+
+    def varied(other: Variation) -> np.ndarray:
+        """``weight`` times the weight of variation ``other`` (on these events)."""
+        weight_where = f"variation weight {other.weight_text!r}"
+        refs = weight_refs(other.weight, defs, weight_where)
+        if not refs:
+            return weight * event_weight(other.weight, event_cols, n, weight_where, functions)
         extended = _with_refs(plan_, defs, refs, weight_where)
         source = built
         if extended is not plan_:  # fields only the weight reads: built again with them, for the weight only
@@ -445,9 +481,10 @@ def load_sample(
             functions=functions,
             where=weight_where,
         )
-        weight = weight * np.broadcast_to(np.asarray(evaluator(variation.weight), dtype=np.float64), (n,))
-    else:
-        weight = weight * event_weight(variation.weight, event_cols, n, weight_where, functions)
+        return weight * np.broadcast_to(np.asarray(evaluator(other.weight), dtype=np.float64), (n,))
+
+    weights = [varied(other) for other in weight_variations]
+    weight = varied(variation)
     jagged, union_index = {}, {}
     for name, array in built.items():
         jagged[name], index = objects.to_jagged(array)
@@ -476,7 +513,7 @@ def load_sample(
 
     candidates = {key: builtins.prepare(spec, built, p4) for key, spec in specs.items()}
     dtype = jnp.result_type(float)
-    return SampleData(
+    part = SampleData(
         objects=jagged,
         union_index=union_index,
         events={k: jnp.asarray(np.asarray(event_cols[k], dtype=np.float64), dtype=dtype) for k in plan_.events},
@@ -487,6 +524,7 @@ def load_sample(
         hard_kernels={},
         keys=(sample.name,),
     )
+    return part, weights
 
 
 def with_kernels(

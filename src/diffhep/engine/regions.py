@@ -323,18 +323,30 @@ def histogram(region: RegionDef, step: Step) -> dict[str, Histogram]:
     data, backend = step.data, step.backend
     evaluator = step.evaluator(f"region {region.name!r} select")
     weight, sample = backend.asarray(data.weight), backend.asarray(data.sample)
+    varied = None  # weight-only variations: rows of weights over the first events, their selection
+    if data.varied_weight is not None:
+        varied = backend.asarray(data.varied_weight), backend.asarray(data.varied_sample)
     if region.select is not None:
-        weight = weight * evaluator.weight(region.select)
+        selected = backend.xp.broadcast_to(evaluator.weight(region.select), weight.shape)
+        weight = weight * selected
+        if varied is not None:
+            varied = varied[0] * selected[None, : varied[0].shape[1]], varied[1]
     kernels = backend.kernels(data)
     if region.candidate is not None:
         cands, prob = step.candidate(region.candidate)
         segments = backend.asarray(cands.combos.segment_ids)
-        return backend.fill_by_sample(kernels[region.name], prob * weight[segments], sample[segments], data.keys)
+        if varied is not None:
+            entries = dict(data.varied_entries)[region.candidate.key]
+            inside = segments[:entries]
+            varied = prob[None, :entries] * varied[0][:, inside], varied[1][:, inside]
+        return backend.fill_by_sample(
+            kernels[region.name], prob * weight[segments], sample[segments], data.keys, varied
+        )
     if region.static:
-        return backend.fill_by_sample(kernels[region.name], weight, sample, data.keys)
+        return backend.fill_by_sample(kernels[region.name], weight, sample, data.keys, varied)
     evaluator.where = f"region {region.name!r} observable"
     x = backend.xp.broadcast_to(evaluator(region.observable), weight.shape)
-    return backend.fill_by_sample(backend.kernel(x, region.edges, region.bandwidth), weight, sample, data.keys)
+    return backend.fill_by_sample(backend.kernel(x, region.edges, region.bandwidth), weight, sample, data.keys, varied)
 
 
 def static_kernels(region: RegionDef, step: Step) -> tuple[BinnedKernel, BinnedKernel]:

@@ -10,7 +10,10 @@ sample of its own with its own static structure:
   ``g`` standard normal from ``numpy.random.default_rng([seed, crc32(branch)])``
   (reproducible, independent of reading order);
 * ``weight: btag_up_weight`` multiplies the event weight by an expression
-  (the normalisation stays the nominal one);
+  (the normalisation stays the nominal one); a variation that does only this
+  (:attr:`Variation.weight_only`) is no sample of its own in memory: it shares
+  its sample's events and carries one weight per event
+  (:attr:`~diffhep.engine.combine.SampleData.varied_weight`);
 * ``files: [...]`` reads other files (normalised with their own weights).
 
 A left-out ``down`` is the symmetrised ``2 nominal - up`` (floored as the nominal is:
@@ -66,6 +69,12 @@ class Variation:
     weight: ast.expr | None = None
     weight_text: str = ""
     files: tuple[str, ...] = ()
+
+    @property
+    def weight_only(self) -> bool:
+        """Whether it changes only the event weight (no ``scale``, ``branches``, ``smear`` or ``files``):
+        the in-memory load shares the nominal's events and keeps only its weights."""
+        return not (self.scale or self.branches or self.smear or self.files)
 
     def read_branches(self, branch: str) -> str:
         """The branch actually read for ``branch``."""
