@@ -19,57 +19,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from network_factory import CONFIG, SAMPLES, analysis
 
 from diffhep.config import load_config
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.errors import ConfigError
 from diffhep.optimize.networks import split_networks
 
-CONFIG = {
-    "name": "net",
-    "lumi_pb": 10.0,
-    "samples": {
-        "sig": {"role": "signal", "files": ["s.root"], "xsec_pb": 5.0, "weight": "genWeight"},
-        "bkg": {"role": "background", "files": ["b.root"], "xsec_pb": 50.0, "weight": "genWeight"},
-    },
-    "parameters": {"met_max": {"init": 60, "bounds": [10, 150], "slope": 0.2, "unit": "GeV"}},
-    "regions": {
-        "sr": {
-            "select": "MET_pt < met_max",
-            "observable": {"network": "mlp", "inputs": ["x1", "x2 * 2"], "hidden": [4, 3]},
-            "binning": {"bins": 4, "range": [0, 1]},
-            "bandwidth": 0.1,
-        }
-    },
-    "objective": {"name": "asimov_significance"},  # closed form: cheap to compile
-    "optimizer": {"learning_rate": 0.05, "steps": 4},
-}
-
-
-def events(n: int, mu: float, seed: int) -> ak.Array:
-    rng = np.random.default_rng(seed)
-    return ak.Array(
-        {
-            "x1": rng.normal(mu, 1.0, n),
-            "x2": rng.normal(-mu, 1.0, n),
-            "MET_pt": rng.exponential(30.0, n),
-            "event": rng.permutation(n) * 7 + 3,  # event numbers: not the index, both parities
-            "genWeight": np.ones(n),
-        }
-    )
-
-
-SAMPLES = {"sig": events(60, 1.0, 1), "bkg": events(120, -0.5, 2)}
-
 
 @pytest.fixture(autouse=True)
 def x64():
     with jax.enable_x64(True):
         yield
-
-
-def analysis(config=CONFIG, samples=SAMPLES) -> ConfiguredAnalysis:
-    return ConfiguredAnalysis.from_config(copy.deepcopy(config), events=samples)
 
 
 def test_gradient_wrt_network_weights_matches_finite_differences() -> None:

@@ -10,6 +10,7 @@ significance by standard pyhf (:func:`diffhep.workflow.job.evaluate`); writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import math
 from collections.abc import Mapping
@@ -41,6 +42,7 @@ EXAMPLES = """
   diffhep run analyses/dimuon/config.yaml --set muon_pt_min=25 --set met_max=80
   diffhep run myana/config.yaml --set jet_pt_min=40 --output work/myana/jet40
   diffhep run myana/config.yaml --execution streaming --chunk-size 100000   # bounded memory
+  diffhep run myana/config.yaml --results work/myana/optimize/results.json   # optimised cuts and networks
   diffhep run myana/config.yaml --unblind                        # show the data of the signal regions too
 """
 
@@ -65,6 +67,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a cut value (repeatable); values must lie inside the parameter's bounds",
     )
     r.add_argument(
+        "--results",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="start from the optimised cuts of a results.json of diffhep optimize (--set still overrides), "
+        "with its trained networks (the weights file beside it)",
+    )
+    r.add_argument(
         "--output",
         default=None,
         help="output folder (default work/<analysis>/run); the outputs of a previous run there are removed "
@@ -85,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from diffhep.workflow.job import (  # deferred: JAX loads when the command runs
         SIGNIFICANCE_ABOUT,
         evaluate,
+        read_results,
         versions,
     )
     from diffhep.workflow.job import (  # deferred: JAX loads when the command runs
@@ -96,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
     execution = execution_settings(config, args)
     analysis = executed_analysis(config, execution)
     check_files(config)
-    cuts = parse_sets(args.set, analysis.parameters)
+    parameters = analysis.parameters
+    if args.results:  # the optimised cuts as the starting values, the trained networks on the analysis
+        final = read_results(getattr(analysis, "inner", analysis), args.results)
+        parameters = [dataclasses.replace(p, init=final[p.name]) for p in parameters]
+    cuts = parse_sets(args.set, parameters)
     settings = OptimizerSettings.from_config(config.data.get("optimizer"))
     removed = remove_outputs(output, output_files(analysis))
     if removed:

@@ -8,6 +8,7 @@ around the optimum -> write ``results.json``, ``workspace.json``,
 from __future__ import annotations
 
 import glob
+import json
 import math
 import sys
 from collections.abc import Mapping
@@ -15,18 +16,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from diffhep.config.sections import FEW_MC_EVENTS
 from diffhep.engine.mc_stats import effective_mc_events
+from diffhep.engine.network import architecture
 from diffhep.engine.protocol import Analysis, Histograms
-from diffhep.errors import DiffhepError
+from diffhep.errors import ConfigError, DiffhepError
+from diffhep.optimize.networks import has_networks, network_records, pretrain, split_networks
 from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_grad, run_optimization
 from diffhep.optimize.scan import ScanResult, compare_with_scan, significances
 from diffhep.optimize.settings import OptimizerSettings
-from diffhep.outputs import remove_outputs, write_json, write_text
+from diffhep.outputs import atomic_write, remove_outputs, write_json, write_text
 from diffhep.report import (
     cabinetry_config,
     plot_cutflow,
@@ -51,6 +55,8 @@ __all__ = [
     "output_files",
     "run_job",
     "versions",
+    "read_results",
+    "write_networks",
 ]
 
 #: What each number of ``results["significance"]`` is, in words (written into ``results.json``).
@@ -119,9 +125,10 @@ def evaluate(
         soft = analysis.objective(cuts, data, slope_scale)
     else:
         # the optimisation steps' compiled program (the gradient is dropped): no second compilation
-        soft, _ = objective_and_grad(analysis)(
-            {k: jnp.asarray(v, dtype=dtype) for k, v in cuts.items()}, data, jnp.asarray(slope_scale, dtype=dtype)
-        )
+        args = ({k: jnp.asarray(v, dtype=dtype) for k, v in cuts.items()}, data, jnp.asarray(slope_scale, dtype=dtype))
+        if has_networks(analysis):  # at the analysis's current networks, as the hard histograms
+            args += (split_networks(analysis.networks)[0],)
+        soft, _ = objective_and_grad(analysis)(*args)
     return Evaluation(
         cuts=cuts,
         hard=hard,
@@ -275,8 +282,77 @@ def build_results(
             "mc_statistics": {"before": before.mc_statistics, "after": after.mc_statistics},
             "observed": {"before": before.observed, "after": after.observed},
             "scan": scan.to_dict(),
+            **_network_results(analysis),
         }
     )
+
+
+#: The file of the trained networks' weights (``equinox.tree_serialise_leaves``) beside ``results.json``.
+NETWORK_FILE = "networks.eqx"
+
+
+def _network_results(analysis: Analysis) -> dict[str, Any]:
+    """``results.json``'s ``networks`` (region -> architecture, inputs, standardisation), the weights' file
+    and the training split; nothing for an analysis without network observables."""
+    if not has_networks(analysis):
+        return {}
+    training = analysis.sections.training  # type: ignore[attr-defined]
+    return {
+        "networks": network_records(analysis),
+        "network_file": NETWORK_FILE,
+        "training": {"split": training.split, "event_number": training.event_number},
+    }
+
+
+def read_results(analysis: Any, path: str | Path) -> dict[str, float]:
+    """The optimised cuts of a ``results.json`` of ``diffhep optimize``, its trained networks set on ``analysis``.
+
+    Call before ``analysis.load()``: the networks' inputs are standardised as in training (the
+    standardisation of ``results.json``). A one-line :class:`~diffhep.errors.ConfigError` when the
+    file cannot be read, or its cuts, networks or training split are not those of the analysis's config.
+    """
+    path = Path(path)
+    try:
+        results = json.loads(path.read_text())
+        final = {k: float(v) for k, v in results["final"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"--results {path}: not a results.json of diffhep optimize ({type(exc).__name__}: {exc})"
+        ) from None
+    names = [p.name for p in analysis.parameters]
+    if sorted(final) != sorted(names):
+        raise ConfigError(f"--results {path}: its cuts {sorted(final)} are not this config's {sorted(names)}")
+    records = results.get("networks") or {}
+    if sorted(records) != sorted(getattr(analysis, "networks", None) or {}):
+        theirs, ours = sorted(records), sorted(getattr(analysis, "networks", None) or {})
+        raise ConfigError(f"--results {path}: networks of regions {theirs}; this config has network regions {ours}")
+    if not records:
+        return final
+    training = analysis.sections.training
+    wanted = {"split": training.split, "event_number": training.event_number}
+    if results.get("training") != wanted:
+        raise ConfigError(
+            f"--results {path}: trained with training {results.get('training')}; this config has {wanted}"
+        )
+    shape = ("network", "inputs", "hidden", "activation", "output")
+    for region, record in records.items():
+        config = architecture(analysis.sections.networks[region], [], [])
+        if any(record.get(k) != config[k] for k in shape):
+            was = {k: record.get(k) for k in shape}
+            now = {k: config[k] for k in shape}
+            raise ConfigError(f"--results {path}: region {region!r}'s network was {was}; this config has {now}")
+        analysis.standardisation[region] = (np.asarray(record["mean"], float), np.asarray(record["std"], float))
+    weights = path.parent / str(results.get("network_file", NETWORK_FILE))
+    try:
+        analysis.networks = eqx.tree_deserialise_leaves(weights, like=dict(analysis.networks))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"--results {path}: the networks' weights {weights} cannot be read: {exc}") from None
+    return final
+
+
+def write_networks(path: Path, networks: Mapping[str, Any]) -> None:
+    """The networks' weights into ``path`` (``equinox.tree_serialise_leaves``), atomically."""
+    atomic_write(path, lambda tmp: eqx.tree_serialise_leaves(tmp, dict(networks)))
 
 
 def write_outputs(
@@ -333,6 +409,9 @@ def write_outputs(
     files["cutflow"] = "cutflow.png"
     if plot_landscape(output / "landscape.png", results["scan"], units) is not None:
         files["significance landscape near the optimum"] = "landscape.png"
+    if has_networks(analysis):
+        write_networks(output / NETWORK_FILE, analysis.networks)  # type: ignore[attr-defined]
+        files["trained networks' weights (equinox.tree_serialise_leaves; architecture in results.json)"] = NETWORK_FILE
     files["checkpoints of the optimisation"] = "checkpoints/"
     files["this report"] = "report.md"
     files["all numbers"] = "results.json"
@@ -350,7 +429,7 @@ def output_files(analysis: Analysis) -> list[str]:
     """
     regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges] + postfit_patterns(analysis)
     return ["report.md", "workspace.json", "histograms.root", "cabinetry_config.yml", "history.png", *regions,
-            "cutflow.png", "landscape.png", "checkpoints/latest", "checkpoints/step_*.npz"]  # fmt: skip
+            "cutflow.png", "landscape.png", NETWORK_FILE, "checkpoints/latest", "checkpoints/step_*.npz"]  # fmt: skip
 
 
 def _check_workspace(ws: dict) -> None:
@@ -418,6 +497,34 @@ def run_job(
         log(f"{analysis.name}: loading samples ...")
     data = analysis.load()
     initial = {p.name: float(p.init) for p in analysis.parameters}
+    started = getattr(analysis, "networks", None)
+    rule = getattr(getattr(analysis, "sections", None), "training", None)
+    if has_networks(analysis) and rule is not None and rule.pretrain is not None:
+        log(f"pre-training the networks (binary cross-entropy, {rule.pretrain.steps} steps) ...")
+        analysis.networks = pretrain(  # type: ignore[attr-defined]
+            analysis, data, steps=rule.pretrain.steps, learning_rate=rule.pretrain.learning_rate
+        )
+    try:
+        return _optimise(analysis, data, initial, settings, output, config_hash, resume, progress, unblind, log)
+    finally:
+        if has_networks(analysis):
+            analysis.networks = started  # type: ignore[attr-defined]  # a rerun starts where this one did
+
+
+def _optimise(
+    analysis: Analysis,
+    data: Any,
+    initial: dict[str, float],
+    settings: OptimizerSettings,
+    output: Path,
+    config_hash: str,
+    resume: bool,
+    progress: bool,
+    unblind: bool,
+    log: Any,
+) -> dict[str, Any]:
+    """:func:`run_job` after loading: evaluate, optimise, evaluate, scan, write (the trained networks set
+    on the analysis from the optimisation on)."""
     log("evaluating the initial cuts (hard cuts, pyhf) ...")
     before = evaluate(analysis, data, initial, slope_scale=settings.slope_end, unblind=unblind)
     log(f"optimising {len(initial)} cuts for up to {settings.steps} steps ({settings.name}) ...")
@@ -426,6 +533,8 @@ def run_job(
     )
     if opt.stopped:
         log(f"note: {opt.stopped}")
+    if opt.networks is not None:
+        analysis.networks = opt.networks  # type: ignore[attr-defined]
     log("evaluating the optimised cuts (hard cuts, pyhf) ...")
     after = evaluate(analysis, data, opt.values, slope_scale=settings.slope_end, unblind=unblind)
     log(f"scanning around the optimum ({settings.scan.points} points per cut) ...")
