@@ -88,3 +88,25 @@ def test_saved_network_is_read_back_for_diffhep_run(trained, tmp_path) -> None:
         with pytest.raises(ConfigError, match=r"region 'sr''s network was .*'hidden': \[4, 3\].*\[5\]"):
             read_results(analysis(other), tmp_path / "results.json")
         assert eqx.tree_equal(again.networks, result.networks)
+
+
+def test_resume_from_yaml_network_is_bit_identical(trained, tmp_path) -> None:
+    """The configured analysis's network and cut, interrupted after 2 of 4 steps and resumed."""
+    a, data, _ = trained
+    settings = OptimizerSettings.from_config({**SETTINGS, "steps": 4, "checkpoint_every": 1})
+    with jax.enable_x64(True):
+        whole = run_optimization(a, data, settings, output=tmp_path / "whole", progress=False)
+        run_optimization(a, data, settings, output=tmp_path / "part", progress=False, max_steps=2)
+        resumed = run_optimization(a, data, settings, output=tmp_path / "part", progress=False, resume=True)
+    assert resumed.resumed_from == 2 and resumed.history == whole.history and resumed.values == whole.values
+    assert eqx.tree_equal(resumed.networks, whole.networks)
+
+
+def test_networks_run_in_memory_only(tmp_path) -> None:
+    from diffhep.cli.common import executed_analysis
+    from diffhep.config import load_config_dict
+    from diffhep.execute import ExecutionSettings
+
+    config = load_config_dict(copy.deepcopy(CONFIG), base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="network observables run in memory only; use execution.mode: memory"):
+        executed_analysis(config, ExecutionSettings(mode="streaming"))

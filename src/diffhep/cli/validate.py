@@ -274,7 +274,10 @@ def summary(config: Any, analysis: Any, events: dict[str, int | None]) -> str:
             if "bins" in b
             else f"{len(b['edges']) - 1} bins in [{number(b['edges'][0])}, {number(b['edges'][-1])}]"
         )
-        regions.append((k, r["observable"], binning))
+        obs = r["observable"]
+        if isinstance(obs, dict):  # a network observable
+            obs = f"{obs['network']}({', '.join(obs['inputs'])}; hidden {obs.get('hidden', [32, 32])})"
+        regions.append((k, obs, binning))
     systematics = ", ".join(f"{k} ({s['type']})" for k, s in data["systematics"].items()) or "none"
     from diffhep.optimize.settings import OptimizerSettings  # deferred: Optax and JAX load when the command runs
 
