@@ -3,7 +3,8 @@
 The tiny analysis of ``network_factory`` (signal and background separated in two inputs,
 a MET cut, the even/odd split): a few optimisation steps of the network and the cut raise
 the hard-cut Asimov significance of the *evaluation* half (a plain NumPy formula on the
-hard histograms) well above its starting network's; binary cross-entropy pre-training lowers
+hard histograms) well above its starting network's, and each step records the objective on the
+held-out half too; binary cross-entropy pre-training lowers
 the loss on both halves; the trained network written as ``diffhep optimize`` writes it
 (``networks.eqx`` and ``results.json``) and read back by ``read_results`` (what ``diffhep run
 --results`` calls) gives the same weights, standardisation and hard histograms, and a results
@@ -42,7 +43,8 @@ def trained(tmp_path_factory):
         a = analysis()
         data = a.load()
         settings = OptimizerSettings.from_config(SETTINGS)
-        result = run_optimization(a, data, settings, output=tmp_path_factory.mktemp("train"), progress=False)
+        output = tmp_path_factory.mktemp("train")
+        result = run_optimization(a, data, settings, output=output, progress=False, heldout=a.evaluation_data())
         yield a, data, result
 
 
@@ -52,6 +54,10 @@ def test_training_improves_the_held_out_hard_significance(trained) -> None:
         before = asimov_z(a.hard_histograms({"met_max": 60.0}))
         after = asimov_z(a.hard_histograms(result.values, networks=result.networks))
     assert result.history[-1]["objective"] > result.history[0]["objective"]
+    with jax.enable_x64(True):  # the training curve of the held-out half: the objective there, step by step
+        first = float(a.objective({"met_max": 60.0}, a.evaluation_data(), 1.0))
+    assert result.history[0]["objective_heldout"] == pytest.approx(first, rel=1e-12)
+    assert result.history[0]["objective_heldout"] != result.history[0]["objective"]
     assert after > 1.5 * before, (before, after)  # measured: 2.09 -> 5.88 (optimizer.seed 1, 12 steps)
 
 
@@ -95,9 +101,12 @@ def test_resume_from_yaml_network_is_bit_identical(trained, tmp_path) -> None:
     a, data, _ = trained
     settings = OptimizerSettings.from_config({**SETTINGS, "steps": 4, "checkpoint_every": 1})
     with jax.enable_x64(True):
-        whole = run_optimization(a, data, settings, output=tmp_path / "whole", progress=False)
-        run_optimization(a, data, settings, output=tmp_path / "part", progress=False, max_steps=2)
-        resumed = run_optimization(a, data, settings, output=tmp_path / "part", progress=False, resume=True)
+        held = a.evaluation_data()
+        whole = run_optimization(a, data, settings, output=tmp_path / "whole", progress=False, heldout=held)
+        run_optimization(a, data, settings, output=tmp_path / "part", progress=False, max_steps=2, heldout=held)
+        resumed = run_optimization(
+            a, data, settings, output=tmp_path / "part", progress=False, resume=True, heldout=held
+        )
     assert resumed.resumed_from == 2 and resumed.history == whole.history and resumed.values == whole.values
     assert eqx.tree_equal(resumed.networks, whole.networks)
 

@@ -423,6 +423,12 @@ class ConfiguredAnalysis:
             for r, hs in hists.items()
         }
 
+    def evaluation_data(self) -> SampleData:
+        """The data of the hard path (loading first if needed): the evaluation half with ``training.split``."""
+        if self._data is None:
+            self.load()
+        return self._data
+
     # -- likelihood -------------------------------------------------------------
     @functools.cached_property
     def mean_weights(self) -> dict[str, float]:

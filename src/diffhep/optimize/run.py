@@ -67,8 +67,8 @@ class OptimizationResult(NamedTuple):
         values: cut name -> final value: after the last update, or the last
             values with a finite objective when the run stopped on a non-finite one.
         history: per step, ``{"step", "objective", <cut>: value, ..., "slope_scale",
-            "grad_norm"}`` with the cut values at which the step was evaluated
-            (before its update); a non-finite step is the last entry.
+            "grad_norm"}`` (and ``"objective_heldout"`` with ``heldout``) with the cut values
+            at which the step was evaluated (before its update); a non-finite step is the last entry.
         stopped: ``None`` when every step ran, else one line saying why the run
             stopped early (early stopping, non-finite objective or gradient,
             ``max_steps`` reached).
@@ -354,6 +354,7 @@ def run_optimization(
     progress: bool = True,
     max_steps: int | None = None,
     config_hash: str | None = None,
+    heldout: Any = None,
 ) -> OptimizationResult:
     """Maximise ``analysis.objective`` over its cut parameters, checkpointing into ``output/checkpoints``.
 
@@ -376,6 +377,10 @@ def run_optimization(
             time-limited batch slot); the schedules still span ``settings.steps``.
         config_hash: the config's hash, recorded in the checkpoints; default: that of
             the config the analysis was built from, if any.
+        heldout: data of the same structure as ``data`` never trained on (the evaluation
+            half of ``training.split``): each step also records the objective there,
+            ``objective_heldout`` (overtraining shows as the two curves parting), with the
+            same compiled program; ``None``: not recorded. In memory only.
 
     With network observables (``analysis.networks``) their weights are optimised with
     the cuts (:mod:`~diffhep.optimize.networks`), starting from ``analysis.networks``.
@@ -435,9 +440,15 @@ def run_optimization(
         for i in range(start, end if stopped is None else start):
             new_u, new_state, objective, gnorm, cuts = step(u, opt_state, data, slopes[i])
             objective, gnorm, cuts = jax.device_get((objective, gnorm, cuts))
+            if heldout is not None:  # the objective at the same point on the events never trained on
+                args = (cuts, heldout, slopes[i]) + ((u["networks"],) if nets else ())
+                held = {"objective_heldout": float(objective_and_grad(analysis)(*args)[0])}
+            else:
+                held = {}
             entry = {
                 "step": i,
                 "objective": float(objective),
+                **held,
                 **{k: float(cuts[k]) for k in names},
                 "slope_scale": float(slopes[i]),
                 "grad_norm": float(gnorm),

@@ -70,7 +70,8 @@ def plot_history(path: str | Path | None, history: Sequence[Mapping[str, float]]
 
     Args:
         path: PNG to write, or ``None`` to only draw.
-        history: per step ``{"step", "objective", <cut>: value, "slope_scale", ...}``.
+        history: per step ``{"step", "objective", <cut>: value, "slope_scale", ...}``; with
+            ``objective_heldout`` (the evaluation half of ``training.split``), drawn beside the objective.
         units: cut name -> unit (the panels, in order).
 
     Returns:
@@ -80,6 +81,9 @@ def plot_history(path: str | Path | None, history: Sequence[Mapping[str, float]]
     with _figure(path, ncols=1 + len(units)) as (fig, axes):
         ax = axes[0, 0]
         ax.plot(steps, [h["objective"] for h in history], color="k", label="objective")
+        if history and "objective_heldout" in history[0]:  # honest training: the half never trained on
+            ax.plot(steps, [h["objective_heldout"] for h in history], color="tab:red", label="held-out half")
+            ax.legend(loc="lower right")
         ax.set_xlabel("step")
         ax.set_ylabel("objective (soft)")
         if history and "slope_scale" in history[0]:

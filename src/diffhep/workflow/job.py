@@ -528,8 +528,17 @@ def _optimise(
     log("evaluating the initial cuts (hard cuts, pyhf) ...")
     before = evaluate(analysis, data, initial, slope_scale=settings.slope_end, unblind=unblind)
     log(f"optimising {len(initial)} cuts for up to {settings.steps} steps ({settings.name}) ...")
+    rule = getattr(getattr(analysis, "sections", None), "training", None)
+    heldout = analysis.evaluation_data() if rule is not None and rule.split != "none" else None  # type: ignore[attr-defined]
     opt = run_optimization(
-        analysis, data, settings, output=output, resume=resume, progress=progress, config_hash=config_hash
+        analysis,
+        data,
+        settings,
+        output=output,
+        resume=resume,
+        progress=progress,
+        config_hash=config_hash,
+        heldout=heldout,
     )
     if opt.stopped:
         log(f"note: {opt.stopped}")
