@@ -182,3 +182,17 @@ def test_bad_network_configs_are_one_line_errors(tmp_path, region, message) -> N
         config = load_config(_write(tmp_path, region))
         ConfiguredAnalysis.from_config(config)
     assert "\n" not in str(err.value)
+
+
+def test_weight_only_variations_are_split_like_their_sample() -> None:
+    """A weight-only variation (rows of weights over its sample's events) gets its sample's halves."""
+    config = copy.deepcopy(CONFIG)
+    config["systematics"] = {"w": {"type": "histosys", "samples": ["bkg"], "up": {"weight": "1.1"}}}
+    a = analysis(config)
+    train = a.load()
+    cuts = {"met_max": 70.0}
+    hard = a.hard_histograms(cuts)["sr"]
+    np.testing.assert_allclose(hard["bkg/w/up"].counts, 1.1 * hard["bkg"].counts, rtol=1e-12)
+    soft = a.soft_histograms({k: jnp.asarray(v) for k, v in cuts.items()}, train, 1.0)["sr"]
+    np.testing.assert_allclose(soft["bkg/w/up"].counts, 1.1 * np.asarray(soft["bkg"].counts), rtol=1e-12)
+    assert not np.allclose(hard["bkg"].counts, np.asarray(soft["bkg"].counts))  # two different halves
