@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from network_factory import CONFIG, SAMPLES, analysis
 
-from diffhep.config import load_config
+from diffhep.config import load_config, load_config_dict
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.errors import ConfigError
 from diffhep.optimize.networks import split_networks
@@ -196,3 +196,48 @@ def test_weight_only_variations_are_split_like_their_sample() -> None:
     soft = a.soft_histograms({k: jnp.asarray(v) for k, v in cuts.items()}, train, 1.0)["sr"]
     np.testing.assert_allclose(soft["bkg/w/up"].counts, 1.1 * np.asarray(soft["bkg"].counts), rtol=1e-12)
     assert not np.allclose(hard["bkg"].counts, np.asarray(soft["bkg"].counts))  # two different halves
+
+
+PLUGIN = """
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from diffhep.engine.network import register_network
+
+
+class Logistic(eqx.Module):
+    linear: eqx.nn.Linear
+    output: str = eqx.field(static=True, default="sigmoid")
+
+    def __call__(self, x):
+        return jax.nn.sigmoid(self.linear(x))
+
+
+@register_network("logistic_test")
+def logistic(inputs, *, key, scale=1.0):
+    linear = eqx.nn.Linear(inputs, "scalar", key=key, dtype=jnp.result_type(float))
+    return Logistic(eqx.tree_at(lambda l: l.weight, linear, linear.weight * scale))
+"""
+
+
+def test_a_plugin_network_is_any_equinox_module(tmp_path) -> None:
+    (tmp_path / "nets.py").write_text(PLUGIN)
+    config = copy.deepcopy(CONFIG)
+    config["plugins"] = ["nets.py"]
+    config["regions"]["sr"]["observable"] = {
+        "network": "logistic_test",
+        "inputs": ["x1", "x2"],
+        "options": {"scale": 2},
+    }
+    a = ConfiguredAnalysis.from_config(load_config_dict(config, base_dir=tmp_path), events=SAMPLES)
+    data = a.load()
+    weights, static = split_networks(a.networks)
+    grad = jax.grad(lambda w: a.objective({"met_max": 60.0}, data, 1.0, networks=eqx.combine(w, static)))(weights)
+    assert np.abs(np.asarray(grad["sr"].linear.weight)).max() > 0
+    config["regions"]["sr"]["observable"]["network"] = "logistic_tset"
+    with pytest.raises(ConfigError, match=r"regions.sr.observable.network: unknown network 'logistic_tset' \(did you"):
+        ConfiguredAnalysis.from_config(load_config_dict(config, base_dir=tmp_path), events=SAMPLES)
+    config["regions"]["sr"]["observable"] = {"network": "logistic_test", "inputs": ["x1"], "options": {"sale": 2}}
+    with pytest.raises(ConfigError, match=r"regions.sr.observable.options: network 'logistic_test': .*'sale'"):
+        ConfiguredAnalysis.from_config(load_config_dict(config, base_dir=tmp_path), events=SAMPLES)

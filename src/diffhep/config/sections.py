@@ -249,11 +249,13 @@ class NetworkObservable(_Locatable):
 
     Attributes:
         region: the region it is the observable of.
-        kind: ``"mlp"``.
+        kind: ``"mlp"``, or the name of a network a plugin registers
+            (:func:`diffhep.engine.network.register_network`).
         inputs: the per-event inputs, expressions as written.
         hidden: widths of the hidden layers.
         activation: of the hidden layers (``relu``, ``tanh``, ``gelu``, ``softplus``).
         output: of the one output (``sigmoid``, ``identity``, ``tanh``).
+        options: keyword arguments of a plugin network.
         located: where ``regions.<region>.observable`` is written.
     """
 
@@ -263,6 +265,7 @@ class NetworkObservable(_Locatable):
     hidden: tuple[int, ...] = (32, 32)
     activation: str = "relu"
     output: str = "sigmoid"
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False)
     located: Located | None = field(default=None, repr=False, compare=False)
 
 
@@ -429,6 +432,7 @@ def build_sections(config: Config) -> Sections:
             hidden=tuple(int(w) for w in r["observable"].get("hidden", (32, 32))),
             activation=str(r["observable"].get("activation", "relu")),
             output=str(r["observable"].get("output", "sigmoid")),
+            options=_copy(r["observable"].get("options", {})),
             located=top.at("regions", name, "observable"),
         )
         for name, r in data["regions"].items()

@@ -30,9 +30,13 @@ import numpy as np
 from jax import Array
 
 from diffhep.config.sections import NetworkObservable
+from diffhep.errors import closest
 
 __all__ = [
     "MLP",
+    "NETWORKS",
+    "register_network",
+    "build_network",
     "build",
     "architecture",
     "from_architecture",
@@ -79,6 +83,55 @@ def build(inputs: int, hidden: tuple[int, ...], activation: str, output: str, *,
     return MLP(layers, activation, output)
 
 
+#: Plugin networks: name -> ``factory(inputs, *, key, **options)`` returning an :class:`equinox.Module`
+#: that maps one event's standardised inputs ``Float[Array, "inputs"]`` to a scalar (:func:`register_network`).
+NETWORKS: dict[str, Callable[..., eqx.Module]] = {}
+
+
+def register_network(name: str) -> Callable[[Callable[..., eqx.Module]], Callable[..., eqx.Module]]:
+    """Register a network for ``observable: {network: <name>, inputs: [...], options: {...}}`` (in a plugin module).
+
+    The factory is called as ``factory(number_of_inputs, key=jax.random.PRNGKey(optimizer.seed), **options)``
+    and returns any :class:`equinox.Module` mapping one event's inputs to a scalar; its inexact arrays
+    are trained. A scalar attribute ``output = "sigmoid"`` tells the pre-training that its output is a
+    probability (otherwise the output is taken as a logit).
+
+    Example:
+        >>> import equinox as eqx, jax
+        >>> @register_network("linear_example")
+        ... def linear(inputs, *, key):
+        ...     return eqx.nn.Linear(inputs, "scalar", key=key)
+        >>> build_network(NetworkObservable("sr", "linear_example", ("x", "y")), seed=0)(jax.numpy.ones(2)).shape
+        ()
+    """
+
+    def add(factory: Callable[..., eqx.Module]) -> Callable[..., eqx.Module]:
+        NETWORKS[name] = factory
+        return factory
+
+    return add
+
+
+def build_network(spec: NetworkObservable, *, seed: int) -> eqx.Module:
+    """The network of ``spec``, initialised with ``seed``: an :class:`MLP`, or a plugin's (:func:`register_network`);
+    an unknown name or options a plugin refuses are a located one-line ConfigError."""
+    if spec.kind == "mlp":
+        if spec.options:
+            raise spec.error("options", "options are for plugin networks; mlp takes hidden, activation and output")
+        return build(len(spec.inputs), spec.hidden, spec.activation, spec.output, seed=seed)
+    if spec.kind not in NETWORKS:
+        known = ["mlp", *NETWORKS]
+        raise spec.error(
+            "network",
+            f"unknown network {spec.kind!r}{closest(spec.kind, known)}; expected mlp or a network a plugin registers "
+            "(@diffhep.engine.network.register_network)",
+        )
+    try:
+        return NETWORKS[spec.kind](len(spec.inputs), key=jax.random.PRNGKey(seed), **dict(spec.options))
+    except TypeError as exc:
+        raise spec.error("options", f"network {spec.kind!r}: {str(exc).splitlines()[0]}") from None
+
+
 def architecture(spec: NetworkObservable, mean: np.ndarray, std: np.ndarray) -> dict[str, Any]:
     """What rebuilds the network and its inputs (``results.json``): kind, inputs, layers, standardisation."""
     return {
@@ -87,14 +140,18 @@ def architecture(spec: NetworkObservable, mean: np.ndarray, std: np.ndarray) -> 
         "hidden": list(spec.hidden),
         "activation": spec.activation,
         "output": spec.output,
+        "options": dict(spec.options),
         "mean": [float(x) for x in mean],
         "std": [float(x) for x in std],
     }
 
 
-def from_architecture(record: Mapping[str, Any]) -> MLP:
-    """An :class:`MLP` of the architecture ``record`` (its weights to be filled, e.g. by
+def from_architecture(record: Mapping[str, Any]) -> eqx.Module:
+    """A network of the architecture ``record`` (its weights to be filled, e.g. by
     :func:`equinox.tree_deserialise_leaves`)."""
+    if record["network"] != "mlp":
+        factory = NETWORKS[record["network"]]
+        return factory(len(record["inputs"]), key=jax.random.PRNGKey(0), **record.get("options", {}))
     return build(len(record["inputs"]), tuple(record["hidden"]), record["activation"], record["output"], seed=0)
 
 

@@ -81,7 +81,7 @@ def pretrain(analysis: Any, data: Any, *, steps: int, learning_rate: float) -> d
         total = 0.0
         for region, net in nets.items():
             out = jax.vmap(net)(features[region])
-            p = out if net.output == "sigmoid" else jax.nn.sigmoid(out)
+            p = out if getattr(net, "output", None) == "sigmoid" else jax.nn.sigmoid(out)
             p = jnp.clip(p, 1e-7, 1 - 1e-7)
             total = total - jnp.sum(event_w * (y * jnp.log(p) + (1 - y) * jnp.log1p(-p))) / 2
         return total
@@ -109,7 +109,7 @@ def binary_cross_entropy(analysis: Any, data: Any, networks: Mapping[str, eqx.Mo
     total = 0.0
     for region, net in networks.items():
         p = np.asarray(jax.vmap(net)(jnp.asarray(data.events[feature_key(region)])), dtype=float)
-        p = p if net.output == "sigmoid" else 1 / (1 + np.exp(-p))
+        p = p if getattr(net, "output", None) == "sigmoid" else 1 / (1 + np.exp(-p))
         p = np.clip(p, 1e-7, 1 - 1e-7)
         for cls, term in ((True, np.log(p)), (False, np.log1p(-p))):
             mine = nominal & (signal == cls) & (w != 0)

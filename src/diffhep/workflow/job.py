@@ -334,7 +334,7 @@ def read_results(analysis: Any, path: str | Path) -> dict[str, float]:
         raise ConfigError(
             f"--results {path}: trained with training {results.get('training')}; this config has {wanted}"
         )
-    shape = ("network", "inputs", "hidden", "activation", "output")
+    shape = ("network", "inputs", "hidden", "activation", "output", "options")
     for region, record in records.items():
         config = architecture(analysis.sections.networks[region], [], [])
         if any(record.get(k) != config[k] for k in shape):
