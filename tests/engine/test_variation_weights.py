@@ -11,6 +11,7 @@ hard-cut histograms equal plain-Awkward computations; bad uses are one-line
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import awkward as ak
 import jax
@@ -18,6 +19,8 @@ import numpy as np
 import pytest
 
 from diffhep.config import load_config_dict
+from diffhep.engine import combine, loading
+from diffhep.engine.backend import HARD, SOFT
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.errors import ConfigError, InputError
 from diffhep.examples import ttbar
@@ -193,3 +196,73 @@ def test_leading_is_not_an_event_weight_of_a_sample(data_file):
     data["samples"]["ttbar"]["weight"] = "genWeight * leading(jets.pt, 0)"
     with pytest.raises(ConfigError, match="leading"):
         analysis_of(data)
+
+
+def _old_layout(analysis: ConfiguredAnalysis):
+    """Every variation loaded as a sample of its own, a copy of its events (the layout before issue 17 item 5)."""
+    options = dict(defs=analysis.object_defs, specs=analysis.expressions, parameters=analysis.parameter_map,
+                   functions=analysis.functions)  # fmt: skip
+    variants = analysis.variants()
+    parts = [
+        loading.load_sample(
+            s, v, plan_=analysis.branch_plan, region_defs=analysis.region_defs, lumi_pb=analysis.lumi_pb, **options
+        )  # fmt: skip
+        for _, s, v in variants
+    ]
+    data = combine.concatenate(parts, [k for k, _, _ in variants], analysis.object_defs, analysis.expressions)
+    data = dataclasses.replace(data, discrete=analysis.discrete)
+    return loading.with_kernels(data, region_defs=analysis.region_defs, **options)
+
+
+def test_weight_variations_share_the_nominal_events_with_the_same_histograms(data_file):
+    """A weight variation and a jet-energy scale: only the nominal and the scale are events of their own
+    (the weight variation is one row of weights over the nominal's 200 events, its objects no copy), and
+    the hard-cut histograms are bit for bit those of every variation loaded as a copy of its events."""
+    systematics = {
+        "btag_var_0": {"type": "histosys", "up": {"weight": VARIATIONS["btag_var_0"][0]}},
+        "jes": {"type": "histosys", "up": {"scale": {"Jet_pt": 1.03}}},
+    }
+    with jax.enable_x64(True):
+        analysis = analysis_of(config(str(data_file(FILE)), systematics))
+        data = analysis.load()
+        old = _old_layout(analysis)
+    assert data.keys == old.keys == ("ttbar", "ttbar/btag_var_0/up", "ttbar/jes/up")
+    assert np.shape(data.weight) == (400,) and np.shape(old.weight) == (600,)
+    assert np.shape(data.varied_weight) == (1, 200)
+    for name, jagged in data.objects.items():  # no copy of the objects for the weight variation
+        assert 3 * jagged.n_objects == 2 * old.objects[name].n_objects, name
+    assert data.objects["jets"].n_objects > 0
+    leaves, old_leaves = (jax.tree.leaves((d.objects, d.candidates, d.events)) for d in (data, old))
+    assert 3 * sum(x.nbytes for x in leaves) == 2 * sum(x.nbytes for x in old_leaves)
+    np.testing.assert_array_equal(data.weights_of("ttbar/btag_var_0/up"), old.weights_of("ttbar/btag_var_0/up"))
+    new_h, old_h = (analysis.histograms_at(CUTS, d, 1.0, HARD) for d in (data, old))
+    for region, hs in old_h.items():  # 4j1b: an event observable; 4j2b: a candidate observable
+        for key, h in hs.items():
+            np.testing.assert_array_equal(new_h[region][key].counts, h.counts)
+            np.testing.assert_array_equal(new_h[region][key].sumw2, h.sumw2)
+        assert all(np.any(h.counts != 0) for h in hs.values()), region  # genWeight: some negative
+
+
+@pytest.mark.parametrize("backend", [HARD, SOFT], ids=["hard", "soft"])
+def test_varied_rows_fill_as_copies_of_their_entries(backend):
+    """``fill_by_sample`` with weight rows over the first entries equals the fill of those entries copied
+    (the layout before issue 17 item 5); entries of no variation (index ``len(keys)``) fill nothing."""
+    rng = np.random.default_rng(3)
+    n, prefix, edges = 50, 30, np.linspace(0.0, 1.0, 6)
+    x, weight = rng.uniform(-0.1, 1.1, n), rng.uniform(0.5, 2.0, n)
+    sample = (np.arange(n) >= prefix).astype(np.int32)  # keys "a" (its rows vary) and "b"
+    rows = rng.uniform(0.5, 2.0, (2, prefix))
+    index = np.array([[2] * prefix, [3] * 20 + [4] * 10], dtype=np.int32)  # "a/v1", "a/v2" (its first 20), none
+    keys = ("a", "b", "a/v1", "a/v2")
+    with jax.enable_x64(True):
+        kernel = backend.kernel(backend.asarray(x), edges, 0.2)
+        got = backend.fill_by_sample(kernel, weight, sample, keys, (rows, index))
+        copies = np.concatenate([np.arange(n), np.arange(prefix), np.arange(20)])
+        copied = backend.kernel(backend.asarray(x[copies]), edges, 0.2)
+        w = np.concatenate([weight, rows[0], rows[1, :20]])
+        s = np.concatenate([sample, [2] * prefix, [3] * 20]).astype(np.int32)
+        want = backend.fill_by_sample(copied, w, s, keys)
+    for key in keys:
+        assert np.sum(np.asarray(want[key].counts)) > 0, key
+        np.testing.assert_allclose(np.asarray(got[key].counts), np.asarray(want[key].counts), rtol=1e-13, atol=0)
+        np.testing.assert_allclose(np.asarray(got[key].sumw2), np.asarray(want[key].sumw2), rtol=1e-13, atol=0)
