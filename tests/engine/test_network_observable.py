@@ -241,3 +241,22 @@ def test_a_plugin_network_is_any_equinox_module(tmp_path) -> None:
     config["regions"]["sr"]["observable"] = {"network": "logistic_test", "inputs": ["x1"], "options": {"sale": 2}}
     with pytest.raises(ConfigError, match=r"regions.sr.observable.options: network 'logistic_test': .*'sale'"):
         ConfiguredAnalysis.from_config(load_config_dict(config, base_dir=tmp_path), events=SAMPLES)
+
+
+def test_observed_data_go_through_the_network(tmp_path) -> None:
+    """A ``role: data`` sample: every data event counted once, through the network, MC-standardised inputs."""
+    import uproot
+
+    data_events = SAMPLES["sig"]
+    with uproot.recreate(tmp_path / "data.root") as f:
+        f["Events"] = {k: np.asarray(data_events[k]) for k in ("x1", "x2", "MET_pt")}
+    config = copy.deepcopy(CONFIG)
+    config["samples"]["data"] = {"role": "data", "files": [str(tmp_path / "data.root")]}
+    config["observations"] = "data"
+    a = ConfiguredAnalysis.from_config(load_config_dict(config, base_dir=tmp_path), events=SAMPLES)
+    a.load()
+    mean = a.standardisation["sr"][0].copy()
+    cuts = {"met_max": 70.0}
+    observed = a.observed(cuts, a.hard_histograms(cuts))["sr"]
+    assert observed.sum() == np.count_nonzero(np.asarray(data_events["MET_pt"]) < 70.0)  # every event, once
+    np.testing.assert_array_equal(a.standardisation["sr"][0], mean)  # the data standardise nothing

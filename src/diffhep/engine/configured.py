@@ -531,6 +531,13 @@ class ConfiguredAnalysis:
             data = combine.concatenate(parts, list(self.data_samples), self.object_defs, self.expressions)
             data = dataclasses.replace(data, discrete=self.discrete)
             self._observed_data = loading.with_kernels(data, region_defs=self.region_defs, **options)
+            if self.networks:  # the networks' inputs, standardised as the Monte Carlo's (all data events are observed)
+                if self._data is None:
+                    self.load()
+                self._observed_data = split.with_features(
+                    self._observed_data, sections=self.sections, region_defs=self.region_defs,
+                    standardisation=self.standardisation, step_options=options,
+                )  # fmt: skip
         return self._observed_data
 
     def observed(

@@ -27,7 +27,7 @@ from diffhep.engine.backend import HARD
 from diffhep.engine.combine import SampleData
 from diffhep.engine.network import feature_key
 
-__all__ = ["check_static", "event_numbers", "prepare"]
+__all__ = ["check_static", "event_numbers", "with_features", "prepare"]
 
 
 def check_static(sections: Sections, region_defs: Mapping[str, regions.RegionDef], defs: Any, parameters: Any) -> None:
@@ -71,6 +71,42 @@ def _scaled(data: SampleData, keep: np.ndarray) -> SampleData:
     return out
 
 
+def with_features(
+    data: SampleData,
+    *,
+    sections: Sections,
+    region_defs: Mapping[str, regions.RegionDef],
+    standardisation: dict[str, tuple[np.ndarray, np.ndarray]],
+    step_options: Mapping[str, Any],
+    fit: np.ndarray | None = None,
+) -> SampleData:
+    """``data`` with the standardised inputs of every network observable (``events[feature_key(region)]``).
+
+    Standardised with ``standardisation[region]`` where given; else with the mean and standard
+    deviation of the events ``fit`` selects, stored there (``fit`` ``None``: every event).
+    """
+    if not sections.networks:
+        return data
+    options = dict(step_options, cuts={}, slopes={}, backend=HARD)
+    defs, specs = options.pop("defs"), options.pop("specs")
+    weights = objects.ObjectWeights(defs, data.objects, data.union_index, **options)
+    step = regions.Step(data, defs, specs, weights, options)
+    shape = np.shape(data.weight)
+    fit = np.ones(shape, dtype=bool) if fit is None else fit
+    features = {}
+    for name in sections.networks:
+        evaluator = step.evaluator(f"region {name!r} observable")
+        nodes = region_defs[name].observable.elts  # type: ignore[attr-defined]
+        raw = np.stack([np.broadcast_to(np.asarray(evaluator(n), dtype=float), shape) for n in nodes], 1)
+        if name not in standardisation:
+            std = raw[fit].std(axis=0) if fit.any() else np.ones(raw.shape[1])
+            mean = raw[fit].mean(axis=0) if fit.any() else np.zeros(raw.shape[1])
+            standardisation[name] = (mean, np.where(std > 0, std, 1.0))
+        mean, std = standardisation[name]
+        features[feature_key(name)] = jnp.asarray((raw - mean) / std, dtype=jnp.result_type(float))
+    return eqx.tree_at(lambda d: d.events, data, {**data.events, **features})
+
+
 def prepare(
     data: SampleData,
     *,
@@ -83,8 +119,8 @@ def prepare(
     """``(evaluation, training)``: the network inputs of ``data`` and its two halves (module docstring).
 
     The inputs are standardised with ``standardisation[region]`` where given (a network read
-    back with its results), else with the training half's nominal events, stored there.
-    Without networks and ``split: none`` both are ``data`` itself.
+    back with its results), else with the training half's nominal events, stored there
+    (:func:`with_features`). Without networks and ``split: none`` both are ``data`` itself.
     """
     training = sections.training
     if not sections.networks and training.split == "none":
@@ -92,24 +128,13 @@ def prepare(
     numbers = event_numbers(data, training)
     train = numbers % 2 == 0 if training.split == "even_odd" else np.ones(numbers.shape, dtype=bool)
     evaluate = ~train if training.split == "even_odd" else train
-    if sections.networks:
-        options = dict(step_options, cuts={}, slopes={}, backend=HARD)
-        defs, specs = step_options["defs"], step_options["specs"]
-        options.pop("defs"), options.pop("specs")
-        weights = objects.ObjectWeights(defs, data.objects, data.union_index, **options)
-        step = regions.Step(data, defs, specs, weights, options)
-        sample = np.asarray(data.sample)
-        fit = train & np.isin(sample, [data.keys.index(k) for k in nominal])
-        features = {}
-        for name in sections.networks:
-            evaluator = step.evaluator(f"region {name!r} observable")
-            nodes = region_defs[name].observable.elts  # type: ignore[attr-defined]
-            raw = np.stack([np.broadcast_to(np.asarray(evaluator(n), dtype=float), numbers.shape) for n in nodes], 1)
-            if name not in standardisation:
-                std = raw[fit].std(axis=0) if fit.any() else np.ones(raw.shape[1])
-                mean = raw[fit].mean(axis=0) if fit.any() else np.zeros(raw.shape[1])
-                standardisation[name] = (mean, np.where(std > 0, std, 1.0))
-            mean, std = standardisation[name]
-            features[feature_key(name)] = jnp.asarray((raw - mean) / std, dtype=jnp.result_type(float))
-        data = eqx.tree_at(lambda d: d.events, data, {**data.events, **features})
+    fit = train & np.isin(np.asarray(data.sample), [data.keys.index(k) for k in nominal])
+    data = with_features(
+        data,
+        sections=sections,
+        region_defs=region_defs,
+        standardisation=standardisation,
+        step_options=step_options,
+        fit=fit,
+    )
     return _scaled(data, evaluate), _scaled(data, train)
