@@ -195,7 +195,6 @@ class ConfiguredAnalysis:
         seed = int((config.data.get("optimizer") or {}).get("seed", 1))
         self.networks = {name: network.build_network(n, seed=seed) for name, n in sections.networks.items()}
         self.standardisation: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        split.check_static(sections, self.region_defs, self.object_defs, self.parameter_map)
         if sections.training.event_number is not None:  # read like any event branch
             event["training.event_number"] = ast.Name(sections.training.event_number, ast.Load())
         self._limits = counting.count_limits(

@@ -2,13 +2,17 @@
 
 ``observable: {network: mlp, inputs: [sum(jets.pt), MET_pt, ...], hidden: [32, 32], output: sigmoid}``
 makes a region's observable the output of a multilayer perceptron (:class:`MLP`, an
-:class:`equinox.Module`) of per-event inputs written in the expression language. The
-inputs must not depend on cut values: they are computed once in
+:class:`equinox.Module`) of per-event inputs written in the expression language.
+Inputs that do not depend on cut values (static) are computed once in
 :meth:`~diffhep.engine.configured.ConfiguredAnalysis.load` (:func:`diffhep.engine.split.prepare`),
 standardised with the mean and standard deviation of the training half's nominal
-Monte Carlo events, and kept in ``SampleData.events`` under :func:`feature_key`; the step
-only runs the network on them (:func:`output`), its weights an argument of the step
-(``networks=``), histogrammed with the region's KDE (soft) or bandwidth 0 (hard).
+Monte Carlo events, and kept in ``SampleData.events`` under :func:`feature_key`. An input
+that depends on cut values (a parameter, or objects with soft cuts: ``sum(jets.pt)``,
+``trijet_mass(jets, jets.btag)``) is computed in the step, soft (differentiable in the
+cuts) or hard, and standardised with the mean and standard deviation it had at the
+parameters' starting values in ``load()`` (kept under :func:`scale_key`). The step runs the
+network on them (:func:`output`), its weights an argument of the step (``networks=``),
+histogrammed with the region's KDE (soft) or bandwidth 0 (hard).
 
 In the region's parsed definition the observable is an :class:`ast.Tuple` of the inputs
 carrying the region's name (:func:`observable_node`), so the checks, the branch plan and
@@ -42,6 +46,7 @@ __all__ = [
     "from_architecture",
     "observable_node",
     "feature_key",
+    "scale_key",
     "output",
 ]
 
@@ -155,10 +160,12 @@ def from_architecture(record: Mapping[str, Any]) -> eqx.Module:
     return build(len(record["inputs"]), tuple(record["hidden"]), record["activation"], record["output"], seed=0)
 
 
-def observable_node(region: str, inputs: list[ast.expr]) -> ast.Tuple:
-    """The parsed observable of a network region: the tuple of its inputs, with ``.network = region``."""
+def observable_node(region: str, inputs: list[ast.expr], dynamic: tuple[bool, ...] = ()) -> ast.Tuple:
+    """The parsed observable of a network region: the tuple of its inputs, with ``.network = region`` and
+    ``.dynamic`` (per input: whether it depends on cut values, computed in the step)."""
     node = ast.Tuple(elts=list(inputs), ctx=ast.Load())
     node.network = region  # type: ignore[attr-defined]
+    node.dynamic = tuple(dynamic) or (False,) * len(inputs)  # type: ignore[attr-defined]
     return node
 
 
@@ -167,8 +174,25 @@ def feature_key(region: str) -> str:
     return f"<network {region}>"
 
 
-def output(step: Any, region: str) -> Any:
-    """The network's output per event, ``(events,)``: the network of ``region`` of a
-    :class:`~diffhep.engine.regions.Step` on its features."""
-    features = step.data.events[feature_key(region)]
-    return step.backend.asarray(jax.vmap(step.networks[region])(jnp.asarray(features)))
+def scale_key(region: str) -> str:
+    """The key of a region's (mean, standard deviation) of its inputs, ``Float[Array, "2 inputs"]``."""
+    return f"<network {region} scale>"
+
+
+def output(step: Any, node: ast.Tuple, evaluate: Callable[[ast.expr], Any]) -> Any:
+    """The network's output per event, ``(events,)``, of the network region ``node`` in a
+    :class:`~diffhep.engine.regions.Step`: its static inputs from ``load()``, those that depend on
+    cut values ``evaluate``-d now (the step's evaluator, soft or hard) and standardised."""
+    region, dynamic = node.network, node.dynamic  # type: ignore[attr-defined]
+    features = jnp.asarray(step.data.events[feature_key(region)])
+    if any(dynamic):
+        scale = jnp.asarray(step.data.events[scale_key(region)])
+        shape = features.shape[:1]
+        columns = [
+            (jnp.broadcast_to(jnp.asarray(evaluate(x), dtype=features.dtype), shape) - scale[0, i]) / scale[1, i]
+            if dynamic[i]
+            else features[:, i]
+            for i, x in enumerate(node.elts)
+        ]
+        features = jnp.stack(columns, axis=1)
+    return step.backend.asarray(jax.vmap(step.networks[region])(features))

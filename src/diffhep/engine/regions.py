@@ -142,7 +142,8 @@ def parse_regions(
         network = isinstance(spec["observable"], Mapping)
         if network:  # a network of per-event inputs (diffhep.engine.network)
             inputs = [parse(x, f"{where} observable input") for x in spec["observable"]["inputs"]]
-            observable: ast.expr = networks_.observable_node(name, inputs)
+            dynamic = tuple(depends_on_cuts(x, defs, parameters) for x in inputs)
+            observable: ast.expr = networks_.observable_node(name, inputs, dynamic)
         else:
             observable = parse(spec["observable"], f"{where} observable")
         cand = candidate_spec(observable, defs, f"{where} observable")
@@ -233,8 +234,8 @@ class EventEvaluator(Evaluator):
         raise self.error(node, f"unknown name {node.id!r}{closest(node.id, [*events, *self.parameters])}")
 
     def visit_Tuple(self, node: ast.Tuple) -> Any:
-        """A network observable: the network on the inputs computed in ``load()`` (:func:`~diffhep.engine.network.output`)."""
-        return networks_.output(self.step_, node.network)  # type: ignore[attr-defined]
+        """A network observable: the network on its inputs (:func:`~diffhep.engine.network.output`)."""
+        return networks_.output(self.step_, node, self)
 
     def is_condition(self, node: ast.AST) -> bool:
         return is_condition(node) or (

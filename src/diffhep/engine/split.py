@@ -13,7 +13,6 @@ deviation of the training half's nominal Monte Carlo events.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,21 +24,9 @@ from diffhep.config.sections import Sections, Training
 from diffhep.engine import objects, regions
 from diffhep.engine.backend import HARD
 from diffhep.engine.combine import SampleData
-from diffhep.engine.network import feature_key
+from diffhep.engine.network import feature_key, scale_key
 
-__all__ = ["check_static", "event_numbers", "with_features", "prepare"]
-
-
-def check_static(sections: Sections, region_defs: Mapping[str, regions.RegionDef], defs: Any, parameters: Any) -> None:
-    """Every network input is static (no parameter, no soft object weight): else a located ConfigError."""
-    for name in sections.networks:
-        for i, node in enumerate(region_defs[name].observable.elts):  # type: ignore[attr-defined]
-            if regions.depends_on_cuts(node, defs, parameters):
-                raise sections.error(
-                    ("regions", name, "observable", "inputs", i),
-                    f"{ast.unparse(node)!r} depends on cut values; a network's inputs are computed once per event "
-                    "(write them without parameters and without objects whose weights depend on cuts)",
-                )
+__all__ = ["event_numbers", "with_features", "prepare"]
 
 
 def event_numbers(data: SampleData, training: Training) -> np.ndarray:
@@ -87,7 +74,9 @@ def with_features(
     """
     if not sections.networks:
         return data
-    options = dict(step_options, cuts={}, slopes={}, backend=HARD)
+    parameters = step_options["parameters"]  # inputs that depend on cuts: as at the starting values
+    init = {k: float(p.init) for k, p in parameters.items()}
+    options = dict(step_options, cuts=init, slopes={k: p.slope for k, p in parameters.items()}, backend=HARD)
     defs, specs = options.pop("defs"), options.pop("specs")
     weights = objects.ObjectWeights(defs, data.objects, data.union_index, **options)
     step = regions.Step(data, defs, specs, weights, options)
@@ -104,6 +93,7 @@ def with_features(
             standardisation[name] = (mean, np.where(std > 0, std, 1.0))
         mean, std = standardisation[name]
         features[feature_key(name)] = jnp.asarray((raw - mean) / std, dtype=jnp.result_type(float))
+        features[scale_key(name)] = jnp.asarray(np.stack([mean, std]), dtype=jnp.result_type(float))
     return eqx.tree_at(lambda d: d.events, data, {**data.events, **features})
 
 
