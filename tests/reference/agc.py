@@ -30,7 +30,7 @@ binning), re-done here in plain Awkward + ``hist`` + correctionlib, without coff
   evaluates the key ``btag_var`` for every i, not ``btag_var_i``) and, for W+jets,
   ``scale_var_{up,down}`` (weight x ``event_systematics("scale_var", direction, pT_0)``,
   1.025 / 0.975; the pT only shapes the output);
-  an alternative sample (the AGC's ``ME_var``, ``PS_var``, ``scaleup``, ...) is
+  an alternative sample (the AGC's dedicated ttbar samples, :data:`TTBAR_VARIATIONS`) is
   processed nominally and filled under its own variation name;
 * histograms as the AGC fills them (25 bins over 50-550 GeV, sum of weights and
   of squared weights), rebinned for the fit as the AGC's notebook does,
@@ -69,6 +69,10 @@ PT_RESOLUTION = 0.05
 #: Fit binning (cabinetry_config.yml), GeV.
 FIT_EDGES = np.linspace(110.0, 550.0, 12)
 REGIONS = ("4j1b", "4j2b")
+#: The AGC's dedicated ttbar samples of its modelling systematics, by the variation name of their histograms
+#: (``VariationPath`` in its cabinetry config, less the leading ``_``): "ME variation" and "PS variation" (up
+#: only, cabinetry symmetrises the down), "ttbar scale variations" (up and down), each a NormPlusShape on ttbar.
+TTBAR_VARIATIONS = ("ME_var", "PS_var", "scaleup", "scaledown")
 
 COLLECTIONS = {
     "Electron": ("pt", "eta", "cutBased", "sip3d"),

@@ -6,11 +6,13 @@ by bin -- equals the plain Awkward + ``hist`` re-implementation of the AGC's
 processor (``tests/reference/agc.py``, which imports nothing from diffhep):
 
 * on small generated samples (``diffhep generate --config`` on a copy of the
-  template, and ``ttbar_alt`` for the modelling systematic), at the AGC's cuts
-  and at 20/20 GeV with b-tag 0.3, where the unweighted W+jets fills both regions:
-  5 samples, 56 histograms per region;
+  template: the five samples and the four dedicated ttbar samples of the
+  modelling systematics), at the AGC's cuts and at 20/20 GeV with b-tag 0.3,
+  where the unweighted W+jets fills both regions: 5 samples, 61 histograms per region
+  (each sample nominal, jet scale and resolution up, four b-tag up and down; W+jets scale
+  up and down; the four ttbar modelling variations);
 * on the CMS 2015 Open Data file of ``../shared/data`` (200 events, every sample
-  and ``ttbar_alt`` reading it), at the AGC's cuts (both regions empty: the jet ID
+  and every ttbar variation sample reading it), at the AGC's cuts (both regions empty: the jet ID
   leaves no event with four jets of 30 GeV) and at two looser lepton/jet pT
   points (20/20 GeV with b-tag 0.3, 20/25 GeV with 0.5) where it fills both
   regions, respectively 4j1b, whose one event ``pt_res_up`` moves out. diffhep
@@ -45,12 +47,15 @@ or says here why it cannot:
   ``numpy.random.default_rng([seed, crc32(branch)])`` (its README and
   ``diffhep.engine.systematics``); the oracle is given that generator, so the
   histograms are compared bin by bin like the others;
-* **ttbar modelling**: the AGC's four alternative ttbar samples (ME, PS, scale
-  up/down) are one alternative sample (``ttbar_alt``, ``ttbar_model``) in the
-  template (issue 14 item 4); the oracle processes it as the AGC processes an
+* **ttbar modelling**: the AGC's four dedicated ttbar samples are the template's
+  ``ME_var`` (up), ``PS_var`` (up) and ``scale_var`` (up and down) variations,
+  each reading its own generated sample (:data:`VARIATIONS`: the generator
+  process and the AGC's name of its histograms, ``ME_var``, ``PS_var``,
+  ``scaleup``, ``scaledown``); the oracle processes each as the AGC processes an
   alternative sample (nominal selection, no further variation);
-* **down variations of the jet systematics** are symmetrised after the
-  processor, by cabinetry in the AGC, in the workspace in diffhep: not compared here;
+* **down variations of the one-sided systematics** (jet scale and resolution, ME and
+  PS) are symmetrised after the processor, by cabinetry in the AGC, in the workspace
+  in diffhep: not compared here;
 * **the b-tag threshold**: the AGC counts a b-tag as ``btagCSVV2 >= 0.5`` for
   ``4j1b`` and ``> 0.5`` for ``4j2b`` and the trijet; the template uses ``>``
   throughout. The test checks that no jet of its inputs sits exactly on a
@@ -80,7 +85,6 @@ from reference import agc
 from diffhep.cli import main
 from diffhep.config import load_config
 from diffhep.engine.configured import ConfiguredAnalysis
-from diffhep.io.generate_agc import generate_agc_sample
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "analyses" / "ttbar" / "config.yaml"
 #: The template's copy of the AGC's correctionlib file.
@@ -89,8 +93,18 @@ CMS_FILE = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
 SEED = 3
 #: Events per generated sample: enough for every variation to fill both regions. W+jets is generated unweighted
 #: (issue 14 item 3): 20,000 put 2 events in 4j1b and none in 4j2b at the AGC cuts, 11 and 14 at LOOSE_CUTS[0].
-EVENTS = {"ttbar": 1000, "ttbar_alt": 1000, "wjets": 20000}
+EVENTS = {"ttbar": 1000, "wjets": 20000}
 OTHER_EVENTS = 500
+#: The template's variations that read files (issue 14 item 4): (systematic, side) -> (the process
+#: ``diffhep generate`` writes for it, the AGC's variation name: its histograms' ``VariationPath``).
+VARIATIONS = {
+    ("ME_var", "up"): ("ttbar_ME_var", "ME_var"),
+    ("PS_var", "up"): ("ttbar_PS_var", "PS_var"),
+    ("scale_var", "up"): ("ttbar_scaleup", "scaleup"),
+    ("scale_var", "down"): ("ttbar_scaledown", "scaledown"),
+}
+#: Every file the template reads: its samples and the variations' samples.
+NAMES = (*agc.XSEC_PB, *(process for process, _ in VARIATIONS.values()))
 #: Looser than the AGC: the CMS file's 200 events fill 4j1b and 4j2b (the lepton threshold matters little).
 LOOSE_CUTS = [
     {"lepton_pt_min": 20.0, "jet_pt_min": 20.0, "btag_min": 0.3},
@@ -100,7 +114,7 @@ RTOL = 1e-12
 
 
 def _agc_config(folder: Path, files: dict[str, Path], *, keep=None, systematics=None, weight=None) -> Path:
-    """The template with the samples in ``files`` (and ``ttbar_alt``); only the samples in ``keep`` and the
+    """The template with the samples in ``files`` (and the variations' samples); only the samples in ``keep`` and the
     systematics in ``systematics`` if given; ``weight``: every sample weighted by it, normalised by its sum."""
     config = copy.deepcopy(load_config(TEMPLATE).raw)
     config["corrections"]["agc"]["file"] = str(CORRECTIONS)  # the copy lives in folder
@@ -113,8 +127,12 @@ def _agc_config(folder: Path, files: dict[str, Path], *, keep=None, systematics=
         assert "weight" not in sample and sample["normalisation"] == "events"  # the AGC's xsec * lumi / N
         if weight is not None:
             sample.update(weight=weight, normalisation="weight")
-    if "ttbar_model" in config["systematics"]:
-        config["systematics"]["ttbar_model"]["up"]["files"] = [str(files["ttbar_alt"])]
+    for name, systematic in config["systematics"].items():
+        for side in ("up", "down"):
+            if "files" in systematic.get(side, {}):
+                process, _ = VARIATIONS[name, side]  # every variation with files is compared
+                assert systematic[side]["generate"]["process"] == process
+                systematic[side]["files"] = [str(files[process])]
     config["parameters"]["lepton_pt_min"]["bounds"] = [10, 80]  # room for the loose points
     config["parameters"]["jet_pt_min"]["bounds"] = [15, 80]
     path = folder / "config.yaml"
@@ -148,13 +166,13 @@ def _oracle(files: dict[str, Path], seed: int, cuts: dict[str, float], data: dic
             events, process=name, xsec_pb=agc.XSEC_PB[name], nevts=len(events), cuts=cuts, rng=rng, corrections=cset
         )
         out.update(agc.fit_histograms(h))
-    if "ttbar_model" not in data["systematics"]:
-        return out
-    events = _read(files["ttbar_alt"])
-    h = agc.process(
-        events, process="ttbar", xsec_pb=agc.XSEC_PB["ttbar"], nevts=len(events), variation="ttbar_model", cuts=cuts
-    )
-    out.update(agc.fit_histograms(h))
+    for (name, _), (process, variation) in VARIATIONS.items():
+        if name not in data["systematics"]:
+            continue
+        events = _read(files[process])  # a dedicated ttbar sample, processed as the AGC processes one
+        xsec = agc.XSEC_PB["ttbar"]
+        h = agc.process(events, process="ttbar", xsec_pb=xsec, nevts=len(events), variation=variation, cuts=cuts)
+        out.update(agc.fit_histograms(h))
     return out
 
 
@@ -169,7 +187,8 @@ def _agc_variation(key: str) -> tuple[str, str]:
     if not rest:
         return sample, "nominal"
     systematic, direction = rest.split("/")
-    names = {"jet_scale/up": "pt_scale_up", "jet_res/up": "pt_res_up", "ttbar_model/up": "ttbar_model"}
+    names = {"jet_scale/up": "pt_scale_up", "jet_res/up": "pt_res_up"}
+    names |= {f"{name}/{side}": variation for (name, side), (_, variation) in VARIATIONS.items()}
     names |= {f"wjets_norm/{d}": f"scale_var_{d}" for d in ("up", "down")}  # the AGC's W+jets scale_var
     return sample, names.get(rest, f"{systematic}_{direction}")
 
@@ -216,18 +235,48 @@ def test_corrections_are_the_agcs(shared_data):
     assert evaluate("scale_var", "up", 123.0) == 1.025
 
 
+def test_ttbar_modelling_is_the_agcs(shared_data):
+    """Issue 14 item 4: the template's ttbar modelling systematics are the AGC's cabinetry config's, one for one:
+    each a NormPlusShape on ttbar alone, read from a dedicated sample each way the AGC has one, one-sided where
+    the AGC symmetrises (the template's left-out down is ``2 nominal - up``, as cabinetry's ``Symmetrize``)."""
+    agc_config = yaml.safe_load((shared_data / "agc" / "cabinetry_config.yml").read_text())
+    agc_side = {}  # the AGC's variation name -> (its systematic, up or down); a symmetrised down has none
+    for entry in agc_config["Systematics"]:
+        if entry.get("Samples") != "ttbar":
+            continue
+        assert entry["Type"] == "NormPlusShape", entry
+        agc_side[entry["Up"]["VariationPath"].removeprefix("_")] = (entry["Name"], "up")
+        if not entry["Down"].get("Symmetrize"):
+            agc_side[entry["Down"]["VariationPath"].removeprefix("_")] = (entry["Name"], "down")
+    assert sorted(agc_side) == sorted(agc.TTBAR_VARIATIONS) == sorted(v for _, v in VARIATIONS.values())
+    systematics = load_config(TEMPLATE).raw["systematics"]
+    template = {}  # the template's systematic -> the AGC's
+    for (name, side), (process, variation) in VARIATIONS.items():
+        agc_name, agc_direction = agc_side[variation]
+        assert agc_direction == side and template.setdefault(name, agc_name) == agc_name
+        spec = systematics[name]
+        assert spec["type"] == "histosys" and spec["norm_plus_shape"] is True and spec["samples"] == ["ttbar"]
+        assert spec[side]["generate"]["process"] == process and Path(spec[side]["files"][0]).stem == process
+    for name, agc_name in template.items():  # one-sided exactly where the AGC symmetrises
+        (entry,) = [e for e in agc_config["Systematics"] if e["Name"] == agc_name]
+        assert ("down" not in systematics[name]) == bool(entry["Down"].get("Symmetrize")), name
+    assert template == {"ME_var": "ME variation", "PS_var": "PS variation", "scale_var": "ttbar scale variations"}
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """Small generated samples and the template config on them, as the AGC weighs them."""
     folder = tmp_path_factory.mktemp("ttbar_reference")
-    files = {name: folder / f"{name}.root" for name in (*agc.XSEC_PB, "ttbar_alt")}
+    files = {name: folder / f"{name}.root" for name in NAMES}
     path = _agc_config(folder, files)
     config = yaml.safe_load(path.read_text())
     for name, sample in config["samples"].items():
         sample["generate"].update(events=EVENTS.get(name, OTHER_EVENTS), seed=SEED)
+    for name, side in VARIATIONS:
+        config["systematics"][name][side]["generate"].update(events=OTHER_EVENTS, seed=SEED)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    assert main(["generate", "--config", str(path)]) == 0
-    generate_agc_sample(files["ttbar_alt"], "ttbar_alt", EVENTS["ttbar_alt"], seed=SEED)
+    assert main(["generate", "--config", str(path)]) == 0  # the samples and the variations' samples
+    assert all(uproot.open(files[name])["Events"].num_entries == EVENTS.get(name, OTHER_EVENTS) for name in NAMES)
     return path, files
 
 
@@ -238,6 +287,7 @@ def test_template_is_the_agc_on_generated_samples(generated, shared_data):
     hard, data = _diffhep(path, cuts)
     _no_jet_on_a_threshold(list(files.values()), cuts)
     seed = data["systematics"]["jet_res"]["up"]["seed"]
+    assert all(len(h[region]) == 5 * 11 + 2 + len(VARIATIONS) for h in hard for region in agc.REGIONS)
     for c, h in zip(cuts, hard):
         oracle = _oracle(files, seed, c, data, shared_data / "agc" / "corrections.json")
         filled = _compare(h, oracle, data)
@@ -269,13 +319,13 @@ def cms_slim(data_file, tmp_path_factory) -> tuple[Path, Path]:
 def test_template_is_the_agc_on_the_cms_file(cms_slim, tmp_path, shared_data):
     """Every sample reads the file (so every cross-section is checked), with every variation."""
     cms, slim = cms_slim
-    path = _agc_config(tmp_path, dict.fromkeys((*agc.XSEC_PB, "ttbar_alt"), slim))
+    path = _agc_config(tmp_path, dict.fromkeys(NAMES, slim))
     cuts = [agc.AGC_CUTS, *LOOSE_CUTS]
     hard, data = _diffhep(path, cuts)
     _no_jet_on_a_threshold([cms], cuts)
     seed = data["systematics"]["jet_res"]["up"]["seed"]
     filled = []
-    files = dict.fromkeys((*agc.XSEC_PB, "ttbar_alt"), cms)
+    files = dict.fromkeys(NAMES, cms)
     for c, h in zip(cuts, hard):
         filled.append(_compare(h, _oracle(files, seed, c, data, shared_data / "agc" / "corrections.json"), data))
     assert filled[0] == 0  # at the AGC's cuts no event of the file has four jets passing the jet ID
@@ -285,9 +335,7 @@ def test_template_is_the_agc_on_the_cms_file(cms_slim, tmp_path, shared_data):
 def test_template_reads_the_cms_file_itself(cms_slim, tmp_path, shared_data):
     """The original file (its uint32 counters, its 947 branches), nominal and jet resolution, at a loose point."""
     cms, _ = cms_slim
-    path = _agc_config(
-        tmp_path, dict.fromkeys((*agc.XSEC_PB, "ttbar_alt"), cms), keep=("ttbar",), systematics=("jet_res",)
-    )
+    path = _agc_config(tmp_path, dict.fromkeys(NAMES, cms), keep=("ttbar",), systematics=("jet_res",))
     (hard,), data = _diffhep(path, LOOSE_CUTS[-1:])
     seed, corrections = data["systematics"]["jet_res"]["up"]["seed"], shared_data / "agc" / "corrections.json"
     oracle = _oracle({"ttbar": cms}, seed, LOOSE_CUTS[-1], data, corrections)
@@ -302,7 +350,7 @@ def test_the_agcs_weight_differs_from_the_generator_weight_on_the_cms_file(cms_s
     _, slim = cms_slim
     genweight = uproot.open(slim)["Events"]["genWeight"].array(library="np").astype(np.float64)
     assert (len(genweight), int(np.sum(genweight < 0))) == (200, 26)
-    files = dict.fromkeys((*agc.XSEC_PB, "ttbar_alt"), slim)
+    files = dict.fromkeys(NAMES, slim)
     weighted = {}
     for mode, weight in (("events", None), ("generator", "genWeight")):
         folder = tmp_path / mode

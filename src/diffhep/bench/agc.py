@@ -79,7 +79,7 @@ def prepare_config(config_path: Path, events: int, folder: Path, *, variations: 
     """A copy of the config whose samples are ``events`` generated AGC events in all, in ``folder``.
 
     Events are shared between the samples in proportion to their ``generate:
-    {events}``; files named by ``histosys`` variations (``ttbar_alt.root``) are
+    {events}``; files named by ``histosys`` variations (``ttbar_ME_var.root``) are
     generated with as many events as the sample. Without ``variations``, the
     ``histosys`` systematics are dropped (the plain Awkward baseline has none).
     The copy names its files by absolute paths: it lives in ``folder``, and a

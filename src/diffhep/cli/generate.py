@@ -138,7 +138,7 @@ def pick_generator(process: str, where: str, config: Any) -> str:
 
 def _blocks(config: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """``(name, where, block)`` of every ``generate`` block: samples (``ttbar``, ``samples.ttbar``),
-    then variations with files (``ttbar_model/up``, ``systematics.ttbar_model.up``)."""
+    then variations with files (``scale_var/down``, ``systematics.scale_var.down``)."""
     out = [(name, f"samples.{name}", s["generate"]) for name, s in config.data["samples"].items() if s.get("generate")]
     for name, syst in (config.data.get("systematics") or {}).items():
         for side in ("up", "down"):
