@@ -123,6 +123,7 @@ class ConfiguredAnalysis:
         networks: region -> the network of its network observable (:mod:`~diffhep.engine.network`) at
             its current weights: initialised with ``optimizer.seed``; the optimisation job sets the
             trained ones; every histogram method takes other ones as ``networks=``.
+        network_seed: the seed of the networks' starting weights (``optimizer.seed``).
         standardisation: region -> ``(mean, std)`` of its network's inputs (from the training half
             in :meth:`load`, unless set before, e.g. from saved results).
 
@@ -192,7 +193,7 @@ class ConfiguredAnalysis:
             for part, node in (("select", r.select), ("observable", r.observable))
             if node is not None
         }
-        seed = int((config.data.get("optimizer") or {}).get("seed", 1))
+        seed = self.network_seed = int((config.data.get("optimizer") or {}).get("seed", 1))
         self.networks = {name: network.build_network(n, seed=seed) for name, n in sections.networks.items()}
         self.standardisation: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if sections.training.event_number is not None:  # read like any event branch

@@ -21,10 +21,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from diffhep.engine.network import architecture, feature_key
+from diffhep.engine.network import architecture, build_network, feature_key
 from diffhep.optimize.settings import OptimizerSettings
 
-__all__ = ["has_networks", "split_networks", "joint_optimizer", "network_records", "pretrain", "binary_cross_entropy"]
+__all__ = [
+    "starting_networks",
+    "has_networks",
+    "split_networks",
+    "joint_optimizer",
+    "network_records",
+    "pretrain",
+    "binary_cross_entropy",
+]
 
 
 def has_networks(analysis: Any) -> bool:
@@ -45,6 +53,14 @@ def _labels(u: Mapping[str, Any]) -> dict[str, Any]:
 def joint_optimizer(settings: OptimizerSettings) -> optax.GradientTransformation:
     """``optax.multi_transform``: the config's optimiser on ``u["cuts"]``, ``optimizer.network``'s on ``u["networks"]``."""
     return optax.multi_transform({"cuts": settings.build(), "networks": settings.build_network()}, _labels)
+
+
+def starting_networks(analysis: Any, seed: int) -> dict[str, eqx.Module]:
+    """The analysis's networks, or where they were initialised with another seed (``analysis.network_seed``,
+    the config's ``optimizer.seed``) than ``seed`` (``--seed``), freshly initialised with ``seed``."""
+    if getattr(analysis, "network_seed", seed) == seed:
+        return dict(analysis.networks)
+    return {r: build_network(analysis.sections.networks[r], seed=seed) for r in analysis.networks}
 
 
 def network_records(analysis: Any) -> dict[str, dict[str, Any]]:

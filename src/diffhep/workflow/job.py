@@ -26,7 +26,7 @@ from diffhep.engine.mc_stats import effective_mc_events
 from diffhep.engine.network import architecture
 from diffhep.engine.protocol import Analysis, Histograms
 from diffhep.errors import ConfigError, DiffhepError
-from diffhep.optimize.networks import has_networks, network_records, pretrain, split_networks
+from diffhep.optimize.networks import has_networks, network_records, pretrain, split_networks, starting_networks
 from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_grad, run_optimization
 from diffhep.optimize.scan import ScanResult, compare_with_scan, significances
 from diffhep.optimize.settings import OptimizerSettings
@@ -499,6 +499,8 @@ def run_job(
     initial = {p.name: float(p.init) for p in analysis.parameters}
     started = getattr(analysis, "networks", None)
     rule = getattr(getattr(analysis, "sections", None), "training", None)
+    if has_networks(analysis):  # --seed: the weights of that seed, as a config with that optimizer.seed would
+        analysis.networks = starting_networks(analysis, settings.seed)  # type: ignore[attr-defined]
     if has_networks(analysis) and rule is not None and rule.pretrain is not None:
         log(f"pre-training the networks (binary cross-entropy, {rule.pretrain.steps} steps) ...")
         analysis.networks = pretrain(  # type: ignore[attr-defined]
