@@ -72,6 +72,10 @@ def test_run_with_results_applies_the_trained_network(optimised, capsys) -> None
     assert (out / results["network_file"]).is_file()
     assert results["networks"]["sr"]["inputs"] == ["MET_pt", "pair_mass(muons)"]
     assert results["training"] == {"split": "even_odd", "event_number": None}
+    assert all("objective_heldout" in h for h in results["history"])  # the curve of the held-out half
+    report = (out / "report.md").read_text()
+    assert "## Network observables" in report and "| sr | mlp | `MET_pt`, `pair_mass(muons)` | [4] |" in report
+    assert "training / held-out half" in report
     run = out.parent / "run"
     assert main(["run", str(config), "--results", str(out / "results.json"), "--output", str(run), "--quiet"]) == 0
     again = json.loads((run / "results.json").read_text())

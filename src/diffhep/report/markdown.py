@@ -91,6 +91,37 @@ def _observed(observed: Mapping[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _networks(results: Mapping[str, Any]) -> list[str]:
+    """The network observables: architecture, inputs, the training split, both halves' objective."""
+    networks = results.get("networks")
+    if not networks:
+        return []
+    training = results.get("training") or {}
+    split = training.get("split", "none")
+    number = f"branch `{training['event_number']}`" if training.get("event_number") else "index in its sample"
+    lines = ["## Network observables", ""]
+    if split == "even_odd":
+        lines += [
+            f"Trained on the events with an even event number ({number}); every histogram, workspace and "
+            "significance above is of the other half (each half normalised to the full luminosity).",
+            "",
+        ]
+    lines += ["| region | network | inputs | hidden | output |", "|---|---|---|---|---|"]
+    for region, net in networks.items():
+        inputs = ", ".join(f"`{x}`" for x in net["inputs"])
+        lines.append(f"| {region} | {net['network']} | {inputs} | {net.get('hidden')} | {net.get('output')} |")
+    history = results.get("history") or []
+    if history and "objective_heldout" in history[0]:
+        first, last = history[0], history[-1]
+        lines += [
+            "",
+            f"Soft objective, training / held-out half: {_num(first['objective'])} / "
+            f"{_num(first['objective_heldout'])} at step {first['step']}, {_num(last['objective'])} / "
+            f"{_num(last['objective_heldout'])} at step {last['step']} (a widening gap is overtraining).",
+        ]
+    return [*lines, ""]
+
+
 def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
     """Markdown report from the job's ``results`` dict and its ``files`` (label -> relative path).
 
@@ -142,6 +173,7 @@ def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
     }
     if about:
         lines += [f"- {names.get(k, k)}: {text}." for k, text in about.items()] + [""]
+    lines += _networks(results)
     lines += _mc_statistics(results.get("mc_statistics"))
     lines += _observed(results.get("observed"))
     scan = results.get("scan")
