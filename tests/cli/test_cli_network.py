@@ -76,6 +76,7 @@ def test_run_with_results_applies_the_trained_network(optimised, capsys) -> None
     report = (out / "report.md").read_text()
     assert "## Network observables" in report and "| sr | mlp | `MET_pt`, `pair_mass(muons)` | [4] |" in report
     assert "training / held-out half" in report
+    assert (out / "network_sr.png").is_file() and "network_sr.png" in results["files"].values()
     run = out.parent / "run"
     assert main(["run", str(config), "--results", str(out / "results.json"), "--output", str(run), "--quiet"]) == 0
     again = json.loads((run / "results.json").read_text())

@@ -274,3 +274,21 @@ def jax_tree_equal(a, b) -> bool:
         np.array_equal(x, y) and np.asarray(x).dtype == np.asarray(y).dtype
         for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
     )
+
+
+def test_network_shapes_are_unit_area_before_and_after(tmp_path):
+    """``network_<region>.png``: each sample's distribution at unit area, before dashed and after solid."""
+    from diffhep.report import plot_shapes
+
+    edges = np.array([0.0, 0.5, 1.0])
+    before = {"sig": np.array([1.0, 1.0]), "bkg": np.array([3.0, 1.0]), "empty": np.zeros(2)}
+    after = {"sig": np.array([0.5, 3.5]), "bkg": np.array([6.0, 2.0]), "empty": np.zeros(2)}
+    fig = plot_shapes(tmp_path / "network_sr.png", "sr", "network output", edges, before, after)
+    assert (tmp_path / "network_sr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["sig (before)", "sig (after)", "bkg (before)", "bkg (after)"]  # no sample without events
+    handles, names = fig.axes[0].get_legend_handles_labels()  # StepPatch artists, one per sample and time
+    steps = {name: h for h, name in zip(handles, names, strict=True)}
+    np.testing.assert_allclose(steps["sig (after)"].get_data().values, [0.125, 0.875])
+    np.testing.assert_allclose(steps["bkg (before)"].get_data().values, [0.75, 0.25])
+    assert steps["sig (after)"].get_linestyle() == "-" and steps["bkg (before)"].get_linestyle() == "--"

@@ -1,6 +1,6 @@
 """Reports of an optimisation job: figures (mplhep style), ``report.md``, ``histograms.root`` and ``cabinetry_config.yml``.
 
-- :mod:`diffhep.report.plots` — ``history.png``, ``region_<name>.png``,
+- :mod:`diffhep.report.plots` — ``history.png``, ``region_<name>.png``, ``network_<name>.png``,
   ``cutflow.png``, ``landscape.png``: each ``plot_*`` returns its Matplotlib
   ``Figure`` (built without pyplot; importing this package never changes the
   Matplotlib backend) and writes it when given a path;
@@ -17,7 +17,7 @@ the optimiser).
 
 from diffhep.report.cabinetry_config import cabinetry_config, workspace_templates, write_cabinetry_config
 from diffhep.report.markdown import render_report
-from diffhep.report.plots import plot_cutflow, plot_history, plot_landscape, plot_region
+from diffhep.report.plots import plot_cutflow, plot_history, plot_landscape, plot_region, plot_shapes
 from diffhep.report.root import to_weighted_hist, write_histograms
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "write_cabinetry_config",
     "plot_history",
     "plot_region",
+    "plot_shapes",
     "plot_cutflow",
     "plot_landscape",
     "render_report",

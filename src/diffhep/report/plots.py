@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from diffhep.outputs import save_figure
 
-__all__ = ["plot_history", "plot_region", "plot_cutflow", "plot_landscape"]
+__all__ = ["plot_history", "plot_region", "plot_shapes", "plot_cutflow", "plot_landscape"]
 
 DPI = 80
 
@@ -94,6 +94,43 @@ def plot_history(path: str | Path | None, history: Sequence[Mapping[str, float]]
             ax.plot(steps, [h[name] for h in history], color="tab:blue")
             ax.set_xlabel("step")
             ax.set_ylabel(f"{name} [{unit}]" if unit else name)
+    return fig
+
+
+def plot_shapes(
+    path: str | Path | None,
+    region: str,
+    observable: str,
+    edges: np.ndarray,
+    before: Mapping[str, np.ndarray],
+    after: Mapping[str, np.ndarray],
+) -> Figure:
+    """Each sample's distribution of ``observable`` normalised to unit area, before (dashed) and after
+    (solid): how a network observable separates the samples (``network_<region>.png``).
+
+    Args:
+        path: PNG to write, or ``None`` to only draw.
+        region: region name (the title).
+        observable: axis label.
+        edges: bin edges.
+        before, after: sample -> counts per bin (a sample without events is left out).
+
+    Returns:
+        The figure.
+    """
+    with _figure(path) as (fig, axes):
+        ax = axes[0, 0]
+        for i, sample in enumerate(after):
+            color = f"C{i % 10}"
+            for counts, style, when in ((before.get(sample), "--", "before"), (after[sample], "-", "after")):
+                if counts is None or not np.sum(counts) > 0:
+                    continue
+                shape = np.asarray(counts, dtype=float) / np.sum(counts)
+                mplhep.histplot(shape, edges, ax=ax, color=color, ls=style, label=f"{sample} ({when})")
+        ax.set_xlabel(observable)
+        ax.set_ylabel("fraction of the sample")
+        ax.set_title(region, loc="right", fontsize=14)
+        ax.legend(fontsize=12)
     return fig
 
 

@@ -37,6 +37,7 @@ from diffhep.report import (
     plot_history,
     plot_landscape,
     plot_region,
+    plot_shapes,
     render_report,
     workspace_templates,
     write_cabinetry_config,
@@ -404,6 +405,18 @@ def write_outputs(
             data_label=str((after.observed or {}).get("observations", "data")),
         )
         files[f"region {region}"] = f"region_{region}.png"
+        if region in (getattr(analysis, "networks", None) or {}):  # each sample's network output, before and after
+            plot_shapes(
+                output / f"network_{region}.png",
+                region,
+                analysis.observables[region],
+                analysis.edges[region],
+                {s: h.counts for s, h in _nominal(before.hard[region]).items()},
+                {s: h.counts for s, h in _nominal(after.hard[region]).items()},
+            )
+            files[f"network output per sample, region {region} (unit area; before dashed, after solid)"] = (
+                f"network_{region}.png"
+            )
     files.update(plot_postfit(output, analysis, after.workspace, after.observed, after.data))  # optimised cuts
     plot_cutflow(output / "cutflow.png", before.cutflow, after.cutflow)
     files["cutflow"] = "cutflow.png"
@@ -428,6 +441,7 @@ def output_files(analysis: Analysis) -> list[str]:
     ``results.json`` before them): the checkpoints' ``latest`` before the checkpoints.
     """
     regions = [f"region_{glob.escape(str(region))}.png" for region in analysis.edges] + postfit_patterns(analysis)
+    regions += [f"network_{glob.escape(str(region))}.png" for region in getattr(analysis, "networks", None) or {}]
     return ["report.md", "workspace.json", "histograms.root", "cabinetry_config.yml", "history.png", *regions,
             "cutflow.png", "landscape.png", NETWORK_FILE, "checkpoints/latest", "checkpoints/step_*.npz"]  # fmt: skip
 
