@@ -293,3 +293,35 @@ def test_inputs_that_depend_on_cuts_are_computed_in_the_step() -> None:
         out = _numpy_network(a.networks["sr"], x)
         expected, _ = np.histogram(out[e["MET_pt"] < cut], bins=4, range=(0, 1))
         np.testing.assert_allclose(hard[k].counts, 2 * weight * expected, rtol=1e-12)
+
+
+def test_leading_object_fields_as_inputs() -> None:
+    """``leading(jets.pt, 0)``, ``leading(jets.eta, 1)``: the field of the i-th jet after order (0 without one)."""
+    rng = np.random.default_rng(3)
+
+    def with_jets(ev, n):
+        counts = rng.integers(0, 4, n)
+        pt, eta = rng.exponential(40.0, counts.sum()) + 20, rng.normal(0.0, 1.5, counts.sum())
+        fields = {k: np.asarray(ev[k]) for k in ev.fields}
+        return ak.Array(
+            {**fields, "nJet": counts, "Jet_pt": ak.unflatten(pt, counts), "Jet_eta": ak.unflatten(eta, counts)}
+        )
+
+    samples = {k: with_jets(v, len(v)) for k, v in SAMPLES.items()}
+    config = copy.deepcopy(CONFIG)
+    config["objects"] = {"jets": {"collection": "Jet", "order": "pt"}}
+    config["regions"]["sr"]["observable"]["inputs"] = ["leading(jets.pt, 0)", "leading(jets.eta, 1)"]
+    a = analysis(config, samples)
+    a.load()
+
+    def oracle(ev, field, i):  # plain NumPy: sort each event's jets by pt, largest first
+        out = []
+        for pts, values in zip(ak.to_list(ev["Jet_pt"]), ak.to_list(ev[field]), strict=True):
+            order = np.argsort(pts)[::-1]
+            out.append(np.asarray(values)[order][i] if len(pts) > i else 0.0)
+        return np.asarray(out)
+
+    first = np.concatenate([oracle(samples[k], "Jet_pt", 0)[::2] for k in ("sig", "bkg")])
+    second = np.concatenate([oracle(samples[k], "Jet_eta", 1)[::2] for k in ("sig", "bkg")])
+    np.testing.assert_allclose(a.standardisation["sr"][0], [first.mean(), second.mean()], rtol=1e-12)
+    np.testing.assert_allclose(a.standardisation["sr"][1], [first.std(), second.std()], rtol=1e-12)

@@ -213,7 +213,9 @@ class _Checker:
         for key, text in texts:
             if text is not None:
                 path = ("regions", name, *key)
-                self.event(path, text)
+                self.event(
+                    path, text, frozenset({"leading"}) if key[0] == "observable" and len(key) > 1 else frozenset()
+                )
                 self.count_uses(path, self.expressions[format_path(path)].tree.body, condition=key == ("select",))
         path, binning = ("regions", name, "binning"), region["binning"]
         if "edges" in binning:

@@ -113,7 +113,8 @@ def check_expressions(
         for part, node in (("select", r.select), ("observable", r.observable)):
             if node is None:
                 continue
-            _check_calls(node, event_level, parameters, located("regions", name, part))
+            network = {LEADING} if isinstance(node, ast.Tuple) else set()  # a network's inputs: leading(c.f, i) too
+            _check_calls(node, event_level | network, parameters, located("regions", name, part))
             for n in ast.walk(node):
                 spec = candidate_spec(n, defs, sections.where(("regions", name, part)))
                 if spec is not None:

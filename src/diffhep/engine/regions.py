@@ -261,6 +261,14 @@ class EventEvaluator(Evaluator):
             ref, jagged = self._ref(node, with_field=True)
             values = backend.asarray(jagged[ref.field])
             return backend.segment_sum(jagged, self.step_.weights(ref.key) * values)
+        if name == "leading":  # a network input: the field of object i after require and order (0 if none)
+            ref = parse_ref(node.args[0], self.step_.defs) if len(node.args) == 2 else None
+            index = node.args[1] if len(node.args) == 2 else None
+            if ref is None or ref.field is None or not isinstance(getattr(index, "value", None), int):
+                raise self.error(node, "leading() takes a field of an object and an index, e.g. leading(jets.pt, 0)")
+            jagged = self.step_.data.objects[ref.obj]
+            chosen = backend.asarray(jagged.local_index) == index.value  # type: ignore[union-attr]
+            return backend.segment_sum(jagged, backend.asarray(jagged[ref.field]) * chosen)
         spec = candidate_spec(node, self.step_.defs, self.where)
         if spec is not None:
             return builtins.expected(*self.step_.candidate(spec), backend)[1]
