@@ -6,7 +6,9 @@ steps), so it runs under ``jax.jit`` and ``jax.vmap`` and inside
 of the fitted parameters come from :mod:`diffhep.infer.implicit` (implicit
 function theorem); derivatives of profiled likelihoods from the envelope
 theorem (:mod:`diffhep.infer.significance`). Every step builds the full
-Hessian, which is cheap up to a few hundred parameters.
+Hessian from dense matrix products (:mod:`diffhep.infer.derivatives`: 1.3 ms
+for the 126 parameters of the ATLAS 1Lbb workspace, where the per-slot
+scatter of :mod:`diffhep.likelihood.hessian` took 0.47 s).
 
 Each step: gradient ``g`` and Hessian ``H`` of the NLL; parameters that are
 fixed, or sit on a bound with ``g`` pushing outwards, are frozen for the step;
@@ -19,7 +21,7 @@ best point, never increasing the NLL (the lengths above 1 help where the NLL
 flattens faster than its quadratic model, far from the minimum); where none lowers it, the next
 step tries the lengths below the shortest tried (down to ``2**-34``). The loop stops when no step
 lowers the NLL down to that length or the Newton decrement ``g.H^-1.g / 2`` (the predicted gain of a full
-step) is below ``10 * eps`` of the dtype (2e-15 in float64).
+step) is below ``eps**0.75`` of the dtype (1.8e-12 in float64; that step is still taken).
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ import numpy as np
 from jax import Array
 
 from diffhep.errors import ConfigError
+from diffhep.infer.derivatives import dense_nll_derivatives
 from diffhep.infer.ratio import log_likelihood_ratio
-from diffhep.likelihood.hessian import nll_derivatives
 from diffhep.likelihood.model import Model
 
-__all__ = ["FitResult", "converged_gain", "fit", "fixed_poi_fit"]
+__all__ = ["FitResult", "converged_gain", "fit", "fixed_poi_fit", "stop_gain"]
 
 
 class FitResult(NamedTuple):
@@ -111,6 +113,18 @@ def _newton_direction(h: Array, fisher: Array, g: Array) -> Array:
     return -jax.scipy.linalg.cho_solve((chol, True), g)
 
 
+def stop_gain(dtype: jnp.dtype) -> float:
+    """The predicted gain below which a fit takes its last Newton step: ``eps**0.75`` (1.8e-12 in float64).
+
+    Newton converges quadratically, so the step from such a point leaves a gain of
+    order its square, below rounding. Asking for less (it was ``10 * eps``) made
+    ill-conditioned fits creep: on the ATLAS 3L RJ workspace (Hessian eigenvalues
+    from 0.06 to 2e11) the free fit met ``converged_gain`` after 10 steps and went on
+    for 118 more, lowering the NLL by 1e-10 in rounding noise.
+    """
+    return float(np.finfo(dtype).eps ** 0.75)
+
+
 def converged_gain(dtype: jnp.dtype) -> float:
     """The largest predicted NLL gain of a further Newton step at a converged fit.
 
@@ -151,11 +165,11 @@ def _minimize(
 
     # step lengths: two expansions (where the quadratic model is too cautious), 1, then halvings
     ts = 2.0 ** jnp.arange(2, -n_halvings, -1, dtype=init.dtype)
-    tolerance = 10.0 * jnp.finfo(init.dtype).eps
+    tolerance = stop_gain(init.dtype)
 
     def step(state: _State) -> _State:
         p = state.pars
-        g, h, fisher = nll_derivatives(model, p, data)
+        g, h, fisher = dense_nll_derivatives(model, p, data)
         at_lower = (p <= lower) & (g > 0)
         at_upper = (p >= upper) & (g < 0)
         active = free & ~at_lower & ~at_upper
