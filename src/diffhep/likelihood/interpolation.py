@@ -73,6 +73,18 @@ _CODE4_A_INVERSE = np.array(
 )
 
 
+def _code4_coefficients(hi: Array, lo: Array, log_hi: Array, log_lo: Array) -> list[Array]:
+    """``[a_1, ..., a_6]`` of :func:`code4`'s polynomial, each of the broadcast shape of ``hi`` and ``lo``.
+
+    One product with :data:`_CODE4_A_INVERSE` (a sum of 36 products written out was 72 operations
+    in every compiled likelihood, per call).
+    """
+    b = (hi - 1.0, lo - 1.0, log_hi * hi, -log_lo * lo, log_hi**2 * hi, log_lo**2 * lo)
+    stacked = jnp.stack(jnp.broadcast_arrays(*b), axis=-1)
+    coefficients = stacked @ jnp.asarray(_CODE4_A_INVERSE.T, stacked.dtype)
+    return [coefficients[..., i] for i in range(6)]
+
+
 def code4(alpha: Array, hi: Array, lo: Array) -> Array:
     """Multiplicative factor of a ``normsys`` modifier (pyhf interpolation code 4).
 
@@ -98,8 +110,7 @@ def code4(alpha: Array, hi: Array, lo: Array) -> Array:
     lo = jnp.asarray(lo)
     log_hi = jnp.log(hi)
     log_lo = jnp.log(lo)
-    b = (hi - 1.0, lo - 1.0, log_hi * hi, -log_lo * lo, log_hi**2 * hi, log_lo**2 * lo)
-    coefficients = [sum(float(m) * bj for m, bj in zip(row, b)) for row in _CODE4_A_INVERSE]
+    coefficients = _code4_coefficients(hi, lo, log_hi, log_lo)
     polynomial = coefficients[5]
     for a_i in coefficients[4::-1]:  # Horner: a1 x + a2 x^2 + ... + a6 x^6
         polynomial = a_i + alpha * polynomial
@@ -217,8 +228,7 @@ def code4_derivatives(alpha: Array, hi: Array, lo: Array) -> tuple[Array, Array,
     lo = jnp.asarray(lo)
     log_hi = jnp.log(hi)
     log_lo = jnp.log(lo)
-    b = (hi - 1.0, lo - 1.0, log_hi * hi, -log_lo * lo, log_hi**2 * hi, log_lo**2 * lo)
-    a = [sum(float(m) * bj for m, bj in zip(row, b)) for row in _CODE4_A_INVERSE]  # a_1 .. a_6
+    a = _code4_coefficients(hi, lo, log_hi, log_lo)  # a_1 .. a_6
     f = 1.0 + alpha * (a[0] + alpha * (a[1] + alpha * (a[2] + alpha * (a[3] + alpha * (a[4] + alpha * a[5])))))
     f1 = a[0] + alpha * (2 * a[1] + alpha * (3 * a[2] + alpha * (4 * a[3] + alpha * (5 * a[4] + alpha * 6 * a[5]))))
     f2 = 2 * a[1] + alpha * (6 * a[2] + alpha * (12 * a[3] + alpha * (20 * a[4] + alpha * 30 * a[5])))
