@@ -2,43 +2,45 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_hypotest.py                 # ~2-3 min on 2 cores
-    .venv/bin/python benchmarks/bench_hypotest.py --repeats 5 --scan 20
-    .venv/bin/python benchmarks/bench_hypotest.py --json hypotest.json
+    .venv/bin/python benchmarks/bench_hypotest.py                  # the published workspaces, ~2-3 min on 2 cores
+    .venv/bin/python benchmarks/bench_hypotest.py --workspaces 3lrj --repeats 20
+    .venv/bin/python benchmarks/bench_hypotest.py --workspaces synthetic --scan 50   # the old synthetic benchmark
 
-The workspace is ``hepdata_like`` from ``tests/workspace_factory.py`` with two
-channels (a control and a signal region, 14 samples, about 100 parameters),
-generated deterministically. Measured, after one warm-up call (shown apart as
-"first call", which includes compilation) and with ``block_until_ready``:
+Workspaces (``--workspaces``; files in ``benchmarks/workspaces/``, see the
+README there for their origin; HEPData records are CC0):
 
-* **single**: ``hypotest(1.0, data, model, test_stat="qtilde")`` with the
-  expected band, by pyhf with its NumPy backend and by pyhf with its JAX backend
-  (each with pyhf's default scipy optimizer), and by ``diffhep.infer.hypotest``;
-* **scan**: the same test for ``--scan`` signal hypotheses (signal yields
-  rescaled and tilted per point), a new model per point: pyhf as a loop of
-  hypotests on each backend (models built beforehand, not timed; each backend
-  gets half of ``--pyhf-scan-budget`` seconds and its time per point is scaled
-  up to the full scan, which the table says), diffhep as a loop of single calls
-  and as one jit-compiled call over the stacked signal yields that runs
-  ``jax.vmap``-ed chunks of ``--chunk`` points (``jax.lax.map(...,
-  batch_size=chunk)``; ``--chunk`` equal to ``--scan`` is one plain ``vmap``).
-  On a CPU, chunks of about 10 are fastest: a plain ``vmap`` of 50 fits runs
-  every Newton step for all 50 until the slowest converges, and its
-  intermediate arrays no longer fit in cache.
+* ``1lbb``: ATLAS SUSY-2019-08 (1Lbb), background-only workspace with the
+  published signal patch ``C1N2_Wh_hbb_550_200`` applied (8 channels, 14 bins,
+  126 parameters);
+* ``3lrj``: ATLAS SUSY-2018-06 (3L RJ mimic), with the published patch
+  ``ERJR_200p0_50p0`` (4 channels of 1 bin, 70 parameters). pyhf's default
+  SLSQP stops at the initial point on this one (its free-fit NLL is ~54 units
+  above the minimum), so its CLs is not the likelihood's: the ``free-fit NLL``
+  column shows it;
+* ``synthetic``: ``hepdata_like`` from ``tests/workspace_factory.py`` (2
+  channels, 14 samples, ~100 parameters); with ``--scan N`` also a scan of N
+  signal hypotheses (a new model per point; pyhf as a loop within
+  ``--pyhf-scan-budget`` seconds, scaled up; diffhep as a loop and as one
+  jit-compiled call ``vmap``-ed in chunks of ``--chunk``).
 
-pyhf's JAX backend with scipy's SLSQP is bimodal on this workspace: depending
-on the process (hash seed) a hypotest takes ~0.7 s or ~11 s, with the same
-result; the table shows the median and the fastest call of each method.
+Measured, after one first call (shown apart, includes compilation) and with
+``block_until_ready``: ``hypotest(1.0, data, model, test_stat="qtilde")`` with
+the expected band by pyhf with its NumPy backend (one call: there is nothing
+to compile), with its JAX backend (each with pyhf's default scipy optimizer),
+and by ``diffhep.infer.hypotest``. The table gives the median and the fastest
+call; the CLs of every method and the NLL of its free fit to the data are
+printed next to the times, and the load average before and after the run
+(the ratios within one run are what compares on a shared machine).
 
-Everything runs in float64. The CLs values of all methods are printed so that
-agreement can be seen next to the speed. This is a script that prints ratios
-measured side by side in one run; it is not a test and asserts nothing.
+Everything runs in float64. This is a script that prints ratios measured side
+by side in one run; it is not a test and asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import gzip
 import json
 import os
 import platform
@@ -56,6 +58,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
+import jsonpatch  # noqa: E402
 import numpy as np  # noqa: E402
 import pyhf  # noqa: E402
 
@@ -65,6 +68,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from workspace_factory import CHANNELS_2, hepdata_like  # noqa: E402
 
 from diffhep.infer import hypotest  # noqa: E402
+from diffhep.infer.hypotest import FIT_NAMES  # noqa: E402
 from diffhep.likelihood import from_workspace, observed_data  # noqa: E402
 
 warnings.filterwarnings("ignore", message="jsonschema.RefResolver is deprecated", category=DeprecationWarning)
@@ -121,6 +125,42 @@ def workspace() -> dict:
     return hepdata_like(channels=CHANNELS_2, n_normsys=64, n_histosys=24)
 
 
+class Published(NamedTuple):
+    """A published likelihood: background-only workspace plus one signal patch (files in benchmarks/workspaces/)."""
+
+    origin: str
+    background: str
+    patch: str
+
+
+WORKSPACES = REPO / "benchmarks" / "workspaces"
+PUBLISHED = {
+    "1lbb": Published(
+        "ATLAS SUSY-2019-08 (1Lbb), HEPData ins1755298, doi:10.17182/hepdata.90607.v4/r3; signal C1N2_Wh_hbb_550_200",
+        "atlas_susy_2019_08_1Lbb_BkgOnly.json.gz",
+        "atlas_susy_2019_08_1Lbb_patch_C1N2_Wh_hbb_550_200.json.gz",
+    ),
+    "3lrj": Published(
+        "ATLAS SUSY-2018-06 (3L RJ mimic), HEPData doi:10.17182/hepdata.91127.v2/r3; signal ERJR_200p0_50p0",
+        "atlas_susy_2018_06_3LRJmimic_BkgOnly.json.gz",
+        "atlas_susy_2018_06_3LRJmimic_patch.ERJR_200p0_50p0.json",
+    ),
+}
+
+
+def _read_json(path: Path) -> Any:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:
+        return json.load(f)
+
+
+def published_workspace(name: str) -> dict:
+    """The background-only workspace ``name`` with its signal patch applied (jsonpatch, as ``pyhf cls --patch``)."""
+    entry = PUBLISHED[name]
+    spec = _read_json(WORKSPACES / entry.background)
+    return jsonpatch.apply_patch(spec, _read_json(WORKSPACES / entry.patch))
+
+
 def signal_paths(ws: dict) -> list[tuple[int, int]]:
     return [
         (c, s)
@@ -168,8 +208,11 @@ def pyhf_runner(backend: str, ws_dict: dict) -> tuple[Callable[[], Any], Callabl
         data = pyhf.tensorlib.astensor(ws.data(model))
 
         def call() -> Any:
-            return pyhf.infer.hypotest(POI_TEST, data, model, test_stat="qtilde", return_expected_set=True)
+            return pyhf.infer.hypotest(
+                POI_TEST, data, model, test_stat="qtilde", return_expected_set=True, return_calculator=True
+            )
 
+        call.model, call.data = model, data  # type: ignore[attr-defined]
         return call
 
     return prepare(ws_dict), prepare
@@ -182,12 +225,15 @@ def bench_pyhf(backend: str, ws_dict: dict, repeats: int) -> dict:
         timing, out = measure(call, repeats)
     except Exception as err:  # report any failure of the backend instead of stopping
         return {"ok": False, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
-    cls_obs, band = out
+    cls_obs, band, calculator = out
+    free_fit = calculator.fitted_pars.free_fit_to_data
+    free_nll = -float(call.model.logpdf(free_fit, call.data)[0])  # type: ignore[attr-defined]
     return {
         "ok": True,
         "timing": timing,
         "cls": float(cls_obs),
         "cls_exp": [float(x) for x in band],
+        "free_nll": free_nll,
         "prepare": prepare,
     }
 
@@ -197,7 +243,14 @@ def bench_diffhep(ws_dict: dict, repeats: int) -> dict:
     model = from_workspace(ws_dict)
     data = observed_data(ws_dict, model)
     timing, out = measure(lambda: hypotest(POI_TEST, data, model, test_stat="qtilde"), repeats)
-    return {"ok": True, "timing": timing, "cls": float(out.cls_obs), "cls_exp": [float(x) for x in out.cls_exp]}
+    return {
+        "ok": True,
+        "timing": timing,
+        "cls": float(out.cls_obs),
+        "cls_exp": [float(x) for x in out.cls_exp],
+        "free_nll": float(out.status.nll[0]),
+        "iterations": [int(x) for x in out.status.n_iterations],
+    }
 
 
 def bench_scan(ws_dict: dict, n_points: int, pyhf_results: dict[str, dict], budget_s: float, chunk: int) -> dict:
@@ -275,16 +328,16 @@ def _ms(seconds: float) -> str:
     return f"{1e3 * seconds:10.1f}"
 
 
-def report(info: dict, single: dict[str, dict], scan: dict, repeats: dict[str, int]) -> str:
+def report(info: dict, single: dict[str, dict], scan: dict | None, repeats: dict[str, int]) -> str:
     reference = single["diffhep"]["timing"].median_s
     lines = [
-        f"workspace: {info['channels']} channels, {info['samples']} samples, {info['npars']} parameters, "
-        f"{info['nbins']} bins; POI {info['poi']} tested at {POI_TEST}, qtilde, asymptotics",
-        f"machine: {info['machine']}; jax {jax.__version__}, pyhf {pyhf.__version__}; float64",
-        "",
+        f"workspace {info['name']}: {info['origin']}",
+        f"  {info['channels']} channels, {info['samples']} samples, {info['npars']} parameters, {info['nbins']} bins; "
+        f"POI {info['poi']} tested at {POI_TEST}, qtilde, asymptotics, expected band",
+        f"  machine: {info['machine']}; jax {jax.__version__}, pyhf {pyhf.__version__}; float64",
         "single hypotest (CLs obs + expected band), wall times",
         f"{'method':<14}{'first call ms':>14}{'median ms':>11}{'min ms':>10}{'repeats':>9}{'median / diffhep':>18}"
-        f"{'CLs obs':>11}{'CLs exp':>10}",
+        f"{'CLs obs':>13}{'CLs exp':>13}{'free-fit NLL':>15}",
     ]
     for name, res in single.items():
         if not res["ok"]:
@@ -294,14 +347,25 @@ def report(info: dict, single: dict[str, dict], scan: dict, repeats: dict[str, i
         fastest_call = min(t.samples_s) if t.samples_s else t.first_s
         lines.append(
             f"{name:<14}{_ms(t.first_s):>14}{_ms(t.median_s):>11}{_ms(fastest_call):>10}{len(t.samples_s):>9}"
-            f"{t.median_s / reference:>18.1f}{res['cls']:>11.6f}{res['cls_exp'][2]:>10.6f}"
+            f"{t.median_s / reference:>18.1f}{res['cls']:>13.6g}{res['cls_exp'][2]:>13.6g}{res['free_nll']:>15.6f}"
         )
+    if single["diffhep"]["ok"]:
+        lines.append(f"diffhep Newton steps per fit ({', '.join(FIT_NAMES)}): {single['diffhep']['iterations']}")
     ok = [n for n in single if n != "diffhep" and single[n]["ok"]]
-    fastest = min(ok, key=lambda n: single[n]["timing"].median_s)
-    best = min(min(single[n]["timing"].samples_s or [single[n]["timing"].first_s]) for n in ok)
+    if ok:
+        fastest = min(ok, key=lambda n: single[n]["timing"].median_s)
+        best = min(min(single[n]["timing"].samples_s or [single[n]["timing"].first_s]) for n in ok)
+        lines.append(
+            f"steady state: diffhep is {single[fastest]['timing'].median_s / reference:.1f}x faster than pyhf's fastest "
+            f"backend ({fastest}) by medians, {best / reference:.1f}x against pyhf's single fastest call"
+        )
+    lines.append(
+        f"(measured calls after the first: pyhf numpy {repeats['numpy']} (0: the first call is the time), "
+        f"pyhf jax {repeats['jax']}, diffhep {repeats['diffhep']})"
+    )
+    if scan is None:
+        return "\n".join(lines)
     lines += [
-        f"steady state: diffhep is {single[fastest]['timing'].median_s / reference:.0f}x faster than pyhf's fastest "
-        f"backend ({fastest}) by medians, {best / reference:.0f}x against pyhf's single fastest call",
         "",
         f"scan of {scan['points']} signal hypotheses (a new model per point)",
         f"{'method':<34}{'first call s':>13}{'total s':>10}{'per point ms':>14}{'total / batched':>17}",
@@ -323,21 +387,32 @@ def report(info: dict, single: dict[str, dict], scan: dict, repeats: dict[str, i
         lines.append(
             f"{name:<34}{timing.first_s:>13.2f}{total:>10.2f}{1e3 * total / scan['points']:>14.1f}{total / batched:>17.1f}"
         )
-    lines += [
+    lines.append(
         f"CLs agreement: batched vs pyhf {scan['pyhf_backend']} max rel. diff {scan['max_rel_diff_vs_pyhf']:.1e}; "
-        f"batched vs diffhep loop max abs. diff {scan['max_abs_diff_batched_vs_loop']:.1e}",
-        f"(measured calls after the first: pyhf numpy {repeats['numpy']}, pyhf jax {repeats['jax']}, "
-        f"diffhep {repeats['diffhep']})",
-    ]
+        f"batched vs diffhep loop max abs. diff {scan['max_abs_diff_batched_vs_loop']:.1e}"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=20, help="measured diffhep calls after the first (default 20)")
-    parser.add_argument("--pyhf-repeats", type=int, default=3, help="measured pyhf JAX calls (default 3)")
-    parser.add_argument("--numpy-repeats", type=int, default=1, help="measured pyhf NumPy calls (default 1)")
-    parser.add_argument("--scan", type=int, default=50, help="signal hypotheses in the scan (default 50)")
+    parser.add_argument(
+        "--workspaces",
+        nargs="+",
+        default=list(PUBLISHED),
+        choices=[*PUBLISHED, "synthetic"],
+        help="workspaces to test (default: the published ones; 'synthetic' is tests/workspace_factory.py's)",
+    )
+    parser.add_argument("--repeats", type=int, default=10, help="measured diffhep calls after the first (default 10)")
+    parser.add_argument(
+        "--pyhf-repeats", type=int, default=2, help="measured pyhf JAX calls after the first (default 2)"
+    )
+    parser.add_argument(
+        "--numpy-repeats", type=int, default=0, help="pyhf NumPy calls after the first (default 0: the first is it)"
+    )
+    parser.add_argument(
+        "--scan", type=int, default=0, help="signal hypotheses in a scan on 'synthetic' (default 0: none)"
+    )
     parser.add_argument(
         "--pyhf-scan-budget", type=float, default=24.0, help="seconds for pyhf's scan loops (both backends)"
     )
@@ -347,39 +422,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-
-    ws_dict = workspace()
-    model = from_workspace(ws_dict)
-    config = model.config
-    info = {
-        "channels": len(config.channels),
-        "samples": len(config.samples),
-        "npars": config.npars,
-        "nbins": config.nmaindata,
-        "poi": config.poi_name,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-    }
-    single = {
-        "pyhf numpy": bench_pyhf("numpy", ws_dict, args.numpy_repeats),
-        "pyhf jax": bench_pyhf("jax", ws_dict, args.pyhf_repeats),
-        "diffhep": bench_diffhep(ws_dict, args.repeats),
-    }
-    pyhf_results = {n: single[n] for n in ("pyhf numpy", "pyhf jax")}
-    scan = bench_scan(ws_dict, args.scan, pyhf_results, args.pyhf_scan_budget, min(args.chunk, args.scan))
-    pyhf.set_backend("numpy")
-
-    text = report(info, single, scan, {"numpy": args.numpy_repeats, "jax": args.pyhf_repeats, "diffhep": args.repeats})
-    print(text)
-    print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
-    if args.json:
-        out = {
+    load_before = os.getloadavg()
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    repeats = {"numpy": args.numpy_repeats, "jax": args.pyhf_repeats, "diffhep": args.repeats}
+    texts, out = [], {}
+    for name in args.workspaces:
+        ws_dict = workspace() if name == "synthetic" else published_workspace(name)
+        model = from_workspace(ws_dict)
+        config = model.config
+        info = {
+            "name": name,
+            "origin": "tests/workspace_factory.py hepdata_like" if name == "synthetic" else PUBLISHED[name].origin,
+            "channels": len(config.channels),
+            "samples": len(config.samples),
+            "npars": config.npars,
+            "nbins": config.nmaindata,
+            "poi": config.poi_name,
+            "machine": machine,
+        }
+        log(f"== {name}: {info['origin']}")
+        single = {
+            "pyhf numpy": bench_pyhf("numpy", ws_dict, args.numpy_repeats),
+            "pyhf jax": bench_pyhf("jax", ws_dict, args.pyhf_repeats),
+            "diffhep": bench_diffhep(ws_dict, args.repeats),
+        }
+        scan = None
+        if name == "synthetic" and args.scan:
+            pyhf_results = {n: single[n] for n in ("pyhf numpy", "pyhf jax")}
+            scan = bench_scan(ws_dict, args.scan, pyhf_results, args.pyhf_scan_budget, min(args.chunk, args.scan))
+        pyhf.set_backend("numpy")
+        texts.append(report(info, single, scan, repeats))
+        out[name] = {
             "info": info,
             "single": {
                 k: ({kk: (vv.as_dict() if isinstance(vv, Timing) else vv) for kk, vv in v.items() if kk != "prepare"})
                 for k, v in single.items()
             },
-            "scan": {k: (v.as_dict() if isinstance(v, Timing) else v) for k, v in scan.items()},
+            "scan": {k: (v.as_dict() if isinstance(v, Timing) else v) for k, v in (scan or {}).items()},
         }
+    load_after = os.getloadavg()
+    print("\n\n".join(texts))
+    print(
+        f"\nload average (1, 5, 15 min) before {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
+        f"after {load_after[0]:.1f} {load_after[1]:.1f} {load_after[2]:.1f} on {os.cpu_count()} cores "
+        f"({'idle' if max(load_before[0], load_after[0]) < 0.5 else 'NOT idle: ratios within this run still compare'})"
+    )
+    print(f"total wall time {time.perf_counter() - t0:.0f} s")
+    if args.json:
         args.json.write_text(json.dumps(out, indent=1))
         print(f"wrote {args.json}")
     return 0
