@@ -245,23 +245,25 @@ def test_weight_variations_share_the_nominal_events_with_the_same_histograms(dat
 
 @pytest.mark.parametrize("backend", [HARD, SOFT], ids=["hard", "soft"])
 def test_varied_rows_fill_as_copies_of_their_entries(backend):
-    """``fill_by_sample`` with weight rows over the first entries equals the fill of those entries copied
-    (the layout before issue 17 item 5); entries of no variation (index ``len(keys)``) fill nothing."""
+    """``fill_by_sample`` with rows of weights over blocks of entries (two variations of sample ``a``, one
+    of ``b``: its second row is unused) equals the fill of those entries copied, the layout before
+    issue 17 item 5."""
     rng = np.random.default_rng(3)
-    n, prefix, edges = 50, 30, np.linspace(0.0, 1.0, 6)
+    n, edges = 50, np.linspace(0.0, 1.0, 6)
     x, weight = rng.uniform(-0.1, 1.1, n), rng.uniform(0.5, 2.0, n)
-    sample = (np.arange(n) >= prefix).astype(np.int32)  # keys "a" (its rows vary) and "b"
-    rows = rng.uniform(0.5, 2.0, (2, prefix))
-    index = np.array([[2] * prefix, [3] * 20 + [4] * 10], dtype=np.int32)  # "a/v1", "a/v2" (its first 20), none
-    keys = ("a", "b", "a/v1", "a/v2")
+    sample = (np.arange(n) >= 30).astype(np.int32)  # entries 0-29 of "a", 30-49 of "b"
+    rows = rng.uniform(0.5, 2.0, (2, n))
+    blocks = ((0, 30, ("a/v1", "a/v2")), (30, 50, ("b/v1",)))
+    keys = ("a", "b", "a/v1", "a/v2", "b/v1")
     with jax.enable_x64(True):
         kernel = backend.kernel(backend.asarray(x), edges, 0.2)
-        got = backend.fill_by_sample(kernel, weight, sample, keys, (rows, index))
-        copies = np.concatenate([np.arange(n), np.arange(prefix), np.arange(20)])
+        got = backend.fill_by_sample(kernel, weight, sample, keys, (rows, blocks))
+        copies = np.concatenate([np.arange(n), np.arange(30), np.arange(30), np.arange(30, 50)])
         copied = backend.kernel(backend.asarray(x[copies]), edges, 0.2)
-        w = np.concatenate([weight, rows[0], rows[1, :20]])
-        s = np.concatenate([sample, [2] * prefix, [3] * 20]).astype(np.int32)
+        w = np.concatenate([weight, rows[0, :30], rows[1, :30], rows[0, 30:]])
+        s = np.concatenate([sample, [2] * 30, [3] * 30, [4] * 20]).astype(np.int32)
         want = backend.fill_by_sample(copied, w, s, keys)
+    assert list(got) == list(keys)
     for key in keys:
         assert np.sum(np.asarray(want[key].counts)) > 0, key
         np.testing.assert_allclose(np.asarray(got[key].counts), np.asarray(want[key].counts), rtol=1e-13, atol=0)

@@ -183,8 +183,9 @@ class Backend:
             weights: ``Float[Array, "entries"]`` weights.
             sample: ``Int[Array, "entries"]`` index of each entry's sample in ``keys``.
             keys: sample keys (static).
-            varied: ``(weights, sample)`` of ``(rows, prefix)`` more entries with the kernel of the
-                first ``prefix`` entries (weight-only variations), ``sample`` ``len(keys)`` for none;
+            varied: ``(weights, blocks)``: ``(rows, prefix)`` more weights of the first ``prefix``
+                entries with their kernel (weight-only variations), each ``(start, stop, row_keys)``
+                of ``blocks`` the entries ``[start, stop)`` whose ``i``-th row fills ``row_keys[i]``;
                 or ``None``.
         """
         raise NotImplementedError
@@ -259,21 +260,26 @@ class _Soft(Backend):
         slots = n_bins + k
         both = jnp.stack([weights, weights * weights], axis=-1)
         base = sample * slots + kernel.first_bin
-        total = jnp.zeros(((n + 1) * slots, 2), dtype=both.dtype)  # the last sample: varied entries of none
+        total = jnp.zeros((n * slots, 2), dtype=both.dtype)
         for j in range(k):
-            total = total + jax.ops.segment_sum(
-                both * kernel.fractions[:, j, None], base + j, num_segments=(n + 1) * slots
-            )
-        if varied is not None:
-            rows, index = varied
-            prefix = rows.shape[1]
-            both = jnp.stack([rows, rows * rows], axis=-1).reshape(-1, 2)
-            base = (index * slots + kernel.first_bin[None, :prefix]).reshape(-1)
+            total = total + jax.ops.segment_sum(both * kernel.fractions[:, j, None], base + j, num_segments=n * slots)
+        total = total.reshape(n, slots, 2)[:, :n_bins]
+        out = {key: Histogram(counts=total[i, :, 0], sumw2=total[i, :, 1]) for i, key in enumerate(keys)}
+        for start, stop, row_keys in varied[1] if varied is not None else ():
+            # one block's rows side by side: their segments are the block's bins, shared by every row
+            m = len(row_keys)
+            rows = varied[0][:m, start:stop]
+            columns = jnp.concatenate([rows, rows * rows]).T  # (entries, 2 m): counts, sumw2
+            block = jnp.zeros((slots, 2 * m), dtype=columns.dtype)
             for j in range(k):
-                fractions = jnp.broadcast_to(kernel.fractions[None, :prefix, j], rows.shape).reshape(-1, 1)
-                total = total + jax.ops.segment_sum(both * fractions, base + j, num_segments=(n + 1) * slots)
-        total = total.reshape(n + 1, slots, 2)[:n, :n_bins]
-        return {key: Histogram(counts=total[i, :, 0], sumw2=total[i, :, 1]) for i, key in enumerate(keys)}
+                block = block + jax.ops.segment_sum(
+                    columns * kernel.fractions[start:stop, j, None],
+                    kernel.first_bin[start:stop] + j,
+                    num_segments=slots,
+                )
+            for i, key in enumerate(row_keys):
+                out[key] = Histogram(counts=block[:n_bins, i], sumw2=block[:n_bins, m + i])
+        return {key: out[key] for key in keys}
 
 
 def _none_before(jagged: Jagged, passing: np.ndarray) -> np.ndarray:
@@ -358,16 +364,19 @@ class _Hard(Backend):
         fractions, first = np.asarray(kernel.fractions[:, 0], dtype=np.float64), np.asarray(kernel.first_bin)
         w = weights * fractions
         slot = np.asarray(sample) * n_bins + first
-        if varied is not None:  # each key's entries in the order of its events, as its own events would be
-            rows, index = np.asarray(varied[0], dtype=np.float64), np.asarray(varied[1])
-            prefix = rows.shape[1]
-            weights = np.concatenate([weights, rows.reshape(-1)])
-            w = np.concatenate([w, (rows * fractions[None, :prefix]).reshape(-1)])
-            slot = np.concatenate([slot, (index * n_bins + first[None, :prefix]).reshape(-1)])
-        size = (n + 1) * n_bins  # the last sample: varied entries of none
-        counts = np.bincount(slot, weights=w, minlength=size).reshape(n + 1, n_bins)
-        sumw2 = np.bincount(slot, weights=w * weights, minlength=size).reshape(n + 1, n_bins)
-        return {key: Histogram(counts=counts[i], sumw2=sumw2[i]) for i, key in enumerate(keys)}
+        counts = np.bincount(slot, weights=w, minlength=n * n_bins).reshape(n, n_bins)
+        sumw2 = np.bincount(slot, weights=w * weights, minlength=n * n_bins).reshape(n, n_bins)
+        out = {key: Histogram(counts=counts[i], sumw2=sumw2[i]) for i, key in enumerate(keys)}
+        for start, stop, row_keys in varied[1] if varied is not None else ():
+            # each key's entries in the order of its events, summed as its own events would be
+            for i, key in enumerate(row_keys):
+                row = np.asarray(varied[0][i, start:stop], dtype=np.float64)
+                w = row * fractions[start:stop]
+                out[key] = Histogram(
+                    counts=np.bincount(first[start:stop], weights=w, minlength=n_bins),
+                    sumw2=np.bincount(first[start:stop], weights=w * row, minlength=n_bins),
+                )
+        return {key: out[key] for key in keys}
 
 
 #: The soft path: JAX, ``jit``- and ``grad``-able.

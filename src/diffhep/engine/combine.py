@@ -56,8 +56,9 @@ class SampleData(eqx.Module):
             variation of a sample, 0 where a sample has fewer; ``None`` without them.
         varied_sample: ``Int[Array, "rows prefix"]`` the index in ``keys`` of each entry of
             ``varied_weight``, ``len(keys)`` (no histogram) where it is 0 for want of a variation.
-        varied_entries: (static) candidate key -> its number of candidates in the first
-            ``prefix`` events (candidate histograms fill the varied rows of these).
+        varied_blocks: (static) one ``(start, stop, keys)`` per sample with weight-only
+            variations: its events ``[start, stop)`` and the keys of its rows (the first ``len(keys)``).
+        varied_entries: (static) candidate key -> the candidates ``(start, stop)`` of each block's events.
     """
 
     objects: dict[str, Jagged]
@@ -72,7 +73,8 @@ class SampleData(eqx.Module):
     discrete: tuple[str, ...] = eqx.field(static=True, default=())
     varied_weight: Array | None = None
     varied_sample: Array | None = None
-    varied_entries: tuple[tuple[str, int], ...] = eqx.field(static=True, default=())
+    varied_blocks: tuple[tuple[int, int, tuple[str, ...]], ...] = eqx.field(static=True, default=())
+    varied_entries: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = eqx.field(static=True, default=())
 
     def weights_of(self, key: str) -> np.ndarray:
         """The event weights of ``key`` (a sample or a variation; NumPy, in the order of its events), whether
@@ -141,17 +143,23 @@ def _varied(
         rows[index] = rows.get(index, 0) + 1
     weight = np.zeros((max(rows.values()), prefix))
     sample = np.full((max(rows.values()), prefix), len(order), dtype=np.int32)
-    used = dict.fromkeys(rows, 0)
+    used: dict[int, list[str]] = {index: [] for index in rows}
     for key, (index, values) in varied.items():
-        row, span = used[index], slice(offsets[index], offsets[index] + sizes[index])
+        row, span = len(used[index]), slice(offsets[index], offsets[index] + sizes[index])
         weight[row, span], sample[row, span] = values, order.index(key)
-        used[index] += 1
+        used[index].append(key)
     dtype = jnp.result_type(float)
-    entries = tuple((key, int(sum(p.candidates[key].combos.n_objects for p in parts[: last + 1]))) for key in specs)
+    blocks = tuple((offsets[i], offsets[i] + sizes[i], tuple(used[i])) for i in sorted(used))
+    entries = []
+    for key in specs:
+        counts = [p.candidates[key].combos.n_objects for p in parts]
+        starts = _offsets(counts)
+        entries.append((key, tuple((starts[i], starts[i] + counts[i]) for i in sorted(used))))
     return {
         "varied_weight": jnp.asarray(weight, dtype=dtype),
         "varied_sample": jnp.asarray(sample),
-        "varied_entries": entries,
+        "varied_blocks": blocks,
+        "varied_entries": tuple(entries),
     }
 
 

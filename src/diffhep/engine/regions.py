@@ -332,9 +332,9 @@ def histogram(region: RegionDef, step: Step) -> dict[str, Histogram]:
     data, backend = step.data, step.backend
     evaluator = step.evaluator(f"region {region.name!r} select")
     weight, sample = backend.asarray(data.weight), backend.asarray(data.sample)
-    varied = None  # weight-only variations: rows of weights over the first events, their selection
+    varied = None  # weight-only variations: rows of weights over the first events, with their selection
     if data.varied_weight is not None:
-        varied = backend.asarray(data.varied_weight), backend.asarray(data.varied_sample)
+        varied = backend.asarray(data.varied_weight), data.varied_blocks
     if region.select is not None:
         selected = backend.xp.broadcast_to(evaluator.weight(region.select), weight.shape)
         weight = weight * selected
@@ -344,10 +344,11 @@ def histogram(region: RegionDef, step: Step) -> dict[str, Histogram]:
     if region.candidate is not None:
         cands, prob = step.candidate(region.candidate)
         segments = backend.asarray(cands.combos.segment_ids)
-        if varied is not None:
-            entries = dict(data.varied_entries)[region.candidate.key]
-            inside = segments[:entries]
-            varied = prob[None, :entries] * varied[0][:, inside], varied[1][:, inside]
+        if varied is not None:  # the candidates of each block's events
+            ranges = dict(data.varied_entries)[region.candidate.key]
+            inside = segments[: ranges[-1][1]]
+            rows = prob[None, : ranges[-1][1]] * varied[0][:, inside]
+            varied = rows, tuple((a, b, keys) for (a, b), (_, _, keys) in zip(ranges, varied[1], strict=True))
         return backend.fill_by_sample(
             kernels[region.name], prob * weight[segments], sample[segments], data.keys, varied
         )
