@@ -325,3 +325,33 @@ def test_leading_object_fields_as_inputs() -> None:
     second = np.concatenate([oracle(samples[k], "Jet_eta", 1)[::2] for k in ("sig", "bkg")])
     np.testing.assert_allclose(a.standardisation["sr"][0], [first.mean(), second.mean()], rtol=1e-12)
     np.testing.assert_allclose(a.standardisation["sr"][1], [first.std(), second.std()], rtol=1e-12)
+
+
+def test_expected_candidate_value_has_a_finite_gradient_where_a_candidate_is_all_but_impossible() -> None:
+    """A candidate observable as a network input (its expected value): in float32, where the probability that
+    any candidate exists underflows towards 0, the gradient stays finite (it was NaN: total / exists**2
+    overflowed; seen as a non-finite gradient at step 3 of the ttbar template with a network input)."""
+    from types import SimpleNamespace
+
+    from diffhep.engine.backend import SOFT
+    from diffhep.engine.builtins import expected
+    from diffhep.jagged import Jagged
+
+    with jax.enable_x64(False):
+        combos = Jagged(
+            fields={"value": jnp.asarray([100.0, 200.0, 150.0], dtype=jnp.float32)},
+            segment_ids=jnp.asarray([0, 0, 1], dtype=jnp.int32),
+            local_index=jnp.asarray([0, 1, 0], dtype=jnp.int32),
+            n_events=2,
+            max_count=2,
+        )
+        cands = SimpleNamespace(combos=combos)
+
+        def mean_value(theta):
+            prob = jax.nn.sigmoid(theta * jnp.asarray([1.0, 1.0, 0.5], dtype=jnp.float32))
+            return jnp.sum(expected(cands, prob, SOFT)[1])
+
+        for theta in (-80.0, -50.0, 0.0):
+            grad = jax.grad(mean_value)(jnp.float32(theta))
+            assert np.isfinite(grad), (theta, grad)
+        np.testing.assert_allclose(mean_value(jnp.float32(0.0)), 150.0 + 150.0, rtol=1e-6)

@@ -241,9 +241,14 @@ def probabilities(
 
 
 def expected(cands: Candidates, prob: Array, backend: Backend = SOFT) -> tuple[Array, Array]:
-    """``(P(a candidate is chosen), expected value given one is)``, both ``(events,)``; value 0 if none."""
+    """``(P(a candidate is chosen), expected value given one is)``, both ``(events,)``; value 0 if none.
+
+    The value is 0 also where that probability is below the float type's epsilon: the derivative of
+    ``total / exists`` grows as ``1 / exists**2``, which overflowed to a non-finite gradient where a
+    candidate was all but impossible (float32, a network input ``trijet_mass(jets, jets.btag)``).
+    """
     xp, value = backend.xp, backend.asarray(cands.combos.value)
     exists = backend.segment_sum(cands.combos, prob)
     total = backend.segment_sum(cands.combos, prob * value)
-    ok = exists > 0
+    ok = exists > xp.finfo(exists.dtype).eps
     return exists, xp.where(ok, total / xp.where(ok, exists, 1.0), 0.0)
