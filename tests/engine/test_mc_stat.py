@@ -1,4 +1,5 @@
-"""Empty Monte Carlo bins cannot be gamed: removing the last MC event of a background never raises Z0.
+"""Empty Monte Carlo bins cannot be gamed: removing the last MC event of a background never raises Z0
+(nor lowers the expected uncertainty on the POI, the objective of a measurement).
 
 A one-bin analysis on tiny flat files: a signal of 5 events at ``x = 8`` and a
 multijet background of three MC events of equal weight at ``x = 1.5, 2.5,
@@ -23,7 +24,7 @@ import pytest
 import uproot
 
 from diffhep.engine.configured import ConfiguredAnalysis
-from diffhep.optimize.scan import pyhf_hypotest_significance, workspace_significance
+from diffhep.optimize.scan import pyhf_hypotest_significance, workspace_poi_uncertainty, workspace_significance
 from diffhep.workflow.job import mc_statistics
 
 LUMI = 1.0
@@ -151,6 +152,28 @@ def test_asimov_objective_has_the_same_floors(folder):
     (z1, _), (z0, g0) = f(jnp.asarray(CUTS[1])), f(jnp.asarray(CUTS[0]))
     assert float(z0) == pytest.approx(float(z1), rel=1e-9) and float(z0) < 0.02
     assert np.isfinite(float(g0))
+
+
+def test_poi_uncertainty_cannot_be_lowered_by_emptying_a_background(folder):
+    """The AGC template's objective (expected uncertainty on the POI, minimised): removing the last MC event of
+    the background does not lower it, soft or hard (pyhf alone: Hessian of pyhf's likelihood at its fit).
+
+    Without the floor an empty bin would be background-free: sigma(mu) = sqrt(5) / 5 = 0.45 instead of ~67."""
+    analysis, data = analysis_of(folder, 333.0, objective={"name": "poi_uncertainty"})
+    f = jax.jit(jax.value_and_grad(lambda c: analysis.objective({"cut": c}, data)))  # minus sigma(mu)
+    soft, grads = {}, {}
+    for k, cut in CUTS.items():
+        value, grad = f(jnp.asarray(cut))
+        soft[k], grads[k] = -float(value), float(grad)
+    assert soft[3] > soft[2] > soft[1], soft  # fewer background events while any remain: a smaller sigma(mu)
+    assert soft[0] == pytest.approx(soft[1], rel=1e-9), soft  # the last one: no gain
+    # sigma(mu) of one event of weight 333 with its MC uncertainty: sqrt(s + b + b^2) / s at s = 5
+    assert soft[1] == pytest.approx(np.sqrt(5.0 + 333.0 + 333.0**2) / 5.0, rel=1e-2)
+    assert all(np.isfinite(list(grads.values()))) and grads[0] == 0.0, grads
+    for k in (1, 0):  # the hard number of the job's report, from pyhf's likelihood alone, as the soft one
+        hard_sigma = workspace_poi_uncertainty(hard(analysis, CUTS[k])["workspace"])
+        assert hard_sigma.record["converged"] and hard_sigma.mu_hat == pytest.approx(1.0, abs=1e-6)
+        assert hard_sigma.value == pytest.approx(soft[k], rel=1e-6), (k, hard_sigma, soft)
 
 
 def test_min_background_penalises_thin_bins_smoothly(folder):

@@ -171,6 +171,11 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
         ("hard Z0 (step cuts, pyhf likelihood, best of two fits)", number(z["hard_pyhf"]["before"]),
          number(z["hard_pyhf"]["after"])),
     ]  # fmt: skip
+    if "hard_poi_uncertainty" in z:  # objective poi_uncertainty: the measured quantity, hard cuts, pyhf
+        sig.append(
+            ("hard sigma(POI) (step cuts, pyhf: Asimov mu = 1, Hessian)", _fit_failed(z["hard_poi_uncertainty"]["before"]),
+             _fit_failed(z["hard_poi_uncertainty"]["after"]))
+        )  # fmt: skip
     if "pyhf_hypotest" in z:
         sig.append(
             ("hard Z0 (plain pyhf.infer.hypotest)", _fit_failed(z["pyhf_hypotest"]["before"]),

@@ -159,6 +159,11 @@ def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
         f"| {_num(sig['soft']['before'])} | {_num(sig['soft']['after'])} |",
         f"| hard cuts, pyhf Z0 | {_num(sig['hard_pyhf']['before'])} | {_num(sig['hard_pyhf']['after'])} |",
     ]
+    if "hard_poi_uncertainty" in sig:
+        lines.append(
+            f"| hard cuts, pyhf expected uncertainty on the POI | {_num_or_failed(sig['hard_poi_uncertainty']['before'])} "
+            f"| {_num_or_failed(sig['hard_poi_uncertainty']['after'])} |"
+        )
     if "pyhf_hypotest" in sig:
         lines.append(
             f"| hard cuts, plain `pyhf.infer.hypotest` Z0 | {_num_or_failed(sig['pyhf_hypotest']['before'])} "
@@ -171,6 +176,9 @@ def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
         "hard_pyhf": "hard cuts, pyhf Z0",
         "pyhf_hypotest": "plain `pyhf.infer.hypotest`",
     }
+    if "hard_poi_uncertainty" in sig:
+        about = {**about, "hard_poi_uncertainty": sig["hard_poi_uncertainty"].get("about", "")}
+        names["hard_poi_uncertainty"] = "hard cuts, pyhf expected uncertainty on the POI"
     if about:
         lines += [f"- {names.get(k, k)}: {text}." for k, text in about.items()] + [""]
     lines += _networks(results)

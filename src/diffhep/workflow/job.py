@@ -28,7 +28,7 @@ from diffhep.engine.protocol import Analysis, Histograms
 from diffhep.errors import ConfigError, DiffhepError
 from diffhep.optimize.networks import has_networks, network_records, pretrain, split_networks, starting_networks
 from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_grad, run_optimization
-from diffhep.optimize.scan import ScanResult, compare_with_scan, significances
+from diffhep.optimize.scan import ScanResult, compare_with_scan, significances, workspace_poi_uncertainty
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import atomic_write, remove_outputs, write_json, write_text
 from diffhep.report import (
@@ -71,6 +71,14 @@ SIGNIFICANCE_ABOUT = {
     "equal to hard_pyhf wherever pyhf's fit converges",
 }
 
+#: What ``results["significance"]["hard_poi_uncertainty"]`` is (written where the objective is ``poi_uncertainty``).
+POI_UNCERTAINTY_ABOUT = (
+    "expected uncertainty on the POI with hard cuts, by pyhf alone: sqrt([H^-1]_mu,mu), H the Hessian of pyhf's "
+    "-logpdf of workspace.json's model (jax.hessian, pyhf's JAX backend) at pyhf's best fit (scipy, tolerance "
+    "1e-12) to the Asimov data at mu = 1, every nuisance parameter profiled; the soft objective is minus the same "
+    "quantity of the soft histograms"
+)
+
 
 class Evaluation(NamedTuple):
     """An analysis evaluated at fixed cut values.
@@ -94,6 +102,10 @@ class Evaluation(NamedTuple):
         observed: the ``observed`` entry of the results (:func:`diffhep.workflow.observed.summary`):
             observed Z0, CLs, best-fit POI and its uncertainty, or ``"blinded"``, or ``None`` (Asimov).
         data: region -> observed counts that may be shown (blinded signal regions left out).
+        hard_poi_uncertainty: where the analysis's objective is ``poi_uncertainty``, pyhf's expected
+            uncertainty on the POI of ``workspace`` (:func:`~diffhep.optimize.scan.workspace_poi_uncertainty`);
+            else ``None``.
+        poi_fit: how that number's fit ended (``PoiUncertainty.record``), or ``None``.
     """
 
     cuts: dict[str, float]
@@ -108,6 +120,13 @@ class Evaluation(NamedTuple):
     mc_statistics: dict[str, Any]
     observed: dict[str, Any] | None = None
     data: Mapping[str, np.ndarray] | None = None
+    hard_poi_uncertainty: float | None = None
+    poi_fit: dict[str, Any] | None = None
+
+
+def measures_poi_uncertainty(analysis: Analysis) -> bool:
+    """Whether the analysis's objective is the expected uncertainty on the POI (``objective: poi_uncertainty``)."""
+    return getattr(analysis, "objective_name", None) == "poi_uncertainty"
 
 
 def evaluate(
@@ -122,6 +141,7 @@ def evaluate(
     ws = analysis.workspace(hard, observations=obs.counts) if obs.counts else analysis.workspace(hard)  # type: ignore[call-arg]
     dtype = jnp.result_type(float)
     pyhf_numbers = significances(ws)  # one set of pyhf fits for both numbers
+    sigma = workspace_poi_uncertainty(ws) if measures_poi_uncertainty(analysis) else None
     if is_chunked(analysis):  # chunk by chunk: a number, not a traceable function
         soft = analysis.objective(cuts, data, slope_scale)
     else:
@@ -143,6 +163,8 @@ def evaluate(
         mc_statistics=mc_statistics(analysis, hard),
         observed=observed_summary(obs, ws),
         data=obs.counts,
+        hard_poi_uncertainty=None if sigma is None else sigma.value,
+        poi_fit=None if sigma is None else sigma.record,
     )
 
 
@@ -278,6 +300,7 @@ def build_results(
                 "pyhf_hypotest": {"before": before.pyhf_hypotest, "after": after.pyhf_hypotest},
                 "fits": {"before": before.fits, "after": after.fits},
                 "about": SIGNIFICANCE_ABOUT,
+                **_poi_uncertainty_results(before, after),
             },
             "yields": {"before": _yields(before.hard), "after": _yields(after.hard)},
             "mc_statistics": {"before": before.mc_statistics, "after": after.mc_statistics},
@@ -286,6 +309,21 @@ def build_results(
             **_network_results(analysis),
         }
     )
+
+
+def _poi_uncertainty_results(before: Evaluation, after: Evaluation) -> dict[str, Any]:
+    """``results["significance"]``'s ``hard_poi_uncertainty`` (before, after, their fits, what it is), where the
+    objective is ``poi_uncertainty``; nothing otherwise."""
+    if before.poi_fit is None and after.poi_fit is None:
+        return {}
+    return {
+        "hard_poi_uncertainty": {
+            "before": before.hard_poi_uncertainty,
+            "after": after.hard_poi_uncertainty,
+            "fits": {"before": before.poi_fit, "after": after.poi_fit},
+            "about": POI_UNCERTAINTY_ABOUT,
+        }
+    }
 
 
 #: The file of the trained networks' weights (``equinox.tree_serialise_leaves``) beside ``results.json``.
