@@ -19,8 +19,11 @@ and constraint terms:
     H = J^T diag(n / nu^2) J + sum_i (1 - n_i / nu_i) d2 nu_i + diag(constraint curvature).
 
 The result equals ``jax.hessian`` to rounding, for the cost of a few model
-evaluations and with a small program to compile; it is what makes the Newton
-fits of :mod:`diffhep.infer.fit` fast on published-size workspaces.
+evaluations and with a small program to compile. The implicit derivatives of
+fits (:mod:`diffhep.infer.implicit`) and the observed-data uncertainties use
+it; the Newton fits of :mod:`diffhep.infer.fit` use the dense products of
+:mod:`diffhep.infer.derivatives` (its scatter took 0.47 s per step on a
+126-parameter published workspace, they take about a millisecond).
 """
 
 from __future__ import annotations
