@@ -147,8 +147,7 @@ def _weights(path: Path) -> tuple[ConfiguredAnalysis, dict[str, np.ndarray]]:
     with jax.enable_x64(True):
         analysis = ConfiguredAnalysis.from_config(load_config(path))
         data = analysis.load()
-    keys, sample, weight = list(data.keys), np.asarray(data.sample), np.asarray(data.weight)
-    return analysis, {k: weight[sample == keys.index(k)] for k in keys}
+    return analysis, {k: data.weights_of(k) for k in data.keys}  # a weight variation: a row over its sample
 
 
 @pytest.fixture(scope="module")
