@@ -5,32 +5,33 @@ made small, generated with ``diffhep generate --config`` (with the four dedicate
 ttbar samples of the modelling systematics, whose variations have their own ``generate:``), then:
 
 * the config's starting cuts, cross-sections, event weight, binning and systematics are the AGC's;
+* the objective is the AGC's question, the expected uncertainty on the ttbar signal strength ``ttbar_norm``;
 * ``diffhep optimize`` from the AGC cuts (the template's starting values), with
-  a few steps, raises the hard-cut pyhf discovery significance clearly above its
+  a few steps, lowers that uncertainty with hard cuts, by pyhf alone, clearly below its
   starting value, and writes a pyhf workspace that carries every systematic of
   the config as a modifier.
 
 Its hard-cut histograms, every sample and variation, are compared with the
 independent AGC oracle ``tests/reference/agc.py`` in ``test_template_ttbar_reference.py``.
 
-Offline, generator seeds 1, 2 and 3 at these sizes and settings give hard Z0
-12.15 -> 23.94, 13.35 -> 18.54 and 12.26 -> 21.01 (x1.97, x1.39, x1.71), with
+Offline, generator seeds 1, 2 and 3 at these sizes and settings, objective ``poi_uncertainty``, give the
+hard-cut pyhf uncertainty on ttbar_norm (Asimov at mu = 1, every systematic profiled) 0.3634 -> 0.2837,
+0.3652 -> 0.2986 and 0.3425 -> 0.2726 (x0.781, x0.818, x0.796), with both pT thresholds at 22.8-23.4 GeV and
+``btag_min`` 0.5 -> 0.242, 0.508 and 0.488; the hard Z0 there is 12.15 -> 25.34, 13.35 -> 17.37 and 12.26 -> 21.00
+(measured 2026-12-07 on a 2-core Intel Xeon shared with other jobs, load 6-9, code of 4ad4636: the AGC's three ttbar
+modelling systematics, the pseudodata fix of af29f3c; 9-11 min of wall time per seed at that load). The test (seed 1)
+asks for x0.9, which every seed clears by 8 points or more, and for both pT thresholds to go down by more than 5 GeV.
+At the AGC cuts (seed 1) sigma is 0.049 without the mc_stat factors: the W+jets floors decide at this size.
+With the discovery significance as the objective (the template's until issue 14 item 5) the same seeds gave
+hard Z0 12.15 -> 23.94, 13.35 -> 18.54 and 12.26 -> 21.01 (x1.97, x1.39, x1.71), with
 ``btag_min`` 0.5 -> 0.266, 0.284 and 0.273 and both pT thresholds at 22.6-24.0 GeV
-(measured 2026-12-07 on a 2-core Intel Xeon, code of 916e9be plus the AGC's model:
-every histosys a NormPlusShape, the luminosity a +-3% normsys, POI ttbar_norm; with
-one histosys per systematic and a lumi modifier, at 8f2bd7e, they were 14.78 -> 31.64,
-13.57 -> 27.38 and 13.25 -> 27.01). Re-measured with the AGC's three ttbar modelling systematics
-(ME_var, PS_var, scale_var from 2,000-event dedicated samples instead of one ttbar_model; 2026-12-07, same
-machine shared with other jobs, code of 64d0c3f): the same Z0 to the two decimals quoted and the same final cuts
-to the digits quoted (seed 1: 22.57 / 22.69 GeV, 0.2657), as they must be --
-the systematics act on the signal alone, and the discovery Z0's background-only fit (mu = 0) removes the
-signal with its modifiers, while the mu = 1 fit to Asimov data sits at the nominal. The test (seed 1) asks for x1.25, which every seed
-clears, and for the working point to move down by more than 0.1. W+jets is generated as it occurs, so its 4,000 events put none in the
-four-jet regions at the AGC cuts (0 in 4j1b and 4j2b with every seed; 0-2 events
+(code of 916e9be plus the AGC's model, and the same with the three modelling systematics of 64d0c3f, which act on
+the signal alone and so cannot enter the discovery Z0). W+jets is generated as it occurs, so its 4,000 events put
+none in the four-jet regions at the AGC cuts (0 in 4j1b and 4j2b with every seed; 0-2 events
 per region at the optimised cuts); one W+jets MC event weighs about 13,000 events,
 and every bin without W+jets MC carries that much background uncertainty (an empty
 bin holds one MC event of the sample's mean weight), so the optimiser loosens the
-b-tag working point to fill the 4j2b bins with ttbar. Earlier measurements:
+thresholds to fill the bins with ttbar. Earlier Z0 measurements:
 13.05 -> 30.91, 12.92 -> 27.17 and 12.68 -> 26.48 with W+jets drawn with a biased
 jet multiplicity and weighed by genWeight (code of 61c7d84); when empty bins
 counted as background-free, 437.9 -> 1069.7, 357.6 -> 511.1 and 544.8 -> 1326.6,
@@ -66,6 +67,9 @@ AGC = {"lepton_pt_min": 30.0, "jet_pt_min": 30.0, "btag_min": 0.5}
 #: Optimiser settings of the test: few steps, so a larger learning rate than the template's (on the
 #: logit-of-bounds variables: 0.2 moves jet_pt_min by about 1.7 GeV and btag_min by 0.04 at the start).
 OPTIMIZER = {"learning_rate": 0.2, "steps": 8, "scan": {"points": 2, "width": 0.2}}
+#: The optimisation lowers the hard-cut pyhf uncertainty on ttbar_norm to this fraction of its value at the AGC cuts
+#: or less (x0.78-x0.82 measured with seeds 1-3; module docstring).
+SIGMA_GAIN = 0.9
 
 
 class Template:
@@ -149,20 +153,32 @@ def test_template_starts_from_the_agc_reference():
             assert systematics[f"btag_var_{i}"][side] == {"weight": weight}
 
 
-def test_optimisation_improves_the_hard_cut_pyhf_significance(template, tmp_path):
+def test_the_objective_is_the_agcs_question():
+    """The AGC measures the ttbar cross-section: the template minimises the expected uncertainty on ttbar_norm."""
+    config = load_config(TEMPLATE).data
+    assert config["objective"]["name"] == "poi_uncertainty"
+    assert config["measurement"]["poi"] == "ttbar_norm"
+
+
+def test_optimisation_lowers_the_hard_cut_pyhf_poi_uncertainty(template, tmp_path):
     output = tmp_path / "optimize"
     with jax.enable_x64(True):  # as the README says: the profile fits of ~1e5 events per bin need float64
         assert main(["optimize", str(template.path), "--output", str(output), "--quiet"]) == 0
     results = json.loads((output / "results.json").read_text())
     assert results["initial"] == AGC
     assert results["stop_reason"] == f"completed all {OPTIMIZER['steps']} steps"
-    z = results["significance"]["hard_pyhf"]
-    assert z["after"] > 1.25 * z["before"], z  # x1.39-x1.97 with seeds 1-3 (module docstring)
-    # no W+jets MC in the four-jet regions at this size (module docstring): more ttbar in 4j2b, the working point
-    # moves down (to 0.266-0.284 with seeds 1-3)
-    assert results["final"]["btag_min"] < AGC["btag_min"] - 0.1
+    # the expected uncertainty on ttbar_norm with hard cuts, by pyhf alone (Hessian of pyhf's likelihood at its fit
+    # to the mu = 1 Asimov data), down by SIGMA_GAIN or more: x0.78, x0.82, x0.80 with seeds 1-3 (module docstring)
+    sigma = results["significance"]["hard_poi_uncertainty"]
+    assert sigma["fits"]["before"]["converged"] and sigma["fits"]["after"]["converged"], sigma["fits"]
+    assert 0 < sigma["after"] < SIGMA_GAIN * sigma["before"], sigma
+    # the soft objective is minus the same quantity of the soft histograms, at the last step's slopes
     soft = results["significance"]["soft"]
-    assert soft["after"] > soft["before"], soft
+    assert soft["before"] < soft["after"] < 0, soft
+    # no W+jets MC in the four-jet regions at this size (module docstring): both pT thresholds go down, for more
+    # ttbar (to 22.8-23.4 GeV with seeds 1-3; btag_min to 0.242, 0.508 and 0.488)
+    for name in ("lepton_pt_min", "jet_pt_min"):
+        assert results["final"][name] < AGC[name] - 5.0, results["final"]
     bounds = {k: (p["low"], p["high"]) for k, p in results["parameters"].items()}
     for name, value in results["final"].items():
         assert bounds[name][0] < value < bounds[name][1]

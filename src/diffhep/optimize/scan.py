@@ -219,10 +219,11 @@ def workspace_poi_uncertainty(workspace: Mapping[str, Any]) -> PoiUncertainty:
     of the soft histograms (:func:`diffhep.infer.poi_uncertainty`). An exact Hessian, not finite
     differences: ``sigma_mu`` is the small difference of large correlated curvatures where systematics
     mimic the POI (the AGC's b-tag weights: ``sigma_mu`` 100 times ``1 / sqrt(H_mu,mu)``), so central
-    differences of step 1e-3 are 1% off. ``H`` is taken at the better, by pyhf's likelihood, of pyhf's
-    best fit and the Asimov point, the likelihood's exact maximum by construction (a fit of tolerance 1e-12
-    ends 1e-8 off it in the POI, which moves ``sigma_mu`` by 1e-4); where pyhf's fit fails, at the Asimov
-    point, and the record says so. pyhf's global backend
+    differences of step 1e-3 are 1% off. ``H`` is taken at the Asimov point, the likelihood's exact maximum
+    by construction, unless pyhf's best fit is lower in ``twice_nll`` by more than :data:`NLL_TOL` (then there:
+    a bound excludes the nominal point); a fit of tolerance 1e-12 ends 1e-8 off it in the POI, at a
+    ``twice_nll`` equal up to rounding, and its Hessian differs by up to 1e-4 in ``sigma_mu``. Where pyhf's
+    fit fails, at the Asimov point, and the record says so. pyhf's global backend
     and JAX's ``jax_enable_x64`` are restored afterwards.
     """
     import pyhf
@@ -249,8 +250,8 @@ def workspace_poi_uncertainty(workspace: Mapping[str, Any]) -> PoiUncertainty:
                     )
                 best = np.asarray(best, dtype=np.float64)
                 record.update(converged=True, error=None, mu_hat=float(best[model.config.poi_index]))
-                if not _twice_nll(model, best, data) < _twice_nll(model, asimov, data):
-                    best = asimov  # the Asimov point itself: the exact maximum, within the fit's tolerance of it
+                if not _twice_nll(model, best, data) < _twice_nll(model, asimov, data) - NLL_TOL:
+                    best = asimov  # the exact maximum, up to the rounding of the likelihood and the fit's tolerance
             except (pyhf.exceptions.FailedMinimization, ValueError, ArithmeticError) as error:
                 best = asimov
                 record.update(converged=False, mu_hat=None, error=f"pyhf's fit failed ({_one_line(error)}): Hessian at the "
