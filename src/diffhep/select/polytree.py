@@ -40,7 +40,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 
 from diffhep.jagged import Jagged
@@ -89,10 +88,10 @@ def level_sizes(n_objects: int, n_events: int, max_count: int) -> tuple[int, ...
     return tuple(sizes)
 
 
-def _zeros_after(anchor: Array, shape: tuple[int, ...]) -> Array:
+def _zeros_after(anchor: Array, width: int) -> Array:
     # Zeros that XLA can only allocate once ``anchor`` exists: a constant fill
     # would be scheduled at the very start and hold its memory all along.
-    return jnp.zeros(shape, anchor.dtype) + 0 * jax.lax.stop_gradient(anchor.ravel()[0])
+    return jnp.zeros((width,), anchor.dtype) + 0 * jax.lax.stop_gradient(anchor[0])
 
 
 @functools.partial(jax.jit, static_argnames="limits")
@@ -140,15 +139,9 @@ def tree_product(collection: Jagged, factors: Polynomial, limits: tuple[int, ...
         grown = jnp.stack([jnp.where(nodes[lv] >= 2, nodes[lv + 1], 0) for lv in range(len(sizes))])
         offsets = jnp.cumsum(grown, axis=1, dtype=jnp.int32) - grown
 
-    # The planes of a level are stacked, ``(nodes, keys)``, for its two scatters (one each, whatever
-    # the number of planes; one per plane made the compiled program grow with the planes); the
-    # products of pairs stay one 1-D array per plane. Keys keep the order in which they first
-    # appear (a level's keys include the previous level's: ``k * 1 = k``), so the result of
-    # every level is the previous one padded with new columns.
-    keys = sorted(planes)
-    stacked = jnp.stack([planes[k] for k in keys], axis=1)
-    out = _zeros_after(stacked, (n_events, len(keys)))
+    out: Polynomial = {}
     event, index = segment_ids, collection.local_index  # of every node of the level
+    alone = None  # nodes of the level whose right partner is missing
     for level in range(len(sizes) + 1):
         size = sizes[level] if level < len(sizes) else 0
         known = event < n_events  # later levels end with unused slots
@@ -163,7 +156,10 @@ def tree_product(collection: Jagged, factors: Polynomial, limits: tuple[int, ...
         # 2 * size + its event when it is the event's product.
         target = jnp.where(grows, 2 * parent + (index & 1), 2 * size + jnp.where(known, event, n_events))
         finished = jnp.where(target >= 2 * size, target - 2 * size, n_events)
-        out = out.at[finished].add(stacked, mode="drop")
+        anchor = next(iter(planes.values()))
+        for k, v in planes.items():
+            base = out[k] if k in out else _zeros_after(anchor, n_events)
+            out[k] = base.at[finished].add(v, mode="drop")
         if level == len(sizes):
             break
 
@@ -174,19 +170,12 @@ def tree_product(collection: Jagged, factors: Polynomial, limits: tuple[int, ...
         index = jnp.arange(size, dtype=jnp.int32) - offsets[level][event_c]
         # a last node without a partner is multiplied by the identity polynomial
         alone = (event < n_events) & (2 * index + 1 >= nodes[level][event_c])
-        identity = jnp.stack([jnp.zeros_like(alone), alone], axis=1).reshape(-1).astype(dtype)
-        fill = identity[:, None] * np.array([k == zero for k in keys], dtype=dtype)[None, :]
-        pairs = fill.at[target].add(stacked, mode="drop")
-        left, right = pairs[0::2], pairs[1::2]
-        planes = _multiply(
-            {k: left[:, i] for i, k in enumerate(keys)}, {k: right[:, i] for i, k in enumerate(keys)}, limits
-        )
-        keys = keys + sorted(set(planes) - set(keys))
-        stacked = jnp.stack([planes[k] if k in planes else jnp.zeros((size,), dtype) for k in keys], axis=1)
-        out = jnp.pad(out, ((0, 0), (0, len(keys) - out.shape[1])))
-    empty = np.array([k == zero for k in keys], dtype=dtype)[None, :]
-    out = out + (counts == 0).astype(dtype)[:, None] * empty
-    return {k: out[:, i] for i, k in enumerate(keys)}
+        fill = {k: _zeros_after(anchor, 2 * size) for k in planes}
+        fill[zero] = fill[zero] + jnp.stack([jnp.zeros_like(alone), alone], axis=1).reshape(-1).astype(dtype)
+        pairs = {k: fill[k].at[target].add(v, mode="drop") for k, v in planes.items()}
+        planes = _multiply({k: v[0::2] for k, v in pairs.items()}, {k: v[1::2] for k, v in pairs.items()}, limits)
+    out[zero] = out[zero] + (counts == 0).astype(dtype)
+    return out
 
 
 def dense_coefficients(poly: Polynomial, limits: tuple[int, ...], n_events: int, dtype: jnp.dtype) -> Array:
