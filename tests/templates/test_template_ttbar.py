@@ -174,6 +174,10 @@ def test_optimisation_lowers_the_hard_cut_pyhf_poi_uncertainty(template, tmp_pat
     sigma = results["significance"]["hard_poi_uncertainty"]
     assert sigma["fits"]["before"]["converged"] and sigma["fits"]["after"]["converged"], sigma["fits"]
     assert 0 < sigma["after"] < SIGMA_GAIN * sigma["before"], sigma
+    report = (output / "report.md").read_text()
+    assert (
+        f"| hard cuts, pyhf expected uncertainty on the POI | {sigma['before']:.4g} | {sigma['after']:.4g} |" in report
+    )
     # the soft objective is minus the same quantity of the soft histograms, at the last step's slopes
     soft = results["significance"]["soft"]
     assert soft["before"] < soft["after"] < 0, soft
