@@ -24,7 +24,14 @@ import pytest
 import uproot
 
 from diffhep.engine.configured import ConfiguredAnalysis
-from diffhep.optimize.scan import pyhf_hypotest_significance, workspace_poi_uncertainty, workspace_significance
+from diffhep.optimize.scan import (
+    compare_with_scan,
+    hard_poi_uncertainty,
+    pyhf_hypotest_significance,
+    workspace_poi_uncertainty,
+    workspace_significance,
+)
+from diffhep.optimize.settings import OptimizerSettings
 from diffhep.workflow.job import mc_statistics
 
 LUMI = 1.0
@@ -174,6 +181,43 @@ def test_poi_uncertainty_cannot_be_lowered_by_emptying_a_background(folder):
         hard_sigma = workspace_poi_uncertainty(hard(analysis, CUTS[k])["workspace"])
         assert hard_sigma.record["converged"] and hard_sigma.mu_hat == pytest.approx(1.0, abs=1e-6)
         assert hard_sigma.value == pytest.approx(soft[k], rel=1e-6), (k, hard_sigma, soft)
+
+
+def test_scan_of_a_poi_uncertainty_objective_judges_sigma_mu(folder):
+    """With objective poi_uncertainty the brute-force scan compares sigma(mu), smaller is better (it compared Z0,
+    a figure the optimiser did not optimise): the best point is the smallest sigma(mu), the gain is how much
+    smaller, and each point's number is pyhf's (Hessian of pyhf's likelihood) to 1e-6."""
+    analysis, _ = analysis_of(folder, 333.0, objective={"name": "poi_uncertainty"})
+    settings = OptimizerSettings.from_config({"scan": {"points": 5, "width": 0.5}})
+    scan = compare_with_scan(analysis, {"cut": CUTS[2]}, settings, figure="sigma(mu)")
+    assert scan.figure == "sigma(mu)" and not scan.larger_is_better
+    values = np.asarray(scan.values)
+    assert np.all(np.isfinite(values)) and scan.best_value == values.min()
+    # cuts 0.5, 1.25, 2.0, 2.75, 3.5 leave 3, 2, 2, 1, 0 background MC events: the last two sigma(mu) are equal
+    assert scan.best["cut"] in (2.75, 3.5) and scan.best_value == pytest.approx(values[3], rel=1e-9)
+    assert values[0] > values[2] > values[3] and scan.optimum_value == pytest.approx(values[2], rel=1e-12)
+    assert scan.gain == pytest.approx(scan.optimum_value - scan.best_value) and scan.gain > 0
+    for cut in (2.0, 3.5):  # the scan's number is pyhf's
+        pyhf_sigma = workspace_poi_uncertainty(hard(analysis, cut)["workspace"]).value
+        assert hard_poi_uncertainty(analysis, {"cut": cut}) == pytest.approx(pyhf_sigma, rel=1e-6)
+    summary = scan.to_dict()
+    assert summary["figure"] == "sigma(mu)" and "best_significance" not in summary
+    z_scan = compare_with_scan(analysis, {"cut": CUTS[2]}, settings)  # the default: Z0, larger is better
+    assert z_scan.larger_is_better and z_scan.best_value == np.nanmax(z_scan.values)
+    assert z_scan.to_dict()["best_significance"] == z_scan.best_value
+
+
+def test_pyhf_poi_uncertainty_leaves_the_global_float_setting_alone(folder):
+    """pyhf's Hessian runs on pyhf's JAX backend in float64 inside this module's `with jax.enable_x64(True)`: the
+    process-wide setting must be what it was (it became float64 for good: a doctest run later in the same worker
+    printed 7e-218 for a float32 0.0)."""
+    from jax._src import config as jax_config
+
+    analysis, _ = analysis_of(folder, 333.0, objective={"name": "poi_uncertainty"})
+    before = jax_config.enable_x64.get_global()
+    assert jax.config.read("jax_enable_x64")  # inside the module's float64 context (the global: False unless set)
+    workspace_poi_uncertainty(hard(analysis, CUTS[2])["workspace"])
+    assert jax_config.enable_x64.get_global() == before
 
 
 def test_min_background_penalises_thin_bins_smoothly(folder):

@@ -198,17 +198,18 @@ def summary(results: dict[str, Any], analysis: Any, settings: Any) -> str:
         best = ", ".join(f"{k} = {number(v)}" for k, v in (scan.get("best") or {}).items())
         kind = "grid scan" if scan.get("kind") == "grid" else "random search"
         n = len(scan.get("points") or [])
-        gain, z_opt = scan.get("gain"), scan.get("optimum_significance")
+        figure = scan.get("figure", "Z0")
+        gain, z_opt = scan.get("gain"), scan.get("optimum_value")
         if gain is None or z_opt is None:
             verdict = "no comparison (a fit failed)"
         elif gain <= 0:
             verdict = "the optimiser's cuts are at least as good as every point scanned"
-        elif gain <= 0.02 * max(abs(z_opt), 1.0):
+        elif gain <= 0.02 * (max(abs(z_opt), 1.0) if figure == "Z0" else abs(z_opt)):
             verdict = "the optimiser's cuts are within 2% of the best point scanned"
         else:
             verdict = "a scanned point is better: try more --steps or another learning rate"
         lines.append(
-            f"{kind} around the optimum ({n} points): best hard Z0 {number(scan.get('best_significance'))} "
+            f"{kind} around the optimum ({n} points): best hard {figure} {number(scan.get('best_value'))} "
             f"at {best}; optimiser {number(z_opt)} (brute force gains {number(gain)}): {verdict}"
         )
     return "\n".join(lines)

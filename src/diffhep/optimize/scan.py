@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+from jax._src import config as jax_config
 
 from diffhep.engine.protocol import Analysis
 from diffhep.infer import fixed_poi_fit
@@ -34,12 +35,13 @@ __all__ = [
     "PoiUncertainty",
     "workspace_poi_uncertainty",
     "hard_significance",
+    "hard_poi_uncertainty",
     "compare_with_scan",
 ]
 
 
 class ScanResult(NamedTuple):
-    """Hard-cut pyhf significance around the optimum.
+    """The hard-cut figure of merit around the optimum: pyhf's Z0, or the expected POI uncertainty.
 
     Attributes:
         kind: ``"grid"`` (<= 2 parameters) or ``"random"``.
@@ -47,42 +49,60 @@ class ScanResult(NamedTuple):
         axes: for a grid, the values of each parameter (``points`` each); for a
             random search, the window ``[low, high]`` of each parameter.
         points: ``Float[ndarray, "n params"]`` every point evaluated.
-        significance: ``Float[ndarray, "n"]`` pyhf Z0 at each point (NaN where the fit failed).
+        values: ``Float[ndarray, "n"]`` the figure at each point (NaN where a fit failed).
         best: cut values of the best point.
-        best_significance: its Z0.
+        best_value: its figure.
         optimum: the optimiser's cut values.
-        optimum_significance: pyhf Z0 at the optimiser's cuts.
+        optimum_value: the figure at the optimiser's cuts.
+        figure: ``"Z0"`` (pyhf's expected discovery significance, larger is better) or ``"sigma(mu)"``
+            (the expected uncertainty on the POI, smaller is better: :func:`hard_poi_uncertainty`),
+            the one the analysis's objective optimises.
     """
 
     kind: str
     parameters: tuple[str, ...]
     axes: dict[str, list[float]]
     points: np.ndarray
-    significance: np.ndarray
+    values: np.ndarray
     best: dict[str, float]
-    best_significance: float
+    best_value: float
     optimum: dict[str, float]
-    optimum_significance: float
+    optimum_value: float
+    figure: str = "Z0"
+
+    @property
+    def larger_is_better(self) -> bool:
+        return self.figure == "Z0"
 
     @property
     def gain(self) -> float:
-        """``best_significance - optimum_significance``: what brute force gains over the optimiser."""
-        return self.best_significance - self.optimum_significance
+        """How much better the best scanned point is than the optimiser's cuts (``<= 0``: nowhere better)."""
+        gain = self.best_value - self.optimum_value
+        return gain if self.larger_is_better else -gain
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (every point included)."""
-        return {
+        """JSON-ready summary (every point included); for Z0 also under the names of before the POI uncertainty."""
+        out = {
             "kind": self.kind,
             "parameters": list(self.parameters),
             "axes": self.axes,
             "points": [[float(v) for v in p] for p in self.points],
-            "significance": [_float_or_none(z) for z in self.significance],
+            "figure": self.figure,
+            "larger_is_better": self.larger_is_better,
+            "values": [_float_or_none(z) for z in self.values],
             "best": self.best,
-            "best_significance": _float_or_none(self.best_significance),
+            "best_value": _float_or_none(self.best_value),
             "optimum": self.optimum,
-            "optimum_significance": _float_or_none(self.optimum_significance),
+            "optimum_value": _float_or_none(self.optimum_value),
             "gain": _float_or_none(self.gain),
         }
+        if self.figure == "Z0":
+            out |= {
+                "significance": out["values"],
+                "best_significance": out["best_value"],
+                "optimum_significance": out["optimum_value"],
+            }
+        return out
 
 
 def _float_or_none(x: float) -> float | None:
@@ -281,7 +301,9 @@ def _pyhf_hessian(workspace: Mapping[str, Any], pars: np.ndarray, data: np.ndarr
     (compiled once per call); ``jax_enable_x64`` as before (importing pyhf's JAX backend sets it globally)."""
     import pyhf
 
-    x64 = jax.config.read("jax_enable_x64")
+    # The global setting, not the innermost `with jax.enable_x64(...)`'s (no public API reads it): restoring the
+    # value read inside such a context made it global, so every later test of the process ran in float64.
+    x64 = jax_config.enable_x64.get_global()
     try:
         import pyhf.tensor.jax_backend  # noqa: F401  # turns jax_enable_x64 on for the whole process
 
@@ -462,20 +484,28 @@ def compare_with_scan(
     settings: OptimizerSettings,
     *,
     optimum_significance: float | None = None,
+    figure: str = "Z0",
 ) -> ScanResult:
-    """Scan the hard-cut pyhf significance around ``best_cuts``.
+    """Scan a hard-cut figure of merit around ``best_cuts``.
 
     Args:
         analysis: the analysis.
         best_cuts: the optimiser's cut values.
         settings: ``settings.scan`` (points, width) and ``settings.seed`` (random search).
-        optimum_significance: pyhf Z0 at ``best_cuts`` if already computed.
+        optimum_significance: pyhf Z0 at ``best_cuts`` if already computed (``figure="Z0"``).
+        figure: ``"Z0"``, pyhf's expected discovery significance of each point
+            (:func:`hard_significance`), or ``"sigma(mu)"``, the expected uncertainty on
+            the POI (:func:`hard_poi_uncertainty`), what an analysis whose objective is
+            ``poi_uncertainty`` optimises: a scan of Z0 would judge the optimiser on a figure it
+            did not optimise.
 
     Returns:
         :class:`ScanResult`; its ``gain`` is how much better the best scanned
         point is than the optimiser's cuts (<= 0 when the optimiser found the
         best point the scan sees).
     """
+    if figure not in ("Z0", "sigma(mu)"):
+        raise ValueError(f"figure must be 'Z0' or 'sigma(mu)', not {figure!r}")
     params = list(analysis.parameters)
     names = tuple(p.name for p in params)
     optimum = {p.name: float(best_cuts[p.name]) for p in params}
@@ -495,22 +525,50 @@ def compare_with_scan(
         rng = np.random.default_rng(settings.seed)
         lows, highs = np.array(windows).T
         points = rng.uniform(lows, highs, size=(n * n, len(params)))
-    z = np.array([_safe_significance(analysis, dict(zip(names, pt))) for pt in points])
-    if optimum_significance is None:
-        optimum_significance = _safe_significance(analysis, optimum)
+    if figure == "Z0":
+        z = np.array([_safe_significance(analysis, dict(zip(names, pt))) for pt in points])
+        optimum_value = _safe_significance(analysis, optimum) if optimum_significance is None else optimum_significance
+    else:
+        sigma = _poi_uncertainty_of(analysis)
+        z = np.array([sigma(dict(zip(names, pt))) for pt in points])
+        optimum_value = sigma(optimum)
     if np.all(np.isnan(z)):
         best, best_z = dict(optimum), float("nan")
     else:
-        i = int(np.nanargmax(z))
+        i = int(np.nanargmax(z) if figure == "Z0" else np.nanargmin(z))
         best, best_z = {k: float(v) for k, v in zip(names, points[i])}, float(z[i])
     return ScanResult(
         kind=kind,
         parameters=names,
         axes=axes,
         points=points,
-        significance=z,
+        values=z,
         best=best,
-        best_significance=best_z,
+        best_value=best_z,
         optimum=optimum,
-        optimum_significance=float(optimum_significance),
+        optimum_value=float(optimum_value),
+        figure=figure,
     )
+
+
+def hard_poi_uncertainty(analysis: Analysis, cuts: Mapping[str, float]) -> float:
+    """The expected uncertainty on the POI with hard cuts at ``cuts``: :func:`_poi_uncertainty_of` once."""
+    return _poi_uncertainty_of(analysis)(cuts)
+
+
+def _poi_uncertainty_of(analysis: Analysis) -> Callable[[Mapping[str, float]], float]:
+    """``cuts -> sigma(mu)``: the analysis's ``poi_uncertainty`` objective of its hard-cut histograms, NaN if not finite.
+
+    diffhep's likelihood of the workspace those histograms make (Asimov data at mu = 1, every
+    nuisance parameter profiled, the exact Hessian), compiled once for all the points of a
+    scan: pyhf's (:func:`workspace_poi_uncertainty`, the number the report gives before and
+    after the optimisation) compiles its Hessian again for every workspace, seconds a point.
+    The two agree to 1e-6 (tests/optimize/test_optimize_job.py).
+    """
+    value = jax.jit(analysis.figure_of_merit)
+
+    def sigma(cuts: Mapping[str, float]) -> float:
+        out = -float(value(analysis.hard_histograms(dict(cuts))))
+        return out if np.isfinite(out) else float("nan")
+
+    return sigma

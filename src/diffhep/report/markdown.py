@@ -187,13 +187,16 @@ def render_report(results: Mapping[str, Any], files: Mapping[str, str]) -> str:
     scan = results.get("scan")
     if scan:
         best = ", ".join(f"`{k}` = {v:.4g}" for k, v in scan["best"].items())
+        figure = scan.get("figure", "Z0")
+        how = "hard cuts, pyhf" if figure == "Z0" else "hard cuts, diffhep's likelihood of the workspace"
         lines += [
             "## Brute-force check",
             "",
             f"A {scan['kind']} scan of {len(scan['points'])} points around the optimum "
-            f"(hard cuts, pyhf) finds its best point at {best} with Z0 = {_num(scan['best_significance'])}, "
-            f"against Z0 = {_num(scan['optimum_significance'])} at the optimiser's cuts "
-            f"(gain {_num(scan['gain'], '+.3g')}).",
+            f"({how}) finds its best point at {best} with {figure} = {_num(scan['best_value'])}, "
+            f"against {figure} = {_num(scan['optimum_value'])} at the optimiser's cuts "
+            f"(brute force gains {_num(scan['gain'], '+.3g')}"
+            f"{'' if figure == 'Z0' else ' in sigma(mu), smaller is better'}).",
             "",
         ]
     lines += ["## Figures", ""]

@@ -294,7 +294,7 @@ def plot_cutflow(
 
 
 def plot_landscape(path: str | Path | None, scan: Mapping[str, Any], units: Mapping[str, str]) -> Figure | None:
-    """Hard-cut pyhf significance near the optimum, for one or two cuts (``landscape.png``).
+    """The scan's hard-cut figure (Z0 or sigma(mu)) near the optimum, for one or two cuts (``landscape.png``).
 
     Args:
         path: PNG to write, or ``None`` to only draw.
@@ -307,22 +307,25 @@ def plot_landscape(path: str | Path | None, scan: Mapping[str, Any], units: Mapp
     if scan["kind"] != "grid" or len(scan["parameters"]) > 2:
         return None
     names = scan["parameters"]
-    z = np.array([np.nan if v is None else v for v in scan["significance"]], dtype=float)
+    values = scan["values"] if "values" in scan else scan["significance"]  # results.json before the POI uncertainty
+    z = np.array([np.nan if v is None else v for v in values], dtype=float)
+    figure = scan.get("figure", "Z0")
+    what = "Z0 (pyhf)" if figure == "Z0" else "sigma(mu) (expected, smaller is better)"
     label = {k: f"{k} [{units[k]}]" if units.get(k) else k for k in names}
     with _figure(path) as (fig, axes):
         ax = axes[0, 0]
         if len(names) == 1:
             (k,) = names
-            ax.plot(scan["axes"][k], z, "o-", color="k", label="hard cuts, pyhf")
+            ax.plot(scan["axes"][k], z, "o-", color="k", label="hard cuts")
             ax.axvline(scan["optimum"][k], color="tab:red", ls="--", label="optimiser")
             ax.set_xlabel(label[k])
-            ax.set_ylabel("Z0 (pyhf)")
+            ax.set_ylabel(what)
             ax.legend(fontsize=14)
         else:
             kx, ky = names
             grid = z.reshape(len(scan["axes"][kx]), len(scan["axes"][ky]))
             mesh = ax.pcolormesh(scan["axes"][kx], scan["axes"][ky], grid.T, shading="nearest", cmap="viridis")
-            fig.colorbar(mesh, ax=ax, label="Z0 (pyhf, hard cuts)")
+            fig.colorbar(mesh, ax=ax, label=f"{what}, hard cuts")
             ax.plot(scan["optimum"][kx], scan["optimum"][ky], "*", color="tab:red", ms=20, label="optimiser")
             ax.plot(scan["best"][kx], scan["best"][ky], "x", color="w", ms=14, mew=3, label="best grid point")
             ax.set_xlabel(label[kx])

@@ -601,7 +601,10 @@ def _optimise(
     log("evaluating the optimised cuts (hard cuts, pyhf) ...")
     after = evaluate(analysis, data, opt.values, slope_scale=settings.slope_end, unblind=unblind)
     log(f"scanning around the optimum ({settings.scan.points} points per cut) ...")
-    scan = compare_with_scan(analysis, opt.values, settings, optimum_significance=after.hard_significance)
+    figure = "sigma(mu)" if measures_poi_uncertainty(analysis) else "Z0"
+    scan = compare_with_scan(
+        analysis, opt.values, settings, optimum_significance=after.hard_significance, figure=figure
+    )
     results = build_results(analysis, settings, opt, before, after, scan, config_hash=config_hash)
     write_outputs(output, analysis, results, before, after)
     log(f"wrote {output}")
