@@ -66,9 +66,10 @@ def test_joint_distribution_matches_enumeration(a, b):
     np.testing.assert_allclose(dist.sum(axis=1), count_distribution(j, w_tag, b), atol=1e-13)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_hard_joint_count_equals_awkward(seed):
-    arr = random_collection(seed, n_events=80, long_event=40)
+def test_hard_joint_count_equals_awkward():
+    # three random samples (each with an empty, a single-object and a 40-object event) in one
+    # collection: one shape, so one compiled program per (a, b) instead of one per sample and (a, b)
+    arr = ak.concatenate([random_collection(seed, n_events=80, long_event=40) for seed in (1, 2, 3)])
     j = from_awkward(arr)
     sel = arr.pt > 25.0
     n_sel = ak.to_numpy(ak.sum(sel, axis=1))
@@ -132,9 +133,12 @@ def test_ttbar_like_selection_under_jit_and_vmap_over_slopes_converges():
     assert np.all(np.diff(errors) <= 0) and errors[0] > 0.1 and errors[-1] < 1e-9
 
 
-# A few fixed layouts (counts per event, with empty and long events): examples
-# differ in their weights, and XLA's per-shape compilations are reused.
-LAYOUTS = [(0,), (5,), (0, 1, 4, 2, 7), (2, 2, 0, 5, 1, 0)]
+# A few fixed layouts (counts per event: no object at all, one event, empty first and last
+# events, a long one) and limits (a, b): examples differ in their weights, and XLA's
+# compilations per shape and limits are reused (and shared by the two tests below).
+LAYOUTS = [(0,), (5,), (0, 1, 4, 2, 7, 2, 2, 0, 5, 1, 0)]
+#: (a, b): both 0, a < b, a > b, a beyond most events' counts.
+LIMITS = [(0, 0), (1, 3), (2, 1), (4, 2)]
 
 
 @st.composite
@@ -146,8 +150,9 @@ def object_pairs(draw, element):
 
 
 @settings(max_examples=20, deadline=None)
-@given(object_pairs(st.booleans()), st.integers(0, 4), st.integers(0, 3))
-def test_hard_joint_count_property(events, a, b):
+@given(object_pairs(st.booleans()), st.sampled_from(LIMITS))
+def test_hard_joint_count_property(events, limits):
+    a, b = limits
     counts, pairs = events
     sel = np.array([s for s, _ in pairs], dtype=np.float64)
     tag = np.array([s and t for s, t in pairs], dtype=np.float64)
@@ -160,8 +165,9 @@ def test_hard_joint_count_property(events, a, b):
 
 
 @settings(max_examples=20, deadline=None)
-@given(object_pairs(st.floats(0, 1)), st.integers(0, 3), st.integers(0, 3))
-def test_joint_distribution_is_a_distribution(events, a, b):
+@given(object_pairs(st.floats(0, 1)), st.sampled_from(LIMITS))
+def test_joint_distribution_is_a_distribution(events, limits):
+    a, b = limits
     counts, pairs = events
     w_sel = np.array([s for s, _ in pairs], dtype=np.float64)
     w_tag = w_sel * np.array([t for _, t in pairs], dtype=np.float64)
