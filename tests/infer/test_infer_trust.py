@@ -30,6 +30,7 @@ from diffhep.infer import (
     log_likelihood_ratio,
     poi_uncertainty,
 )
+from diffhep.infer.fit import _fit
 from diffhep.infer.hypotest import FIT_NAMES
 from diffhep.likelihood import build_model, from_workspace
 
@@ -235,8 +236,10 @@ def test_fit_reports_steps_and_convergence():
     good = fit(model, data)
     assert bool(good.converged) and 1 <= int(good.n_iterations) < 50 and int(good.start) == 0
     assert float(good.nll) == pytest.approx(-float(model.logpdf(good.bestfit, data)[0]), rel=1e-12)
+    compiled = _fit._cache_size()
     short = fit(model, data, init=jnp.asarray([5.0, 2.5]), n_steps=1)
     assert not bool(short.converged) and int(short.n_iterations) == 1
+    assert _fit._cache_size() == compiled  # n_steps is not static: no new program per step limit
     # several starts: the converged one with the lower NLL wins, and says which
     both = fit(model, data, init=jnp.asarray([[5.0, 2.5], [1.0, 0.0]]))
     assert bool(both.converged) and float(both.nll) == pytest.approx(float(good.nll), abs=1e-10)

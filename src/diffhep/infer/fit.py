@@ -147,7 +147,7 @@ class _State(NamedTuple):
 SMALLEST_STEP = 2.0**-34
 
 
-@partial(jax.jit, static_argnames=("n_steps", "n_halvings"))
+@partial(jax.jit, static_argnames=("n_halvings",))
 def _minimize(
     model: Model,
     data: Array,
@@ -218,7 +218,7 @@ def _minimize(
     return FitResult(bestfit=p, nll=value, n_iterations=final.step, converged=converged, start=zero)
 
 
-@partial(jax.jit, static_argnames=("n_steps", "n_halvings"))
+@partial(jax.jit, static_argnames=("n_halvings",))
 def _minimize_from(
     model: Model,
     data: Array,
@@ -270,7 +270,8 @@ def fit(
         bounds: ``(npars, 2)`` lower/upper bounds; default ``suggested_bounds()``.
         fixed_values: parameter index -> value; these parameters are set to the
             value and held fixed (values may be traced).
-        n_steps: the most Newton steps (static); the loop stops earlier at convergence.
+        n_steps: the most Newton steps; the loop stops earlier at convergence. Not static: fits
+            with different ``n_steps`` share one compiled program.
         n_halvings: number of step lengths up to 1 tried per step (static); lengths 2 and 4 are tried too.
 
     Returns:
@@ -311,7 +312,7 @@ def fit(
     )
 
 
-@partial(jax.jit, static_argnames=("n_steps", "n_halvings"))
+@partial(jax.jit, static_argnames=("n_halvings",))
 def _fit(
     model: Model,
     data: Array,

@@ -326,7 +326,7 @@ def hypotest(
             ``ToyCalculator``, :mod:`diffhep.infer.toys`; eager only, returns a
             :class:`~diffhep.infer.toys.ToyHypotestResult`).
         test_stat: ``"qtilde"`` (default, as pyhf), ``"q"`` or ``"q0"``.
-        n_steps: the most Newton steps per fit (static).
+        n_steps: the most Newton steps per fit (not static: no new compilation per value).
         on_failure: ``"raise"`` (default): called eagerly, a fit that did not
             converge raises :class:`~diffhep.errors.FitError` naming it;
             ``"flag"``: return the result with NaN p-values and
