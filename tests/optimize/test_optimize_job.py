@@ -28,6 +28,7 @@ from diffhep.optimize import (
     run_optimization,
 )
 from diffhep.optimize.checkpoint import latest_checkpoint, load_checkpoint
+from diffhep.optimize.run import objective_and_grad, objective_value
 from diffhep.workflow import run_job
 
 CONFIG = {
@@ -203,6 +204,18 @@ def test_job_improves_and_matches_brute_force(job):
     assert scan["optimum_significance"] == pytest.approx(z["hard_pyhf"]["after"])
     # Brute force on the grid finds nothing clearly better than the optimiser.
     assert scan["best_significance"] <= scan["optimum_significance"] * 1.03
+
+
+def test_evaluation_without_optimising_compiles_the_objective_alone(toy, data, job):
+    """``diffhep run`` evaluates the soft objective with a value-only program: the number of value and gradient."""
+    _, results = job
+    cuts = {k: jnp.asarray(v, dtype=jnp.result_type(float)) for k, v in results["final"].items()}
+    slope = jnp.asarray(SETTINGS.slope_end, dtype=jnp.result_type(float))
+    value = objective_value(toy)
+    assert objective_value(toy) is value  # compiled once per analysis
+    with_grad, _ = objective_and_grad(toy)(cuts, data, slope)  # the job's program
+    assert float(value(cuts, data, slope)) == pytest.approx(float(with_grad), rel=1e-6)
+    assert float(value(cuts, data, slope)) == pytest.approx(results["significance"]["soft"]["after"], rel=1e-6)
 
 
 def test_job_reports_plain_pyhf_hypotest_beside_the_hard_significance(job):

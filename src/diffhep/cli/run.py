@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{analysis.name}: loading samples ({execution.describe()}) ...", quiet=args.quiet)
         data = analysis.load()
         say("evaluating (soft and hard cuts, pyhf) ...", quiet=args.quiet)
-        ev = evaluate(analysis, data, cuts, slope_scale=settings.slope_end, unblind=args.unblind)
+        ev = evaluate(analysis, data, cuts, slope_scale=settings.slope_end, unblind=args.unblind, optimising=False)
     finally:
         if hasattr(analysis, "close"):
             analysis.close()

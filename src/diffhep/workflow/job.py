@@ -27,7 +27,13 @@ from diffhep.engine.network import architecture
 from diffhep.engine.protocol import Analysis, Histograms
 from diffhep.errors import ConfigError, DiffhepError
 from diffhep.optimize.networks import has_networks, network_records, pretrain, split_networks, starting_networks
-from diffhep.optimize.run import OptimizationResult, is_chunked, objective_and_grad, run_optimization
+from diffhep.optimize.run import (
+    OptimizationResult,
+    is_chunked,
+    objective_and_grad,
+    objective_value,
+    run_optimization,
+)
 from diffhep.optimize.scan import ScanResult, compare_with_scan, significances, workspace_poi_uncertainty
 from diffhep.optimize.settings import OptimizerSettings
 from diffhep.outputs import atomic_write, remove_outputs, write_json, write_text
@@ -130,11 +136,21 @@ def measures_poi_uncertainty(analysis: Analysis) -> bool:
 
 
 def evaluate(
-    analysis: Analysis, data: Any, cuts: Mapping[str, float], *, slope_scale: float = 1.0, unblind: bool = False
+    analysis: Analysis,
+    data: Any,
+    cuts: Mapping[str, float],
+    *,
+    slope_scale: float = 1.0,
+    unblind: bool = False,
+    optimising: bool = True,
 ) -> Evaluation:
     """Hard histograms, workspace, pyhf significance, soft objective and cutflow at ``cuts``; with observed
     data (or pseudodata), the observed numbers, signal regions blinded unless ``unblind``
-    (:mod:`diffhep.workflow.observed`). The soft objective never sees the observations."""
+    (:mod:`diffhep.workflow.observed`). The soft objective never sees the observations.
+
+    ``optimising``: the soft objective comes from the optimisation steps' compiled value and gradient
+    (:func:`~diffhep.optimize.run.objective_and_grad`, compiled once for both); ``False`` (``diffhep run``)
+    compiles the value alone (:func:`~diffhep.optimize.run.objective_value`), the same number."""
     cuts = {k: float(v) for k, v in cuts.items()}
     hard = analysis.hard_histograms(cuts)
     obs = observations(analysis, cuts, hard, unblind=unblind)
@@ -145,11 +161,13 @@ def evaluate(
     if is_chunked(analysis):  # chunk by chunk: a number, not a traceable function
         soft = analysis.objective(cuts, data, slope_scale)
     else:
-        # the optimisation steps' compiled program (the gradient is dropped): no second compilation
         args = ({k: jnp.asarray(v, dtype=dtype) for k, v in cuts.items()}, data, jnp.asarray(slope_scale, dtype=dtype))
         if has_networks(analysis):  # at the analysis's current networks, as the hard histograms
             args += (split_networks(analysis.networks)[0],)
-        soft, _ = objective_and_grad(analysis)(*args)
+        if optimising:  # the optimisation steps' compiled program (the gradient is dropped): no second compilation
+            soft, _ = objective_and_grad(analysis)(*args)
+        else:
+            soft = objective_value(analysis)(*args)
     return Evaluation(
         cuts=cuts,
         hard=hard,
