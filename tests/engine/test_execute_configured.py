@@ -27,6 +27,7 @@ import logging
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
@@ -37,10 +38,12 @@ from diffhep.engine import chunked
 from diffhep.engine.chunked import ChunkedAnalysis
 from diffhep.engine.configured import ConfiguredAnalysis
 from diffhep.errors import DiffhepError
-from diffhep.execute import ExecutionSettings
+from diffhep.execute import ExecutionSettings, streaming
 from diffhep.histogram import Histogram
 from diffhep.io.generate import generate_sample
 from diffhep.io.generate_agc import generate_agc_sample
+from diffhep.optimize.run import objective_and_grad, run_optimization
+from diffhep.optimize.settings import OptimizerSettings
 
 HERE = Path(__file__).resolve().parents[1]  # tests/
 AGC_CONFIG = HERE / "configs" / "chunked_agc.yaml"
@@ -146,11 +149,14 @@ def test_streaming_with_a_cache_reads_no_root_file_the_second_time(agc, tmp_path
         first.load()
         value = float(first.value_and_grad(CUTS, SLOPE).value)
         assert first.executor.cache.misses == sum(c.n_events > 0 for c in first.chunks)
+    contractions = len(streaming._CONTRACTIONS)
     with ChunkedAnalysis(memory, config.data, settings=settings) as second:
         second.load()
         monkeypatch.setattr("diffhep.engine.chunk_prepare.read_chunk", lambda *a: 1 / 0)
         assert float(second.value_and_grad(CUTS, SLOPE).value) == value
         assert second.executor.cache.misses == 0
+    # a new analysis of the same config finds the objective's compiled contraction again (equal objective_fn)
+    assert second.program.objective_fn == first.program.objective_fn and len(streaming._CONTRACTIONS) == contractions
     assert value == pytest.approx(reference["value"], rel=1e-10)
 
 
@@ -201,34 +207,61 @@ def dimuon(tmp_path_factory) -> Path:
     return path
 
 
-def test_optimize_streaming_gives_the_in_memory_cuts(dimuon, tmp_path, capsys):
-    memory, streamed = tmp_path / "memory", tmp_path / "streaming"
-    assert main(["optimize", str(dimuon), "--output", str(memory), "--quiet"]) == 0
-    argv = [
-        "optimize",
-        str(dimuon),
-        "--output",
-        str(streamed),
-        "--quiet",
-        "--execution",
-        "streaming",
-        "--chunk-size",
-        "400",
-    ]
-    assert main(argv) == 0
-    a, b = (json.loads((d / "results.json").read_text()) for d in (memory, streamed))
-    assert b["steps"] == a["steps"] == 2
-    for name, value in a["final"].items():
+def assert_close_tree(got, want, where: str) -> None:
+    """JSON ``got`` equals ``want`` (dicts, lists, arrays, strings), numbers to 1e-10 relative."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and list(got) == list(want), where
+        for key in want:
+            assert_close_tree(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, (list, tuple)) or (isinstance(want, np.ndarray | jax.Array) and np.ndim(want) > 0):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close_tree(g, w, f"{where}[{i}]")
+    elif isinstance(want, str) or want is None or isinstance(want, bool):
+        assert got == want, where
+    else:
+        assert got == pytest.approx(float(want), rel=1e-10, abs=1e-12), where
+
+
+def test_optimize_streaming_gives_the_in_memory_cuts(dimuon, tmp_path):
+    """``diffhep optimize --execution streaming`` (steps, evaluations, scan and outputs chunk by chunk)
+    ends at the cuts of the same optimisation in memory, with its histograms, workspace and soft objective.
+
+    The in-memory side runs at the library level (``run_optimization``, the hard histograms, the
+    workspace, the objective's compiled program), not as a second ``diffhep optimize``: the in-memory
+    command line is tested in tests/cli and tests/templates. Equal workspaces give equal pyhf
+    significances; the streamed job's own pyhf numbers are checked finite here.
+    """
+    streamed = tmp_path / "streaming"
+    argv = ["optimize", str(dimuon), "--output", str(streamed), "--quiet", "--execution", "streaming"]
+    assert main([*argv, "--chunk-size", "400"]) == 0
+    b = json.loads((streamed / "results.json").read_text())
+    loaded = load_config(dimuon)
+    memory = ConfiguredAnalysis.from_config(loaded.data, base=loaded.base_dir)
+    data = memory.load()
+    settings = OptimizerSettings.from_config(loaded.data["optimizer"])
+    opt = run_optimization(
+        memory, data, settings, output=tmp_path / "memory", progress=False, config_hash=loaded.config_hash
+    )
+    soft, dtype = {}, jnp.result_type(float)  # evaluate()'s call of the steps' program
+    for stage, cuts in (("before", opt.initial), ("after", opt.values)):
+        args = ({k: jnp.asarray(v, dtype) for k, v in cuts.items()}, data, jnp.asarray(settings.slope_end, dtype))
+        soft[stage] = float(objective_and_grad(memory)(*args)[0])
+    hard = {"before": memory.hard_histograms(opt.initial), "after": memory.hard_histograms(opt.values)}
+    workspace = memory.workspace(hard["after"])
+    assert b["steps"] == opt.steps == 2 and b["initial"] == pytest.approx(opt.initial, rel=1e-12)
+    for name, value in opt.values.items():
         assert b["final"][name] == pytest.approx(value, rel=1e-9)
     assert b["final"] != b["initial"]
     for stage in ("before", "after"):
-        # pyhf's fit (scipy, finite tolerance) turns yields equal to 1e-15 into Z equal to ~1e-9.
-        assert b["significance"]["hard_pyhf"][stage] == pytest.approx(a["significance"]["hard_pyhf"][stage], rel=1e-7)
-        assert b["significance"]["soft"][stage] == pytest.approx(a["significance"]["soft"][stage], rel=1e-9)
-    for region, yields in a["yields"]["after"].items():
-        assert b["yields"]["after"][region] == pytest.approx(yields, rel=1e-10)
+        assert b["significance"]["soft"][stage] == pytest.approx(soft[stage], rel=1e-9)
+        assert np.isfinite(b["significance"]["hard_pyhf"][stage]) and b["significance"]["hard_pyhf"][stage] > 0
+        for region, hs in hard[stage].items():
+            got = b["yields"][stage][region]  # nominal samples
+            assert got == pytest.approx({k: float(np.sum(hs[k].counts)) for k in got}, rel=1e-10), (stage, region)
+    assert_close_tree(json.loads((streamed / "workspace.json").read_text()), workspace, "workspace")
     assert sorted(p.name for p in (streamed / "checkpoints").iterdir()) == sorted(
-        p.name for p in (memory / "checkpoints").iterdir()
+        p.name for p in (tmp_path / "memory" / "checkpoints").iterdir()
     )
 
 

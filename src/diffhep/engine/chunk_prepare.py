@@ -159,6 +159,24 @@ class ChunkProgram:
         """The config's figure of merit of the summed histograms (the in-memory objective)."""
         return self.analysis().figure_of_merit(self.assemble(sums))
 
+    @property
+    def objective_fn(self) -> ProgramObjective:
+        """:meth:`objective` as a value equal (and hashing equal) for equal programs, the executors'
+        ``objective_fn``: their compiled contraction is kept per function object, and a bound method
+        is equal only to methods of the same object, so each new analysis of the same config (a
+        second ``ChunkedAnalysis``, the command line's ``run`` then ``optimize``) compiled it again."""
+        return ProgramObjective(self)
+
+
+@dataclass(frozen=True)
+class ProgramObjective:
+    """``program.objective`` (:attr:`ChunkProgram.objective_fn`)."""
+
+    program: ChunkProgram
+
+    def __call__(self, sums: Mapping[str, Mapping[str, Histogram]]) -> Array:
+        return self.program.objective(sums)
+
 
 @functools.lru_cache(maxsize=16)
 def _soft_flow(program: ChunkProgram) -> Any:

@@ -221,7 +221,7 @@ class ChunkedAnalysis:
     def value_and_grad(self, cuts: Mapping[str, Any], slope_scale: float = 1.0) -> StepResult:
         """Objective and its gradient w.r.t. the cuts (physical units), and the summed histograms."""
         theta = {p.name: float(cuts[p.name]) for p in self.parameters}
-        return self._padded().value_and_grad(self.program.objective, theta, fixed={SLOPE: float(slope_scale)})
+        return self._padded().value_and_grad(self.program.objective_fn, theta, fixed={SLOPE: float(slope_scale)})
 
     def soft_histograms(self, cuts: Mapping[str, Any], data: Any = None, slope_scale: float = 1.0) -> dict:
         """Soft histograms ``region -> key -> Histogram`` summed over chunks (not traceable)."""
