@@ -28,8 +28,11 @@ MEASUREMENTS = [
 
 
 def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeypatch, no_persistent_cache):
+    """Also with a relative ``--workdir work/bench/agc-data`` and ``--output`` from a fresh folder (issue 17,
+    item 0): the generated files and the report are found there."""
     pytest.importorskip("distributed")
-    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "work" / "bench" / "agc"
     fits = iter([("memory", "auto: in memory"), ("streaming", "auto: streaming (estimated 9 GB, 1 GB available)")])
     # the 2nd size "does not fit"; patched where the bench looks it up (a patch of diffhep.execute.settings would
     # stay bound in diffhep.bench.agc, imported by the command under it, after this test)
@@ -48,13 +51,15 @@ def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeyp
         "1",
         "--dask-threads",
         "--workdir",
-        str(tmp_path / "data"),
+        "work/bench/agc-data",
         "--output",
-        str(out),
+        "work/bench/agc",
         "--quiet",
     ]
-    assert main(argv) == 0
+    assert main(argv) == 0, capsys.readouterr().err
     report = json.loads((out / "bench.json").read_text())
+    for events in (EVENTS, 2000):
+        assert (tmp_path / "work" / "bench" / "agc-data" / f"events_{events}" / "ttbar.root").is_file()
     assert report["settings"]["events"] == [EVENTS, 2000] and report["repeat"] == 1
     assert report["machine"]["cpu_count"] >= 1 and len(report["machine"]["load_average"]) == 3
     size, large = report["results"]
@@ -142,34 +147,3 @@ def test_prepare_config_with_a_relative_folder_names_the_generated_files(tmp_pat
         for f in sample["files"]:
             assert Path(f).is_file() and Path(f).parent == path.resolve().parent, f
     assert sum(bench_agc._entries(f) for s in config.data["samples"].values() for f in s["files"]) == 500
-
-
-def test_bench_agc_with_a_relative_workdir(tmp_path, capsys, monkeypatch, no_persistent_cache):
-    """``diffhep bench agc --workdir work/bench/agc-data`` from a fresh folder (issue 17, item 0)."""
-    pytest.importorskip("distributed")
-    monkeypatch.chdir(tmp_path)
-    # streaming only (the in-memory step is skipped): one program less to compile; the paths are what is tested
-    monkeypatch.setattr("diffhep.bench.agc.choose_mode", lambda *a: ("streaming", "auto: streaming (test)"))
-    argv = [
-        "bench",
-        "agc",
-        "--config",
-        str(CONFIG),
-        "--events",
-        "1e3",
-        "--chunk-size",
-        "1000",
-        "--repeat",
-        "1",
-        "--dask-threads",
-        "--workdir",
-        "work/bench/agc-data",
-        "--output",
-        "work/bench/agc",
-        "--quiet",
-    ]
-    assert main(argv) == 0, capsys.readouterr().err
-    report = json.loads((tmp_path / "work" / "bench" / "agc" / "bench.json").read_text())
-    (size,) = report["results"]
-    assert size["events"] == 1000 and all(m["entries"] == 1000 for m in size["measurements"])
-    assert (tmp_path / "work" / "bench" / "agc-data" / "events_1000" / "ttbar.root").is_file()
