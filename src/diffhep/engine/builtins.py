@@ -36,7 +36,7 @@ from diffhep.engine.backend import SOFT, Backend
 from diffhep.engine.expressions import text
 from diffhep.engine.objects import ObjectDef, Ref, parse_ref
 from diffhep.errors import ConfigError
-from diffhep.jagged import Jagged, structure_from_counts
+from diffhep.jagged import Jagged, structure_from_counts, to_jax
 from diffhep.jagged.candidates import trijets, zz_candidates
 
 __all__ = ["BUILTINS", "CandidateSpec", "Candidates", "candidate_spec", "prepare", "probabilities", "expected"]
@@ -121,11 +121,11 @@ def _flat_members(local: list[ak.Array], counts: np.ndarray, parent_counts: np.n
 def _jagged(values: ak.Array) -> Jagged:
     counts = ak.to_numpy(ak.num(values, axis=1))
     seg, local = structure_from_counts(counts)
-    flat = jnp.asarray(ak.to_numpy(ak.flatten(values, axis=1)).astype(np.float64), dtype=jnp.result_type(float))
+    flat = to_jax(ak.to_numpy(ak.flatten(values, axis=1)).astype(np.float64), jnp.result_type(float))
     return Jagged(
         fields={"value": flat},
-        segment_ids=jnp.asarray(seg),
-        local_index=jnp.asarray(local),
+        segment_ids=to_jax(seg),
+        local_index=to_jax(local),
         n_events=len(counts),
         max_count=int(counts.max()) if len(counts) else 0,
     )
@@ -140,19 +140,19 @@ def _pairs(p4: ak.Array) -> Candidates:
     start = gap == 1
     runs = Jagged(
         fields={},
-        segment_ids=jnp.asarray(np.cumsum(start) - 1, dtype=jnp.int32),
-        local_index=jnp.asarray(gap - 1, dtype=jnp.int32),
+        segment_ids=to_jax(np.cumsum(start) - 1, np.int32),
+        local_index=to_jax(gap - 1, np.int32),
         n_events=int(start.sum()),
         max_count=int(gap.max()) if len(gap) else 0,
     )
-    return Candidates(combos, jnp.asarray(members, dtype=jnp.int32), runs)
+    return Candidates(combos, to_jax(members, np.int32), runs)
 
 
 def _trijets(p4: ak.Array) -> Candidates:
     tri = trijets(p4)
     combos = _jagged(tri.mass)
     members = _flat_members([tri.i1, tri.i2, tri.i3], combos.counts(), ak.to_numpy(ak.num(p4, axis=1)))
-    return Candidates(combos, jnp.asarray(members, dtype=jnp.int32))
+    return Candidates(combos, to_jax(members, np.int32))
 
 
 def _m4l(muons: ak.Array, electrons: ak.Array) -> Candidates:
@@ -174,14 +174,14 @@ def _m4l(muons: ak.Array, electrons: ak.Array) -> Candidates:
             np.where(is_mu, _offsets(n_mu)[event] + local, n_mu.sum() + _offsets(n_el)[event] + local - n_mu[event])
         )
     members = np.stack(cols, axis=1).reshape(-1, 4)
-    return Candidates(combos, jnp.asarray(members, dtype=jnp.int32))
+    return Candidates(combos, to_jax(members, np.int32))
 
 
 def _extreme(values: ak.Array, largest: bool) -> Candidates:
     order = ak.argsort(values, axis=1, ascending=not largest, stable=True)
     combos = _jagged(values[order])
     members = _flat_members([order], combos.counts(), ak.to_numpy(ak.num(values, axis=1)))
-    return Candidates(combos, jnp.asarray(members, dtype=jnp.int32))
+    return Candidates(combos, to_jax(members, np.int32))
 
 
 def prepare(spec: CandidateSpec, built: Mapping[str, ak.Array], p4: Callable[[str], ak.Array]) -> Candidates:

@@ -29,7 +29,7 @@ from jax import Array
 from diffhep.engine.builtins import Candidates, CandidateSpec
 from diffhep.engine.objects import ObjectDef
 from diffhep.histogram import BinnedKernel
-from diffhep.jagged import Jagged
+from diffhep.jagged import Jagged, to_jax
 
 __all__ = ["SampleData", "concatenate"]
 
@@ -88,14 +88,14 @@ class SampleData(eqx.Module):
 
 
 def _cat(arrays: Sequence[Array]) -> Array:
-    return jnp.concatenate([jnp.asarray(a) for a in arrays])
+    return to_jax(np.concatenate([np.asarray(a) for a in arrays]))  # on the host: no program per shape
 
 
 def _jagged(parts: Sequence[Jagged], event_offsets: Sequence[int]) -> Jagged:
     return Jagged(
         fields={f: _cat([p.fields[f] for p in parts]) for f in parts[0].fields},
-        segment_ids=_cat([p.segment_ids + o for p, o in zip(parts, event_offsets, strict=True)]).astype(jnp.int32),
-        local_index=_cat([p.local_index for p in parts]).astype(jnp.int32),
+        segment_ids=_cat([np.asarray(p.segment_ids, np.int32) + o for p, o in zip(parts, event_offsets, strict=True)]),
+        local_index=_cat([np.asarray(p.local_index, np.int32) for p in parts]),
         n_events=sum(p.n_events for p in parts),
         max_count=max(p.max_count for p in parts),
     )
@@ -117,7 +117,7 @@ def _remap(index: Array, sources: Sequence[str], parts: Sequence[SampleData], v:
         out[inside] = index[inside] - start_local + start_global + sum(sizes[:v])
         start_local += n_v
         start_global += sum(sizes)
-    return jnp.asarray(out, dtype=jnp.int32)
+    return to_jax(out, np.int32)
 
 
 def _sources(spec: CandidateSpec) -> tuple[str, ...]:
@@ -156,8 +156,8 @@ def _varied(
         starts = _offsets(counts)
         entries.append((key, tuple((starts[i], starts[i] + counts[i]) for i in sorted(used))))
     return {
-        "varied_weight": jnp.asarray(weight, dtype=dtype),
-        "varied_sample": jnp.asarray(sample),
+        "varied_weight": to_jax(weight, dtype),
+        "varied_sample": to_jax(sample),
         "varied_blocks": blocks,
         "varied_entries": tuple(entries),
     }
@@ -199,7 +199,7 @@ def concatenate(
         candidates[key] = Candidates(
             _jagged([c.combos for c in cands], event_offsets), members.reshape(-1, cands[0].members.shape[1]), runs
         )
-    sample = _cat([jnp.full(p.weight.shape, order.index(k), dtype=jnp.int32) for k, p in zip(keys, parts, strict=True)])
+    sample = _cat([np.full(p.weight.shape, order.index(k), dtype=np.int32) for k, p in zip(keys, parts, strict=True)])
     return SampleData(
         objects=objects,
         union_index=union_index,

@@ -53,6 +53,7 @@ from diffhep.engine.systematics import Variation
 from diffhep.errors import ConfigError, InputError, closest
 from diffhep.io.memory import MemoryEvents
 from diffhep.io.read import errors_within, expand_files, num_entries, read_events
+from diffhep.jagged import to_jax
 
 vector.register_awkward()
 
@@ -516,9 +517,9 @@ def load_sample_weights(
     part = SampleData(
         objects=jagged,
         union_index=union_index,
-        events={k: jnp.asarray(np.asarray(event_cols[k], dtype=np.float64), dtype=dtype) for k in plan_.events},
-        weight=jnp.asarray(weight, dtype=dtype),
-        sample=jnp.zeros((n,), dtype=jnp.int32),
+        events={k: to_jax(np.asarray(event_cols[k], dtype=np.float64), dtype) for k in plan_.events},
+        weight=to_jax(weight, dtype),
+        sample=to_jax(np.zeros(n, dtype=np.int32)),
         candidates=candidates,
         kernels={},
         hard_kernels={},

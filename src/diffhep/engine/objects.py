@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import awkward as ak
-import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
 from diffhep.engine.backend import HARD
 from diffhep.engine.expressions import Evaluator, discrete_scope, host_mask, names, parameters_in, parse
 from diffhep.errors import ConfigError, closest
-from diffhep.jagged import Jagged, from_awkward
+from diffhep.jagged import Jagged, from_awkward, to_jax
 
 __all__ = ["ObjectDef", "Ref", "parse_objects", "parse_ref", "is_soft", "build_host", "to_jagged", "ObjectWeights"]
 
@@ -232,7 +231,7 @@ def to_jagged(array: ak.Array) -> tuple[Jagged, Array | None]:
     jagged = from_awkward(array, fields=fields)
     if SOURCE not in ak.fields(array):
         return jagged, None
-    return jagged, jnp.asarray(ak.to_numpy(ak.flatten(array[SOURCE], axis=1)), dtype=jnp.int32)
+    return jagged, to_jax(ak.to_numpy(ak.flatten(array[SOURCE], axis=1)), np.int32)
 
 
 class ObjectWeights:

@@ -25,6 +25,7 @@ from diffhep.engine import objects, regions
 from diffhep.engine.backend import HARD
 from diffhep.engine.combine import SampleData
 from diffhep.engine.network import feature_key, scale_key
+from diffhep.jagged import to_jax
 
 __all__ = ["event_numbers", "with_features", "prepare"]
 
@@ -50,11 +51,11 @@ def _scaled(data: SampleData, keep: np.ndarray) -> SampleData:
         kept = int(np.count_nonzero(keep & mine))
         factor[mine & keep] = np.count_nonzero(mine) / kept if kept else 0.0
     dtype = jnp.result_type(float)
-    out = eqx.tree_at(lambda d: d.weight, data, jnp.asarray(np.asarray(data.weight) * factor, dtype=dtype))
+    out = eqx.tree_at(lambda d: d.weight, data, to_jax(np.asarray(data.weight) * factor, dtype))
     varied = getattr(data, "varied_weight", None)  # weight-only variations as rows over their sample's events
     if varied is not None:
         rows = np.asarray(varied) * factor[None, : varied.shape[1]]
-        out = eqx.tree_at(lambda d: d.varied_weight, out, jnp.asarray(rows, dtype=dtype))
+        out = eqx.tree_at(lambda d: d.varied_weight, out, to_jax(rows, dtype))
     return out
 
 
@@ -92,8 +93,8 @@ def with_features(
             mean = raw[fit].mean(axis=0) if fit.any() else np.zeros(raw.shape[1])
             standardisation[name] = (mean, np.where(std > 0, std, 1.0))
         mean, std = standardisation[name]
-        features[feature_key(name)] = jnp.asarray((raw - mean) / std, dtype=jnp.result_type(float))
-        features[scale_key(name)] = jnp.asarray(np.stack([mean, std]), dtype=jnp.result_type(float))
+        features[feature_key(name)] = to_jax((raw - mean) / std, jnp.result_type(float))
+        features[scale_key(name)] = to_jax(np.stack([mean, std]), jnp.result_type(float))
     return eqx.tree_at(lambda d: d.events, data, {**data.events, **features})
 
 

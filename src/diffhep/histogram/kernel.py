@@ -101,7 +101,10 @@ def binned_kernel(x: Array, edges: np.ndarray, bandwidth: float, *, n_sigma: flo
     np_edges = np.asarray(edges, dtype=np.float64)
     band_width(np_edges, bandwidth, n_sigma)  # validates edges and bandwidth
     key = tuple(float(v) for v in np_edges)
-    first, fractions = _kernel_arrays(jnp.asarray(x), key, float(bandwidth), float(n_sigma))
+    # x as it is (a jitted function takes NumPy without the per-shape program of jnp.asarray)
+    first, fractions = _kernel_arrays(
+        x if isinstance(x, jax.Array) else np.asarray(x), key, float(bandwidth), float(n_sigma)
+    )
     return BinnedKernel(first_bin=first, fractions=fractions, edges=key, bandwidth=float(bandwidth))
 
 

@@ -20,7 +20,7 @@ Modules, in the order an analysis uses them:
 """
 
 from diffhep.jagged.combinations import Combinations, cartesian, combinations
-from diffhep.jagged.core import Jagged, from_awkward, structure_from_counts, to_awkward
+from diffhep.jagged.core import Jagged, from_awkward, structure_from_counts, to_awkward, to_jax
 from diffhep.jagged.events import Events, from_awkward_events
 from diffhep.jagged.kinematics import (
     FourVector,
@@ -45,6 +45,7 @@ __all__ = [
     "from_awkward",
     "to_awkward",
     "structure_from_counts",
+    "to_jax",
     "Events",
     "from_awkward_events",
     "Leading",

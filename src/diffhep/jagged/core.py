@@ -48,7 +48,7 @@ from diffhep.jagged import reduce
 if TYPE_CHECKING:
     from diffhep.jagged.combinations import Combinations
 
-__all__ = ["Jagged", "from_awkward", "to_awkward", "structure_from_counts"]
+__all__ = ["Jagged", "from_awkward", "to_awkward", "structure_from_counts", "to_jax"]
 
 
 class Jagged(eqx.Module):
@@ -170,6 +170,24 @@ class Jagged(eqx.Module):
         return np.bincount(np.asarray(self.segment_ids), minlength=self.n_events)
 
 
+def to_jax(x: Any, dtype: Any = None) -> Array:
+    """Host data (NumPy, Awkward's NumPy buffers, lists) as a JAX array of ``dtype``, compiling nothing.
+
+    ``jnp.asarray`` of a NumPy array compiles a small program per shape (``jit(stage)``, and a
+    ``convert_element_type`` where the dtype changes); loading an analysis built ~50 of them, each
+    traced, lowered and compiled for ~20 ms, again for every new sample size (measured on the dimuon
+    template: 56 compiles in ``load()``). The conversion here is NumPy's, on the host (the same IEEE
+    rounding), and ``jax.device_put`` copies the result without a program. The dtype is canonicalised
+    as JAX's (``int64`` -> ``int32`` without x64). A JAX array of the dtype is returned as it is.
+
+    >>> to_jax(np.arange(3), np.float32).tolist()
+    [0.0, 1.0, 2.0]
+    """
+    if isinstance(x, jax.Array) and (dtype is None or x.dtype == dtype):
+        return x
+    return jax.device_put(np.asarray(x, dtype=dtype))
+
+
 def structure_from_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Host ``(segment_ids, local_index)``, both ``int32[objects]``, from ``counts[events]``."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -227,11 +245,11 @@ def from_awkward(
     counts = ak.to_numpy(ak.num(array, axis=1))
     segment_ids, local_index = structure_from_counts(counts)
     dtype = dtype or jnp.result_type(float)
-    flat = {name: jnp.asarray(ak.to_numpy(ak.flatten(col, axis=1)), dtype=dtype) for name, col in columns.items()}
+    flat = {name: to_jax(ak.to_numpy(ak.flatten(col, axis=1)), dtype) for name, col in columns.items()}
     return Jagged(
         fields=flat,
-        segment_ids=jnp.asarray(segment_ids),
-        local_index=jnp.asarray(local_index),
+        segment_ids=to_jax(segment_ids),
+        local_index=to_jax(local_index),
         n_events=len(counts),
         max_count=int(counts.max()) if len(counts) else 0,
     )
