@@ -147,8 +147,7 @@ class _State(NamedTuple):
 SMALLEST_STEP = 2.0**-34
 
 
-@partial(jax.jit, static_argnames=("n_halvings",))
-def _minimize(
+def _minimize_impl(
     model: Model,
     data: Array,
     init: Array,
@@ -218,6 +217,12 @@ def _minimize(
     return FitResult(bestfit=p, nll=value, n_iterations=final.step, converged=converged, start=zero)
 
 
+#: The compiled single-start minimiser. :func:`_minimize_from` vmaps the plain function instead: batching
+#: it while tracing is half the tracing and lowering of batching a nested jitted call's jaxpr (a
+#: hypotest of a new model: 1.9 -> 0.8 s of its compile's 2.5 s), for the same numbers.
+_minimize = partial(jax.jit, static_argnames=("n_halvings",))(_minimize_impl)
+
+
 @partial(jax.jit, static_argnames=("n_halvings",))
 def _minimize_from(
     model: Model,
@@ -235,7 +240,7 @@ def _minimize_from(
     lowest NLL wins, a non-converged fit wins only if none converged.
     ``start`` says which row gave the result.
     """
-    runs = jax.vmap(lambda p: _minimize(model, data, p, lower, upper, free, n_steps, n_halvings))(starts)
+    runs = jax.vmap(lambda p: _minimize_impl(model, data, p, lower, upper, free, n_steps, n_halvings))(starts)
     # compare the candidates by NLL differences to the first (no cancellation of large NLLs)
     first = runs.bestfit[0]
     diffs = -jax.vmap(lambda c: log_likelihood_ratio(model, data, c, first))(runs.bestfit)
