@@ -89,7 +89,7 @@ def test_soft_cuts_vmap_over_cuts_and_slopes():
 
 def test_soft_cut_gradients_match_finite_differences():
     x = jnp.asarray(np.random.default_rng(4).normal(size=20))
-    check_grads(lambda c, s: soft_above(x, c, s).sum(), (0.1, 3.0), order=1, modes=["fwd", "rev"])
+    check_grads(lambda c, s: soft_above(x, c, s).sum(), (0.1, 3.0), order=1, modes=["rev"])
     check_grads(lambda c, t: soft_below(x, c, temperature=t).sum(), (0.1, 0.3), order=1, modes=["rev"])
     check_grads(lambda lo, hi: soft_window(x, lo, hi, 2.0).sum(), (-0.5, 0.7), order=1, modes=["rev"])
 
@@ -136,9 +136,9 @@ def test_soft_cuts_converge_to_hard(slope):
     np.testing.assert_allclose(soft_window(x, 0.3, 1.0, slope)[mask2], hard_window(x, 0.3, 1.0)[mask2], atol=1e-6)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_count_distribution_matches_enumeration(seed):
-    arr = random_collection(seed, n_events=15, long_event=9)
+def test_count_distribution_matches_enumeration():
+    # three random samples in one collection: one shape, one compiled program per function
+    arr = ak.concatenate([random_collection(seed, n_events=15, long_event=9) for seed in (0, 1, 2)])
     j = from_awkward(arr)
     w = jax.nn.sigmoid(0.2 * (j.pt - 15.0))
     dist = np.asarray(count_distribution(j, w, 3))
@@ -161,7 +161,7 @@ def test_count_gradients_match_finite_differences():
         w = soft_above(j.pt, c, 0.2)
         return jnp.sum(at_least(j, w, 2) * jnp.arange(j.n_events) + exactly(j, w, 1) + none_pass(j, w))
 
-    check_grads(f, (18.0,), order=1, modes=["fwd", "rev"])
+    check_grads(f, (18.0,), order=1, modes=["rev"])  # reverse mode against central finite differences
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 4])

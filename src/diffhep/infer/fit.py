@@ -219,7 +219,7 @@ def _minimize_impl(
 
 #: The compiled single-start minimiser. :func:`_minimize_from` vmaps the plain function instead: batching
 #: it while tracing is half the tracing and lowering of batching a nested jitted call's jaxpr (a
-#: hypotest of a new model: 1.9 -> 0.8 s of its compile's 2.5 s), for the same numbers.
+#: hypotest of a new model: 1.7 -> 0.8 s of its 2.5 s of compile), for the same numbers.
 _minimize = partial(jax.jit, static_argnames=("n_halvings",))(_minimize_impl)
 
 
