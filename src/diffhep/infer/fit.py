@@ -147,7 +147,8 @@ class _State(NamedTuple):
 SMALLEST_STEP = 2.0**-34
 
 
-def _minimize_impl(
+@partial(jax.jit, static_argnames=("n_halvings",))
+def _minimize(
     model: Model,
     data: Array,
     init: Array,
@@ -217,12 +218,6 @@ def _minimize_impl(
     return FitResult(bestfit=p, nll=value, n_iterations=final.step, converged=converged, start=zero)
 
 
-#: The compiled single-start minimiser. :func:`_minimize_from` vmaps the plain function instead: batching
-#: it while tracing is half the tracing and lowering of batching a nested jitted call's jaxpr (a
-#: hypotest of a new model: 1.7 -> 0.8 s of its 2.5 s of compile), for the same numbers.
-_minimize = partial(jax.jit, static_argnames=("n_halvings",))(_minimize_impl)
-
-
 @partial(jax.jit, static_argnames=("n_halvings",))
 def _minimize_from(
     model: Model,
@@ -240,7 +235,7 @@ def _minimize_from(
     lowest NLL wins, a non-converged fit wins only if none converged.
     ``start`` says which row gave the result.
     """
-    runs = jax.vmap(lambda p: _minimize_impl(model, data, p, lower, upper, free, n_steps, n_halvings))(starts)
+    runs = jax.vmap(lambda p: _minimize(model, data, p, lower, upper, free, n_steps, n_halvings))(starts)
     # compare the candidates by NLL differences to the first (no cancellation of large NLLs)
     first = runs.bestfit[0]
     diffs = -jax.vmap(lambda c: log_likelihood_ratio(model, data, c, first))(runs.bestfit)
