@@ -86,7 +86,7 @@ def test_gradients_wrt_weights_and_values(sample):
         h = kde_hist(x, w, edges, 3.0)
         return jnp.sum(h.counts**2) + jnp.sum(jnp.sqrt(h.sumw2 + 1.0))
 
-    check_grads(jax.jit(f), (x, w), order=1, modes=["rev"])
+    check_grads(jax.jit(f), (x, w), order=1, modes=["fwd", "rev"])
     assert jnp.allclose(jax.jit(f)(x, w), f(x, w))
 
 
@@ -132,10 +132,10 @@ def test_precomputed_kernel_fill_is_jittable_and_differentiable(sample):
         return jnp.sum(h.counts**2) / jnp.sum(h.sumw2)
 
     small = binned_kernel(x[:400], EDGES, 1.0)
-    check_grads(jax.jit(lambda w: f(w, small)), (w[:400],), order=2, modes=["rev"])
+    check_grads(jax.jit(lambda w: f(w, small)), (w[:400],), order=2, modes=["fwd", "rev"])
     assert jnp.allclose(jax.jit(f)(w, kernel), f(w, kernel))
     # Traced observable: gradient w.r.t. x (e.g. an energy scale) flows through the band.
-    check_grads(jax.jit(lambda x: f(w[:400], binned_kernel(x, EDGES, 2.0))), (x[:400],), order=1, modes=["rev"])
+    check_grads(jax.jit(lambda x: f(w[:400], binned_kernel(x, EDGES, 2.0))), (x[:400],), order=1, modes=["fwd", "rev"])
 
 
 def test_fill_allocates_no_events_by_bins_matrix():

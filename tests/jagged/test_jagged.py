@@ -62,7 +62,7 @@ def test_jit_grad_vmap_through_jagged():
 
     assert jnp.allclose(jax.jit(f)(20.0, j), f(20.0, j))
     g = jax.jit(lambda c: f(c, j))
-    check_grads(g, (20.0,), order=1, modes=["rev"])
+    check_grads(g, (20.0,), order=1, modes=["fwd", "rev"])
     check_second_order(g, jnp.asarray(20.0))
     batched = jax.jit(jax.vmap(f, in_axes=(0, None)))(jnp.array([10.0, 20.0, 30.0]), j)
     np.testing.assert_allclose(batched, [g(c) for c in (10.0, 20.0, 30.0)], rtol=1e-12)

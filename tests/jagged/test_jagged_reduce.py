@@ -143,7 +143,7 @@ def test_gradients_against_finite_differences(name):
     j, x, w, w_edges = _grad_inputs()
     arg = {"x": x, "w": w, "w_edges": w_edges}.get(which, which)
     g = jax.jit(lambda a: f(j, x, w, a))
-    check_grads(g, (arg,), order=1, modes=("rev",))
+    check_grads(g, (arg,), order=1, modes=("fwd", "rev"))
     if order == 2:
         check_second_order(g, jnp.asarray(arg))
 

@@ -118,12 +118,12 @@ def test_energy_scale_gradients(leptons):
         p4 = from_ptetaphim(scale * j.pt, j.eta, j.phi, j.mass)
         return pairs.sum_members(p4).mass
 
-    check_grads(masses, (1.02,), order=1, modes=("rev",))
+    check_grads(masses, (1.02,), order=1, modes=("fwd", "rev"))
     # The pair masses are almost linear in the scale: the Hessian (~4e-3) is tiny next to the
     # gradient (~1e3 GeV), whose rounding error over eps = 1e-5 (~2e-8) sets the absolute tolerance.
     check_second_order(masses, jnp.asarray(1.02), atol=1e-6)
     angles = jax.jit(lambda eta: delta_r(eta, j.phi, 0.1, 0.2) + four_momenta(j.with_field("eta", eta)).eta)
-    check_grads(angles, (j.eta,), order=1, modes=("rev",))
+    check_grads(angles, (j.eta,), order=1, modes=("fwd", "rev"))
     np.testing.assert_allclose(masses(1.1), 1.1 * masses(1.0), rtol=1e-3)  # lepton masses do not scale
     batched = jax.jit(jax.vmap(masses))(jnp.array([0.9, 1.0, 1.1]))
     np.testing.assert_allclose(batched[1], masses(1.0), rtol=1e-14)

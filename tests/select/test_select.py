@@ -89,7 +89,7 @@ def test_soft_cuts_vmap_over_cuts_and_slopes():
 
 def test_soft_cut_gradients_match_finite_differences():
     x = jnp.asarray(np.random.default_rng(4).normal(size=20))
-    check_grads(lambda c, s: soft_above(x, c, s).sum(), (0.1, 3.0), order=1, modes=["rev"])
+    check_grads(lambda c, s: soft_above(x, c, s).sum(), (0.1, 3.0), order=1, modes=["fwd", "rev"])
     check_grads(lambda c, t: soft_below(x, c, temperature=t).sum(), (0.1, 0.3), order=1, modes=["rev"])
     check_grads(lambda lo, hi: soft_window(x, lo, hi, 2.0).sum(), (-0.5, 0.7), order=1, modes=["rev"])
 

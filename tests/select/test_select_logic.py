@@ -63,7 +63,7 @@ def test_logic_gradients_finite_at_0_and_1_and_match_finite_differences():
     def f(a, b, c):
         return jnp.sum(jnp.arange(1, 6) * (any_of(a, b, c) + all_of(a, b, c) + or_(not_(a), b)))
 
-    check_grads(f, (a, b, c), order=1, modes=["rev"])
+    check_grads(f, (a, b, c), order=1, modes=["fwd", "rev"])
     assert all(np.all(np.isfinite(g)) for g in jax.grad(f, argnums=(0, 1, 2))(a, b, c))
 
 
