@@ -133,17 +133,46 @@ def assert_same(chunked_analysis: ChunkedAnalysis, reference: dict) -> None:
             assert got["soft"] == pytest.approx(want["soft"], rel=1e-10, abs=1e-9)
 
 
-def test_streaming_equals_in_memory(agc):
+def test_streaming_equals_in_memory(agc, monkeypatch):
+    """Streamed with the default settings: value, gradient, soft and hard histograms and cutflow equal the
+    in-memory ones; each chunk is read once and kept prepared in a temporary folder (later passes read no
+    ROOT file), removed with the job."""
     config, memory, reference = agc
-    with ChunkedAnalysis(memory, config.data, settings=_settings(reuse=False)) as streamed:  # read every pass
+    with ChunkedAnalysis(memory, config.data, settings=_settings()) as streamed:
         streamed.load()
         sizes = {}
         for c in streamed.chunks:
             sizes.setdefault(c.dataset, []).append(c.n_events)
         assert sizes["ttbar"] == [500, 500, 500, 0] and sizes["wjets"] == [600, 600]
         assert sizes["ttbar/ttbar_model/up"] == [450, 450] and "ttbar/jet_res/up" in sizes
-        assert_same(streamed, reference)
+        scratch, cache = Path(streamed.scratch), streamed.executor.cache
+        n_chunks = sum(c.n_events > 0 for c in streamed.chunks)
+        assert_same(streamed, reference)  # the passes: sizes (reads), step, hard histograms, cutflow
         assert len(streamed.executor.signatures) == 1  # every chunk padded to one shape: one compiled program
+        assert len(list(scratch.glob("*.npz"))) == n_chunks == cache.misses  # each chunk read once, kept prepared
+        monkeypatch.setattr("diffhep.engine.chunk_prepare.read_chunk", lambda *a: 1 / 0)
+        for _ in range(2):  # later steps read no ROOT file
+            assert float(streamed.value_and_grad(CUTS, SLOPE).value) == pytest.approx(reference["value"], rel=1e-10)
+        assert cache.misses == n_chunks and cache.hits == 5 * n_chunks
+    assert not scratch.exists()  # removed with the job
+
+
+def test_streaming_without_reuse_reads_every_pass(agc, monkeypatch):
+    """``cache: false`` (``reuse`` off): no folder, every pass reads the chunks again, the same numbers."""
+    from diffhep.engine import chunk_prepare
+
+    config, memory, reference = agc
+    reads = []
+    read_chunk = chunk_prepare.read_chunk
+    with ChunkedAnalysis(memory, config.data, settings=_settings(reuse=False)) as streamed:
+        streamed.load()
+        assert streamed.executor.cache is None and streamed.scratch is None
+        monkeypatch.setattr(chunk_prepare, "read_chunk", lambda *a: reads.append(1) or read_chunk(*a))
+        result = streamed.value_and_grad(CUTS, SLOPE)
+        assert len(reads) == 2 * sum(c.n_events > 0 for c in streamed.chunks)  # the sizes pass, then the step
+    assert float(result.value) == pytest.approx(reference["value"], rel=1e-10)
+    for name, g in reference["grad"].items():
+        assert float(result.grad[name]) == pytest.approx(g, rel=1e-10, abs=1e-12 * abs(reference["value"]))
 
 
 def test_streaming_with_a_cache_reads_no_root_file_the_second_time(agc, tmp_path, monkeypatch):
@@ -162,21 +191,6 @@ def test_streaming_with_a_cache_reads_no_root_file_the_second_time(agc, tmp_path
     # a new analysis of the same config finds the objective's compiled contraction again (equal objective_fn)
     assert second.program.objective_fn == first.program.objective_fn and len(streaming._CONTRACTIONS) == contractions
     assert value == pytest.approx(reference["value"], rel=1e-10)
-
-
-def test_streaming_keeps_prepared_chunks_in_a_temporary_folder_by_default(agc, monkeypatch):
-    config, memory, reference = agc
-    with ChunkedAnalysis(memory, config.data, settings=_settings()) as streamed:
-        streamed.load()
-        scratch, cache = Path(streamed.scratch), streamed.executor.cache
-        n_chunks = sum(c.n_events > 0 for c in streamed.chunks)
-        assert float(streamed.value_and_grad(CUTS, SLOPE).value) == pytest.approx(reference["value"], rel=1e-10)
-        assert len(list(scratch.glob("*.npz"))) == n_chunks == cache.misses  # each chunk read once, kept prepared
-        monkeypatch.setattr("diffhep.engine.chunk_prepare.read_chunk", lambda *a: 1 / 0)
-        for _ in range(2):  # later steps read no ROOT file
-            assert float(streamed.value_and_grad(CUTS, SLOPE).value) == pytest.approx(reference["value"], rel=1e-10)
-        assert cache.misses == n_chunks and cache.hits == 3 * n_chunks
-    assert not scratch.exists()  # removed with the job
 
 
 def test_dask_equals_in_memory(agc, no_persistent_cache):
