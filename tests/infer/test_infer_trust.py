@@ -109,6 +109,7 @@ def test_likelihood_ratio_of_empty_bins_is_pyhfs():
 
 
 def test_signal_only_bin_has_finite_gradients():
+    @jax.jit  # one compiled value and one gradient program (eager calls traced each)
     def cls(signal):
         return expected_cls(build_model(_sig_bkg(signal, jnp.asarray([50.0, 0.0]))), 1.0)
 
@@ -299,6 +300,7 @@ def test_significance_keeps_its_slope_at_zero_signal():
     """Z(scale) is linear in the signal scale near 0: the gradient there is the slope Z(t) / t,
     not 0 (sqrt(q0) had gradient 0 at q0 = 0: an optimiser could not leave an invisible signal)."""
 
+    @jax.jit  # one compiled value and one gradient program for every scale (eager calls traced each)
     def z(scale):
         return expected_discovery_significance(_peaked(scale))
 
