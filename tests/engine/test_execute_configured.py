@@ -11,7 +11,11 @@ Two configs on small generated samples:
   histograms move by 1e-15 (the fit's tolerance), so forward-mode-then-chain-rule
   and reverse mode agree only to ~1e-8 even in memory;
 * the dimuon template (pair candidates with their runs) for the command line:
-  ``diffhep optimize --execution streaming`` gives the in-memory final cuts.
+  one ``diffhep optimize`` that streams (``auto`` with memory short, chunks of 400
+  events) gives the final cuts, histograms and workspace of the same optimisation
+  run in memory through the library (the in-memory command line is tested in
+  tests/cli and tests/templates; ``--execution streaming`` itself with ``diffhep run``
+  in tests/engine/test_collection_shapes.py and test_nonfinite_inputs.py).
 
 The Dask cluster is a 2-worker ``LocalCluster(processes=False)``: worker
 processes would each import JAX and compile the step again (minutes on the
