@@ -82,10 +82,19 @@ def test_an_unusable_default_folder_only_turns_the_cache_off(monkeypatch, tmp_pa
         compile_cache.enable(folder, explicit=explicit)  # as the session had it (tests/conftest.py)
 
 
+#: ``diffhep run`` in a process of its own that stores every program it compiles: this config's programs compile
+#: in less than MIN_COMPILE_S on an idle machine (the value-only objective, feedde6), so with the threshold nothing
+#: would be stored; what is stored and read does not depend on the threshold.
+DRIVER = (
+    "import sys; import diffhep.execute.compile_cache as c; c.MIN_COMPILE_S = 0.0; "
+    "from diffhep.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def _run(config: Path, output: Path, *flags: str) -> tuple[dict, re.Match]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
-        [sys.executable, "-m", "diffhep.cli", "run", str(config), "--output", str(output), *flags],
+        [sys.executable, "-c", DRIVER, "run", str(config), "--output", str(output), *flags],
         capture_output=True, text=True, env=env, check=False, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -103,10 +112,9 @@ def test_second_run_reads_the_compiled_programs_and_gives_the_same_numbers(tmp_p
     first, first_line = _run(config, tmp_path / "first", "--compile-cache", str(cache))
     assert Path(first_line["folder"]) == cache and int(first_line["read"]) == 0 and int(first_line["compiled"]) > 0
     stored = sorted(p.name for p in cache.iterdir())
-    assert stored  # the programs that took >= MIN_COMPILE_S to compile
+    assert stored  # every program it compiled
     second, line = _run(config, tmp_path / "second", "--compile-cache", str(cache))
-    # every program stored by the first run is read, not compiled (how many others it compiles, and may
-    # store, depends on the machine's load: a program's compile time may cross MIN_COMPILE_S)
+    # every program stored by the first run is read, not compiled
     assert int(line["read"]) >= len([s for s in stored if not s.endswith("-atime")]) > 0
     stored = sorted(p.name for p in cache.iterdir())
     for key in ("significance", "yields", "cutflow"):
