@@ -255,31 +255,46 @@ class _Soft(Backend):
     def fill_by_sample(
         self, kernel: BinnedKernel, weights: Any, sample: Any, keys: Sequence[str], varied: Any = None
     ) -> dict[str, Histogram]:
-        """``K`` segment sums, as :func:`diffhep.histogram.fill` with the samples' bins side by side."""
+        """One segment sum, as :func:`diffhep.histogram.fill` with the samples' bins side by side.
+
+        Each entry adds ``fraction[e, j] * (w, w**2)`` to the slot ``first_bin[e] + j`` of its sample, all
+        ``K`` kernel columns in one segment sum (one per column was ``K`` scatters and their gradients in the
+        compiled program), and every block of weight-only variations in one more; the histograms are
+        rows of the sums, split once.
+        """
         n_bins, k, n = kernel.n_bins, kernel.width, len(keys)
         slots = n_bins + k
         both = jnp.stack([weights, weights * weights], axis=-1)
-        base = sample * slots + kernel.first_bin
-        total = jnp.zeros((n * slots, 2), dtype=both.dtype)
-        for j in range(k):
-            total = total + jax.ops.segment_sum(both * kernel.fractions[:, j, None], base + j, num_segments=n * slots)
+        ids = (sample * slots + kernel.first_bin)[:, None] + jnp.arange(k, dtype=kernel.first_bin.dtype)
+        parts = both[:, None, :] * kernel.fractions[:, :, None]  # (entries, K, 2)
+        total = jax.ops.segment_sum(parts.reshape(-1, 2), ids.reshape(-1), num_segments=n * slots)
         total = total.reshape(n, slots, 2)[:, :n_bins]
-        out = {key: Histogram(counts=total[i, :, 0], sumw2=total[i, :, 1]) for i, key in enumerate(keys)}
+        counts, sumw2 = split_rows(total[:, :, 0]), split_rows(total[:, :, 1])
+        out = {key: Histogram(counts=counts[i], sumw2=sumw2[i]) for i, key in enumerate(keys)}
         for start, stop, row_keys in varied[1] if varied is not None else ():
             # one block's rows side by side: their segments are the block's bins, shared by every row
             m = len(row_keys)
             rows = varied[0][:m, start:stop]
             columns = jnp.concatenate([rows, rows * rows]).T  # (entries, 2 m): counts, sumw2
-            block = jnp.zeros((slots, 2 * m), dtype=columns.dtype)
-            for j in range(k):
-                block = block + jax.ops.segment_sum(
-                    columns * kernel.fractions[start:stop, j, None],
-                    kernel.first_bin[start:stop] + j,
-                    num_segments=slots,
-                )
+            fractions = kernel.fractions[start:stop]
+            block_ids = kernel.first_bin[start:stop, None] + jnp.arange(k, dtype=kernel.first_bin.dtype)
+            block = jax.ops.segment_sum(
+                (columns[:, None, :] * fractions[:, :, None]).reshape(-1, 2 * m),
+                block_ids.reshape(-1),
+                num_segments=slots,
+            )
+            block_rows = split_rows(block[:n_bins].T)
             for i, key in enumerate(row_keys):
-                out[key] = Histogram(counts=block[:n_bins, i], sumw2=block[:n_bins, m + i])
+                out[key] = Histogram(counts=block_rows[i], sumw2=block_rows[m + i])
         return {key: out[key] for key in keys}
+
+
+def split_rows(array: Any) -> list[Any]:
+    """The rows of ``array`` (``array[i]`` for each ``i``) from one ``jax.lax.split``.
+
+    Indexing a traced array row by row puts a slice and a squeeze per row into the program, and
+    their transposes into its gradient; the split is one operation (a reshape per row)."""
+    return [part.reshape(part.shape[1:]) for part in jax.lax.split(array, [1] * array.shape[0])]
 
 
 def _none_before(jagged: Jagged, passing: np.ndarray) -> np.ndarray:

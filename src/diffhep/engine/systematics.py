@@ -37,11 +37,13 @@ import awkward as ak
 import jax.numpy as jnp
 import numpy as np
 
+from diffhep.engine.backend import split_rows
 from diffhep.engine.expressions import names, parse
 from diffhep.errors import ConfigError, closest
 from diffhep.histogram import Histogram
 from diffhep.io.read import errors_within, expand_files, is_url
-from diffhep.likelihood import SUMW2_EPSILON, check_mean_weights, mc_floor, to_pyhf
+from diffhep.likelihood import SUMW2_EPSILON, check_mean_weights, to_pyhf
+from diffhep.likelihood.parameters import as_float_array
 
 __all__ = ["Variation", "SystematicDef", "parse_systematics", "variation_key", "build_spec", "workspace"]
 
@@ -196,28 +198,21 @@ def parse_systematics(
     return out
 
 
-def _norm_plus_shape(name: str, nominal: Any, up: Any, down: Any) -> list[dict[str, Any]]:
-    """A ``normsys`` and a ``histosys`` of one parameter ``name``, as cabinetry's NormPlusShape.
+def _norm_plus_shape(nominal: Any, varied: Any, base: Any) -> tuple[Any, Any]:
+    """Cabinetry's NormPlusShape split of variations, row by row: ``(factor, shape)``.
 
-    ``hi = sum(up) / sum(nominal)`` and ``lo = sum(down) / sum(nominal)`` (this region's
-    totals), and the variations scaled to the nominal total: ``up * sum(nominal) / sum(up)``.
-    Where a total is 0 the factor is 1 and the shape the nominal (nothing to split). Written
-    with ``where`` so that the gradient with respect to the yields stays finite there.
+    ``nominal`` and ``varied`` are ``Float[Array, "rows bins"]`` (floored yields, events),
+    ``base`` the rows a shape falls back to. ``factor = sum(varied) / sum(nominal)`` (this
+    region's totals, the ``normsys`` ``hi`` or ``lo``) and ``shape = varied * sum(nominal) /
+    sum(varied)`` (the ``histosys`` data); where a total is 0 the factor is 1 and the shape
+    ``base`` (nothing to split). Written with ``where`` so that the gradient with respect to the
+    yields stays finite there.
     """
-    total = jnp.sum(nominal)
-
-    def split(varied: Any) -> tuple[Any, Any]:
-        own = jnp.sum(varied)
-        ok = (total > 0) & (own > 0)
-        safe_total, safe_own = jnp.where(ok, total, 1.0), jnp.where(ok, own, 1.0)
-        return jnp.where(ok, safe_own / safe_total, 1.0), jnp.where(ok, varied * (safe_total / safe_own), nominal)
-
-    hi, hi_data = split(up)
-    lo, lo_data = split(down)
-    return [
-        {"name": name, "type": "normsys", "data": {"hi": hi, "lo": lo}},
-        {"name": name, "type": "histosys", "data": {"hi_data": hi_data, "lo_data": lo_data}},
-    ]
+    total, own = jnp.sum(nominal, axis=1), jnp.sum(varied, axis=1)
+    ok = (total > 0) & (own > 0)
+    safe_total, safe_own = jnp.where(ok, total, 1.0), jnp.where(ok, own, 1.0)
+    factor = jnp.where(ok, safe_own / safe_total, 1.0)
+    return factor, jnp.where(ok[:, None], varied * (safe_total / safe_own)[:, None], base)
 
 
 def variation_key(sample: str, systematic: str, direction: str) -> str:
@@ -230,13 +225,77 @@ def variation_key(sample: str, systematic: str, direction: str) -> str:
     return f"{sample}/{systematic}/{direction}"
 
 
-def _floored(h: Histogram, mean_weight: float | None) -> tuple[Any, Any]:
-    """``(counts, sumw2)`` of a background (``mean_weight`` given) through :func:`~diffhep.likelihood.mc_floor`;
-    of the signal (``None``) floored at 0 and :data:`~diffhep.likelihood.SUMW2_EPSILON` (negative generator weights)."""
-    counts, sumw2 = jnp.asarray(h.counts), jnp.asarray(h.sumw2)
-    if mean_weight is None:
-        return jnp.maximum(counts, 0.0), jnp.maximum(sumw2, SUMW2_EPSILON)
-    return mc_floor(counts, sumw2, mean_weight)
+class _RegionYields:
+    """One region's floored yields and histosys data, each kind computed for all samples at once.
+
+    Every histogram of the region (each sample's nominal, each histosys variation) is floored in
+    one array operation, the left-out ``down`` variations are symmetrised in one and the
+    NormPlusShape splits done in one (:func:`_norm_plus_shape`); the spec's entries are rows of
+    these arrays. One operation per histogram instead made most of the compiled objective of the
+    AGC template: 8,000 of its 12,700 equations, 21 s of its compilation (2026-12-07).
+
+    Floors (:func:`~diffhep.likelihood.mc_floor`): a background's yields at its mean weight
+    ``w`` and its ``sumw2`` at ``w**2``; the signal's at 0 and
+    :data:`~diffhep.likelihood.SUMW2_EPSILON` (negative generator weights).
+    """
+
+    def __init__(
+        self,
+        hists: Mapping[str, Histogram],
+        roles: Mapping[str, str],
+        systematics: list[SystematicDef],
+        weights: Mapping[str, float],
+    ) -> None:
+        samples = list(roles)
+        floor = {s: (0.0 if roles[s] == "signal" else weights[s]) for s in samples}
+        shapes = [(s, syst) for s in samples for syst in systematics if s in syst.samples and syst.type == "histosys"]
+        rows = samples + [variation_key(s, syst.name, "up") for s, syst in shapes]
+        rows += [key for s, syst in shapes if (key := variation_key(s, syst.name, "down")) in hists]
+        self.row = {key: i for i, key in enumerate(rows)}
+        counts = as_float_array(jnp.stack([jnp.asarray(hists[key].counts) for key in rows]))
+        sumw2 = as_float_array(jnp.stack([jnp.asarray(hists[s].sumw2) for s in samples]))
+        row_floor = np.array([floor[key.split("/")[0]] for key in rows])
+        w2 = np.array([SUMW2_EPSILON if roles[s] == "signal" else weights[s] ** 2 for s in samples])
+        self.counts = jnp.maximum(counts, jnp.asarray(row_floor, counts.dtype)[:, None])
+        self.sumw2 = jnp.maximum(sumw2, jnp.asarray(w2, sumw2.dtype)[:, None])
+        # left-out downs: 2 nominal - up, floored as the nominal
+        missing = [(s, syst) for s, syst in shapes if variation_key(s, syst.name, "down") not in hists]
+        if missing:
+            nominal = np.array([self.row[s] for s, _ in missing])
+            up = np.array([self.row[variation_key(s, syst.name, "up")] for s, syst in missing])
+            floors = jnp.asarray(row_floor[nominal], self.counts.dtype)[:, None]
+            derived = jnp.maximum(2.0 * self.counts[nominal] - self.counts[up], floors)
+            for i, (s, syst) in enumerate(missing):
+                self.row[variation_key(s, syst.name, "down")] = len(rows) + i
+            self.counts = jnp.concatenate([self.counts, derived])
+        split = [(s, syst) for s, syst in shapes if syst.norm_plus_shape]
+        self.split = {(s, syst.name): i for i, (s, syst) in enumerate(split)}
+        if split:
+            nominal = np.array([self.row[s] for s, _ in split] * 2)
+            varied = np.array([self.row[variation_key(s, syst.name, d)] for d in ("up", "down") for s, syst in split])
+            self.factor, self.shape = _norm_plus_shape(self.counts[nominal], self.counts[varied], self.counts[nominal])
+        self.n_split = len(split)
+        # the rows, each array split once (one operation; indexing row by row was 6 equations a row with the gradient)
+        self.counts, self.sumw2 = split_rows(self.counts), split_rows(self.sumw2)
+        if split:
+            self.factor, self.shape = split_rows(self.factor), split_rows(self.shape)
+
+    def nominal(self, sample: str) -> tuple[Any, Any]:
+        """``(yields, sumw2)`` of ``sample``, floored, ``(bins,)`` each."""
+        i = self.row[sample]
+        return self.counts[i], self.sumw2[i]
+
+    def histosys(self, sample: str, syst: SystematicDef) -> list[dict[str, Any]]:
+        """The modifiers of ``syst`` on ``sample``: a histosys, or cabinetry's NormPlusShape (a normsys and a
+        histosys of the same parameter)."""
+        if not syst.norm_plus_shape:
+            up, down = (self.counts[self.row[variation_key(sample, syst.name, d)]] for d in ("up", "down"))
+            return [{"name": syst.name, "type": "histosys", "data": {"hi_data": up, "lo_data": down}}]
+        i, j = self.split[(sample, syst.name)], self.split[(sample, syst.name)] + self.n_split
+        return [
+            {"name": syst.name, "type": "normsys", "data": {"hi": self.factor[i], "lo": self.factor[j]}},
+            {"name": syst.name, "type": "histosys", "data": {"hi_data": self.shape[i], "lo_data": self.shape[j]}},
+        ]
 
 
 def build_spec(
@@ -272,13 +331,12 @@ def build_spec(
     weights = check_mean_weights(mean_weights, [s for s, role in roles.items() if role != "signal"])
     channels = []
     for region, hists in histograms.items():
+        yields = _RegionYields(hists, roles, systematics, weights)
         samples = []
         for sample, role in roles.items():
-            background = role != "signal"
-            weight = weights[sample] if background else None
-            counts, sumw2 = _floored(hists[sample], weight)
+            counts, sumw2 = yields.nominal(sample)
             mods: list[dict[str, Any]] = []
-            if not background:
+            if role == "signal":
                 mods.append({"name": poi, "type": "normfactor", "data": None})
             for syst in systematics:
                 if sample not in syst.samples:
@@ -294,16 +352,7 @@ def build_spec(
                 elif syst.type == "normfactor":  # free normalisation (pyhf's bounds [0, 10], init 1)
                     mods.append({"name": syst.name, "type": "normfactor", "data": None})
                 else:
-                    up = _floored(hists[variation_key(sample, syst.name, "up")], weight)[0]
-                    down_key = variation_key(sample, syst.name, "down")
-                    if down_key in hists:
-                        down = _floored(hists[down_key], weight)[0]
-                    else:
-                        down = jnp.maximum(2.0 * counts - up, 0.0 if weight is None else weight)
-                    if syst.norm_plus_shape:
-                        mods.extend(_norm_plus_shape(syst.name, counts, up, down))
-                    else:
-                        mods.append({"name": syst.name, "type": "histosys", "data": {"hi_data": up, "lo_data": down}})
+                    mods.extend(yields.histosys(sample, syst))
             samples.append({"name": sample, "data": counts, "modifiers": mods})
         channels.append({"name": region, "samples": samples})
     settings: dict[str, dict[str, Any]] = {}
