@@ -103,8 +103,10 @@ def poi_uncertainty(
 ) -> Array:
     """Expected uncertainty on the POI from the Fisher information (Cramér–Rao bound, INFERNO).
 
-    ``sigma_mu = sqrt([H^-1]_{poi,poi})`` with ``H = jax.hessian`` of
-    ``-logpdf`` in the free parameters (``suggested_fixed`` ones excluded).
+    ``sigma_mu = sqrt([H^-1]_{poi,poi})`` with ``H`` the Hessian of ``-logpdf`` in the free
+    parameters (``suggested_fixed`` ones excluded), written out by
+    :func:`~diffhep.likelihood.hessian.nll_hessian` (``jax.hessian`` to rounding; its gradient is a
+    smaller program than ``jax.hessian``'s, a third derivative of the whole model).
 
     Args:
         model: the likelihood; its numbers may be traced.
