@@ -26,6 +26,7 @@ the plain-JSON pyhf workspace with observed counts or Asimov (``mu = 1``) observ
 from __future__ import annotations
 
 import ast
+import functools
 import warnings
 import zlib
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -225,6 +227,43 @@ def variation_key(sample: str, systematic: str, direction: str) -> str:
     return f"{sample}/{systematic}/{direction}"
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The static layout of a region's rows for :func:`_region_arrays` (hashable: one compiled program each)."""
+
+    row_floor: tuple[float, ...]  # floor of each histogram's yields (its sample's)
+    sumw2_floor: tuple[float, ...]  # floor of each sample's sumw2
+    missing: tuple[tuple[int, int], ...]  # (nominal, up) rows of each left-out down, appended in this order
+    split: tuple[tuple[int, int, int], ...]  # (nominal, up, down) rows of each NormPlusShape split
+
+
+@functools.partial(jax.jit, static_argnames="plan")
+def _region_arrays(counts: list[Any], sumw2: list[Any], plan: _Plan) -> tuple[list[Any], ...]:
+    """Rows of floored yields (the histograms', then the symmetrised downs), floored sumw2, and the
+    NormPlusShape factors and shapes (ups, then downs) of a region (:class:`_RegionYields`).
+
+    Jitted: the hard-cut path calls it with NumPy histograms, where each operation run alone would
+    compile a program of its own (one per shape), and traced inside the objective it is inlined.
+    """
+    counts = as_float_array(jnp.stack(counts))
+    sumw2 = as_float_array(jnp.stack(sumw2))
+    row_floor = np.array(plan.row_floor)
+    counts = jnp.maximum(counts, jnp.asarray(row_floor, counts.dtype)[:, None])
+    sumw2 = jnp.maximum(sumw2, jnp.asarray(np.array(plan.sumw2_floor), sumw2.dtype)[:, None])
+    if plan.missing:
+        nominal, up = (np.array(i) for i in zip(*plan.missing, strict=True))
+        floors = jnp.asarray(row_floor[nominal], counts.dtype)[:, None]
+        counts = jnp.concatenate([counts, jnp.maximum(2.0 * counts[nominal] - counts[up], floors)])
+    factor = shape = []
+    if plan.split:
+        nominal, up, down = (np.array(i) for i in zip(*plan.split, strict=True))
+        nominal2 = np.concatenate([nominal, nominal])
+        f, sh = _norm_plus_shape(counts[nominal2], counts[np.concatenate([up, down])], counts[nominal2])
+        factor, shape = split_rows(f), split_rows(sh)
+    # the rows, each array split once (one operation; indexing row by row was 6 equations a row with the gradient)
+    return split_rows(counts), split_rows(sumw2), factor, shape
+
+
 class _RegionYields:
     """One region's floored yields and histosys data, each kind computed for all samples at once.
 
@@ -252,33 +291,28 @@ class _RegionYields:
         rows = samples + [variation_key(s, syst.name, "up") for s, syst in shapes]
         rows += [key for s, syst in shapes if (key := variation_key(s, syst.name, "down")) in hists]
         self.row = {key: i for i, key in enumerate(rows)}
-        counts = as_float_array(jnp.stack([jnp.asarray(hists[key].counts) for key in rows]))
-        sumw2 = as_float_array(jnp.stack([jnp.asarray(hists[s].sumw2) for s in samples]))
-        row_floor = np.array([floor[key.split("/")[0]] for key in rows])
-        w2 = np.array([SUMW2_EPSILON if roles[s] == "signal" else weights[s] ** 2 for s in samples])
-        self.counts = jnp.maximum(counts, jnp.asarray(row_floor, counts.dtype)[:, None])
-        self.sumw2 = jnp.maximum(sumw2, jnp.asarray(w2, sumw2.dtype)[:, None])
-        # left-out downs: 2 nominal - up, floored as the nominal
         missing = [(s, syst) for s, syst in shapes if variation_key(s, syst.name, "down") not in hists]
-        if missing:
-            nominal = np.array([self.row[s] for s, _ in missing])
-            up = np.array([self.row[variation_key(s, syst.name, "up")] for s, syst in missing])
-            floors = jnp.asarray(row_floor[nominal], self.counts.dtype)[:, None]
-            derived = jnp.maximum(2.0 * self.counts[nominal] - self.counts[up], floors)
-            for i, (s, syst) in enumerate(missing):
-                self.row[variation_key(s, syst.name, "down")] = len(rows) + i
-            self.counts = jnp.concatenate([self.counts, derived])
+        for i, (s, syst) in enumerate(missing):  # left-out downs: rows appended after the histograms'
+            self.row[variation_key(s, syst.name, "down")] = len(rows) + i
         split = [(s, syst) for s, syst in shapes if syst.norm_plus_shape]
         self.split = {(s, syst.name): i for i, (s, syst) in enumerate(split)}
-        if split:
-            nominal = np.array([self.row[s] for s, _ in split] * 2)
-            varied = np.array([self.row[variation_key(s, syst.name, d)] for d in ("up", "down") for s, syst in split])
-            self.factor, self.shape = _norm_plus_shape(self.counts[nominal], self.counts[varied], self.counts[nominal])
         self.n_split = len(split)
-        # the rows, each array split once (one operation; indexing row by row was 6 equations a row with the gradient)
-        self.counts, self.sumw2 = split_rows(self.counts), split_rows(self.sumw2)
-        if split:
-            self.factor, self.shape = split_rows(self.factor), split_rows(self.shape)
+        plan = _Plan(
+            row_floor=tuple(floor[key.split("/")[0]] for key in rows),
+            sumw2_floor=tuple(SUMW2_EPSILON if roles[s] == "signal" else weights[s] ** 2 for s in samples),
+            missing=tuple((self.row[s], self.row[variation_key(s, syst.name, "up")]) for s, syst in missing),
+            split=tuple(
+                (
+                    self.row[s],
+                    self.row[variation_key(s, syst.name, "up")],
+                    self.row[variation_key(s, syst.name, "down")],
+                )
+                for s, syst in split
+            ),
+        )
+        counts = [hists[key].counts for key in rows]
+        sumw2 = [hists[s].sumw2 for s in samples]
+        self.counts, self.sumw2, self.factor, self.shape = _region_arrays(counts, sumw2, plan)
 
     def nominal(self, sample: str) -> tuple[Any, Any]:
         """``(yields, sumw2)`` of ``sample``, floored, ``(bins,)`` each."""
