@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from diffhep.likelihood.hessian import NLLDerivatives, _constraint_derivatives
+from diffhep.likelihood.hessian import NLLDerivatives, constraint_derivatives
 from diffhep.likelihood.interpolation import HISTOSYS_CODES, NORMSYS_CODES
 from diffhep.likelihood.model import Model
 
@@ -139,7 +139,7 @@ def dense_nll_derivatives(model: Model, pars: Array, data: Array) -> NLLDerivati
     curvature = curvature + pairs[:npars, :npars] + jnp.diag(diagonal)
     curvature = 0.5 * (curvature + curvature.T)
 
-    c_grad, c_curv = _constraint_derivatives(model, pars, data[nmain:])
+    c_grad, c_curv = constraint_derivatives(model, pars, data[nmain:])
     hessian = jac.T @ ((ratio * inverse)[:, None] * jac) + curvature + jnp.diag(c_curv)
     fisher = jac.T @ (((ratio + 1e-3) * inverse)[:, None] * jac) + jnp.diag(c_curv)
     return NLLDerivatives(jac.T @ (1.0 - ratio) + c_grad, hessian, fisher)

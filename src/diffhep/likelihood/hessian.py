@@ -37,7 +37,7 @@ from jax import Array
 from diffhep.likelihood.interpolation import HISTOSYS_CODES, NORMSYS_CODES
 from diffhep.likelihood.model import Model
 
-__all__ = ["NLLDerivatives", "nll_derivatives", "nll_grad_hessian", "nll_hessian"]
+__all__ = ["NLLDerivatives", "nll_derivatives", "nll_grad_hessian", "nll_hessian", "constraint_derivatives"]
 
 
 def _range_products(f: Array) -> Array:
@@ -162,7 +162,7 @@ def nll_derivatives(model: Model, pars: Array, data: Array) -> NLLDerivatives:
     weight = jnp.concatenate([1.0 - ratio, jnp.zeros((1,), dtype=ratio.dtype)])
     curvature = jnp.zeros((npars + 1, npars + 1), dtype=second.dtype)
     curvature = curvature.at[slots[:, :, :, None], slots[:, :, None, :]].add(weight[rows][:, :, None, None] * second)
-    c_grad, c_curv = _constraint_derivatives(model, pars, data[nmain:])
+    c_grad, c_curv = constraint_derivatives(model, pars, data[nmain:])
     hessian = jac.T @ ((ratio * inverse)[:, None] * jac) + curvature[:npars, :npars] + jnp.diag(c_curv)
     fisher = jac.T @ (((ratio + 1e-3) * inverse)[:, None] * jac) + jnp.diag(c_curv)
     return NLLDerivatives(jac.T @ (1.0 - ratio) + c_grad, hessian, fisher)
@@ -179,7 +179,7 @@ def nll_hessian(model: Model, pars: Array, data: Array) -> Array:
     return nll_grad_hessian(model, pars, data)[1]
 
 
-def _constraint_derivatives(model: Model, pars: Array, auxdata: Array) -> tuple[Array, Array]:
+def constraint_derivatives(model: Model, pars: Array, auxdata: Array) -> tuple[Array, Array]:
     """Gradient and (diagonal) curvature of ``-constraint_logpdf``, each shape ``(npars,)``."""
     lay, width = model.layout, model.numbers.aux_width
     grad = jnp.zeros(pars.shape, dtype=pars.dtype)
