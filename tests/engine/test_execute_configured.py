@@ -140,7 +140,7 @@ def assert_same(chunked_analysis: ChunkedAnalysis, reference: dict) -> None:
 def test_streaming_equals_in_memory(agc, monkeypatch):
     """Streamed with the default settings: value, gradient, soft and hard histograms and cutflow equal the
     in-memory ones; each chunk is read once and kept prepared in a temporary folder (later passes read no
-    ROOT file), removed with the job."""
+    ROOT file, and map the chunks padded by the first step), removed with the job."""
     config, memory, reference = agc
     with ChunkedAnalysis(memory, config.data, settings=_settings()) as streamed:
         streamed.load()
@@ -153,9 +153,11 @@ def test_streaming_equals_in_memory(agc, monkeypatch):
         n_chunks = sum(c.n_events > 0 for c in streamed.chunks)
         assert_same(streamed, reference)  # the passes: sizes (reads), step, hard histograms, cutflow
         assert len(streamed.executor.signatures) == 1  # every chunk padded to one shape: one compiled program
-        assert len(list(scratch.glob("*.npz"))) == n_chunks == cache.misses  # each chunk read once, kept prepared
+        # each chunk read once, kept prepared, and kept padded to its program's shape
+        assert len(list(scratch.glob("*.chunk"))) == 2 * n_chunks and cache.misses == n_chunks
         monkeypatch.setattr("diffhep.engine.chunk_prepare.read_chunk", lambda *a: 1 / 0)
-        for _ in range(2):  # later steps read no ROOT file
+        monkeypatch.setattr("diffhep.engine.chunk_padding.pad_sample_data", lambda *a, **k: 1 / 0)
+        for _ in range(2):  # later steps read no ROOT file and pad nothing: they map the padded chunks
             assert float(streamed.value_and_grad(CUTS, SLOPE).value) == pytest.approx(reference["value"], rel=1e-10)
         assert cache.misses == n_chunks and cache.hits == 5 * n_chunks
     assert not scratch.exists()  # removed with the job

@@ -155,7 +155,7 @@ def test_cached_pass_reads_no_root_file(chunks, reference, tmp_path, monkeypatch
     run = partial(streaming_value_and_grad, histograms, objective, chunks, THETA, prepare=PREPARE, pad=PAD)
     first = run(cache=cache)
     assert (cache.hits, cache.misses) == (0, 7)
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 7
+    assert len(list((tmp_path / "cache").glob("*.chunk"))) == 7
 
     import uproot
 

@@ -33,6 +33,7 @@ Padding events have zero weight, so histograms and cutflows are unchanged
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -254,6 +255,16 @@ class ShapePadder:
             if low <= sizes["events"] <= high and _fits(sizes, target):
                 return target
         return plan_shapes([sizes], resolution=self.resolution, count_base=self.count_base)[0][2]
+
+    @property
+    def cache_tag(self) -> str:
+        """Names this padding for :class:`~diffhep.execute.ChunkCache` (padded chunks are kept as tagged entries).
+
+        The classes' sizes, the resolution and count base and the kernels' entries: the object and candidate
+        definitions come from the analysis's config, which the cache's version already names.
+        """
+        parts = (self.classes, self.resolution, self.count_base, sorted(self.kernel_entries.items()))
+        return "padded-" + hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
     def __call__(self, data: SampleData) -> SampleData:
         sizes = sizes_of(data)

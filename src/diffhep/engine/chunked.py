@@ -24,8 +24,10 @@ pass looks at every prepared chunk to choose the padded shapes they share
 In streaming mode the first pass writes every prepared chunk to disk
 (:class:`diffhep.execute.ChunkCache`): into ``settings.cache`` when set (kept
 for later jobs), else into a temporary folder (``$TMPDIR``) removed by
-:meth:`~ChunkedAnalysis.close`; later passes (steps, scan points, hard-cut
-histograms) load them with one ``numpy.load`` per chunk and read no ROOT file.
+:meth:`~ChunkedAnalysis.close`; the first step keeps each chunk padded to its
+program's shape there too, and later passes (steps, scan points, hard-cut
+histograms) memory-map the padded chunks: they read no ROOT file, pad nothing and
+copy nothing (XLA's CPU client computes on the mapped pages).
 With ``settings.reuse`` false (``cache: false``) every pass reads and prepares
 the chunks again (no disk used). Memory holds one chunk either way.
 """

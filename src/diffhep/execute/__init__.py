@@ -7,7 +7,7 @@ Pipeline of one optimisation step over chunked data:
   :class:`ReadAndPrepare` reads a chunk with uproot and computes its static
   structure;
 * :mod:`diffhep.execute.cache`: :class:`ChunkCache` keeps prepared chunks on
-  disk (``.npz``) so that later passes read no ROOT file;
+  disk (memory-mapped, padded once) so that later passes read no ROOT file;
 * :mod:`diffhep.execute.buckets`: :func:`pad_to_buckets` pads chunks to a few
   shapes so that they share compiled programs;
 * :mod:`diffhep.execute.streaming`: :class:`ChunkedStep` /

@@ -208,9 +208,25 @@ def check_chunks(chunks: Sequence[Chunk]) -> list[Chunk]:
 def prepare_chunk(
     chunk: Chunk, prepare: Callable[[Chunk], Any], cache: ChunkCache | None, pad: Callable[[Any], Any] | None
 ) -> Any:
-    """``pad(prepare(chunk))``, ``prepare`` going through ``cache`` when given (stored unpadded)."""
+    """``pad(prepare(chunk))``, ``prepare`` going through ``cache`` when given (stored unpadded).
+
+    A ``pad`` with a ``cache_tag`` attribute (a string naming what it does, e.g.
+    :class:`~diffhep.engine.chunk_padding.ShapePadder`'s) has its result kept in ``cache`` too, as a
+    tagged entry: later passes map the padded chunk from disk and neither pad nor copy it.
+    """
+    tag = getattr(pad, "cache_tag", None) if cache is not None else None
+    if tag:
+        padded = cache.load(chunk, tag)
+        if padded is not None:
+            cache.hits += 1
+            return padded
     data = cache.get(chunk, prepare) if cache is not None else prepare(chunk)
-    return pad(data) if pad is not None else data
+    if pad is None:
+        return data
+    padded = pad(data)
+    if tag:
+        cache.store(chunk, padded, tag)
+    return padded
 
 
 class ChunkedStep:
