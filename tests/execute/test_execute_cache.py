@@ -83,7 +83,7 @@ def test_entries_are_mapped_read_only_and_aligned_so_the_cpu_step_copies_nothing
         n_events=3,
         max_count=2,
     )
-    data = {"jets": jagged, "w": np.arange(7.0), "flag": np.array([True, False, True]), "n": np.int64(3),
+    data = {"jets": jagged, "w": np.arange(7, dtype=np.float32), "flag": np.array([True, False, True]), "n": np.int64(3),
             "empty": np.zeros((0, 4), dtype=np.int16), "grid": np.arange(12, dtype=np.uint8).reshape(3, 4)}  # fmt: skip
     cache.store(chunk, data)
     loaded = cache.load(chunk)

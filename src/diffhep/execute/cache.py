@@ -103,7 +103,8 @@ def write_entry(out: Any, data: Any) -> None:
     """Write the pytree ``data`` (leaves: NumPy-convertible arrays of a fixed-size dtype) to the binary file ``out``."""
     leaves, treedef = jax.tree.flatten(data)
     skeleton = pickle.dumps(jax.tree.unflatten(treedef, list(range(len(leaves)))), protocol=5)
-    arrays = [np.ascontiguousarray(np.asarray(leaf)) for leaf in leaves]
+    arrays = [np.asarray(leaf) for leaf in leaves]
+    arrays = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]  # (ascontiguousarray makes 0-d 1-d)
     for i, array in enumerate(arrays):
         if array.dtype.hasobject:
             raise InputError(f"chunk cache: leaf {i} has dtype object; only numeric arrays can be stored")
