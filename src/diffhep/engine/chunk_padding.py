@@ -9,7 +9,10 @@ padded to the class's largest size of each collection, rounded up to a size
 bucket (:func:`diffhep.execute.bucket`, less than ``1 / resolution`` extra)
 and ``max_count`` to a power of ``count_base``. Files split into equal chunks
 (:func:`diffhep.execute.plan_chunks`) thus give one compiled program per
-class, usually one in all.
+class, usually one in all. Where that padding is large (more than
+:data:`SPLIT_OBJECTS` objects over the class), the class is split by the
+chunks' numbers of objects too, so that the chunks of a sample with few jets are not
+padded to the trijet candidates of a sample with many.
 
 :func:`pad_sample_data` pads one chunk's :class:`~diffhep.engine.combine.SampleData`:
 
@@ -100,25 +103,60 @@ def _target(group: Sequence[Sizes], resolution: int, base: int) -> Sizes:
     return target
 
 
-def plan_shapes(sizes: Sequence[Sizes], *, resolution: int = 8, count_base: int = 4) -> list[tuple[int, int, Sizes]]:
-    """Classes of chunks by number of events, ``[(min_events, max_events, target sizes), ...]``.
+#: Padding objects (summed over a class's chunks and collections) above which a class of chunks is split by
+#: multiplicity: below it another compiled program costs more than the padding (seconds once, against
+#: microseconds per step), above it the padding decides the step time (the AGC at 1e7 events: W+jets chunks
+#: padded to the ttbar chunks' 3.1e6 trijet candidates made every step 3x slower).
+SPLIT_OBJECTS = 1 << 20
+
+
+def _objects(target: Sizes) -> int:
+    return sum(v[0] for path, v in target.items() if path != "events" and path[0] != "runs")
+
+
+def _waste(group: Sequence[Sizes], target: Sizes) -> int:
+    """Padding objects the chunks of ``group`` get when padded to ``target``."""
+    return sum(_objects(target) - _objects({p: v for p, v in s.items() if p != "events"}) for s in group)
+
+
+def plan_shapes(
+    sizes: Sequence[Sizes], *, resolution: int = 8, count_base: int = 4, split_objects: int = SPLIT_OBJECTS
+) -> list[tuple[int, int, Sizes]]:
+    """Classes of chunks, ``[(min_events, max_events, target sizes), ...]``, the smallest target first.
 
     Chunks with ``n_max / 2**(k+1) < n <= n_max / 2**k`` events form class ``k``
-    (``n_max``: the largest chunk); each class is padded to one shape.
+    (``n_max``: the largest chunk); each class is padded to one shape. A class whose
+    padding would add more than ``split_objects`` objects is split further by the chunks'
+    numbers of objects (all collections together) in the same way: chunks of a sample with
+    few jets are then not padded to the combinations of a sample with many (one more
+    compiled program instead).
     """
     if count_base < 2:
         raise InputError(f"count_base must be an integer >= 2, got {count_base!r}")
     sizes = [s for s in sizes if s["events"] > 0]
     if not sizes:
         return []
+
+    def octave(largest: int, n: int) -> int:
+        return -1 if n == 0 else int(math.floor(math.log2(largest / n)))
+
     largest = max(s["events"] for s in sizes)
     classes: dict[int, list[Sizes]] = {}
     for s in sizes:
-        classes.setdefault(int(math.floor(math.log2(largest / s["events"]))), []).append(s)
-    return [
-        (min(s["events"] for s in group), max(s["events"] for s in group), _target(group, resolution, count_base))
-        for _, group in sorted(classes.items())
-    ]
+        classes.setdefault(octave(largest, s["events"]), []).append(s)
+    out = []
+    for group in classes.values():
+        target = _target(group, resolution, count_base)
+        if len(group) == 1 or _waste(group, target) <= split_objects:
+            out.append((group, target))
+            continue
+        most = max(_objects(s) for s in group)
+        parts: dict[int, list[Sizes]] = {}
+        for s in group:
+            parts.setdefault(octave(most, _objects(s)), []).append(s)
+        out.extend((part, _target(part, resolution, count_base)) for part in parts.values())
+    out.sort(key=lambda item: (_objects(item[1]), item[1]["events"]))
+    return [(min(s["events"] for s in group), max(s["events"] for s in group), target) for group, target in out]
 
 
 def _pad0(x: object, size: int) -> np.ndarray:
@@ -250,7 +288,7 @@ class ShapePadder:
     count_base: int = 4
 
     def target(self, sizes: Sizes) -> Sizes:
-        """The class target ``sizes`` fits in, else its own bucketed sizes."""
+        """The smallest class target ``sizes`` fits in, else its own bucketed sizes."""
         for low, high, target in self.classes:
             if low <= sizes["events"] <= high and _fits(sizes, target):
                 return target
