@@ -122,3 +122,11 @@ def test_a_tagged_entry_is_a_second_form_of_the_chunk(tmp_path, chunk):
     cache.store(chunk, {"x": np.arange(4.0)}, "padded-1")
     assert cache.load(chunk)["x"].tolist() == [0.0, 1.0, 2.0] and cache.load(chunk, "padded-1")["x"].size == 4
     assert cache.path(chunk) != cache.path(chunk, "padded-1") != cache.path(chunk, "padded-2")
+
+
+def test_prefetch_asks_for_an_entry_that_exists(tmp_path, chunk):
+    cache = ChunkCache(tmp_path / "cache", version="v1")
+    assert not cache.prefetch(chunk)  # nothing stored yet
+    cache.store(chunk, {"x": np.arange(3.0)})
+    assert cache.prefetch(chunk) == hasattr(__import__("os"), "posix_fadvise")
+    assert not cache.prefetch(chunk, "padded-1")

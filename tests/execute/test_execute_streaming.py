@@ -163,8 +163,12 @@ def test_cached_pass_reads_no_root_file(chunks, reference, tmp_path, monkeypatch
         raise AssertionError("a ROOT file was opened on the cached pass")
 
     monkeypatch.setattr(uproot, "open", no_root)
+    asked = []
+    prefetch = cache.prefetch
+    monkeypatch.setattr(cache, "prefetch", lambda c, *a: asked.append(c) or prefetch(c, *a))
     second = run(cache=cache)
     assert (cache.hits, cache.misses) == (7, 7)
+    assert asked == [c for c in chunks if c.n_events > 0][1:]  # each chunk asked for before the one before it runs
     np.testing.assert_array_equal(second.value, first.value)
     for name in THETA:
         np.testing.assert_array_equal(second.grad[name], first.grad[name])

@@ -238,6 +238,28 @@ class ChunkCache:
             raise
         return target
 
+    def prefetch(self, chunk: Chunk, tag: str = "") -> bool:
+        """Ask the kernel to read ``chunk``'s entry (of form ``tag``) into its page cache in the background.
+
+        Returns at once (``posix_fadvise(WILLNEED)``): a streaming pass calls it for the next chunk
+        before computing the current one, so that where the cache does not fit in memory the next chunk
+        is read from disk while this one computes. ``False`` where the entry is absent or the system
+        has no ``posix_fadvise``.
+        """
+        if not hasattr(os, "posix_fadvise"):
+            return False
+        try:
+            fd = os.open(self.path(chunk, tag), os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
     def get(self, chunk: Chunk, prepare: Callable[[Chunk], Any]) -> Any:
         """Load ``chunk``'s data, or compute it with ``prepare(chunk)`` and store it (returned as computed)."""
         data = self.load(chunk)

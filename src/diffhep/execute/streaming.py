@@ -269,10 +269,16 @@ class ChunkedStep:
         return list(dict.fromkeys(c.dataset for c in self.chunks))
 
     def _prepared(self) -> Any:
-        """Yields ``(chunk, padded data)`` of every non-empty chunk, one at a time."""
-        for chunk in self.chunks:
-            if chunk.n_events == 0:
-                continue
+        """Yields ``(chunk, padded data)`` of every non-empty chunk, one at a time.
+
+        With a cache, the next chunk's entry is prefetched (:meth:`ChunkCache.prefetch`) before a chunk is
+        handed out: the kernel reads it from disk while this one computes.
+        """
+        chunks = [c for c in self.chunks if c.n_events > 0]
+        tag = getattr(self.pad, "cache_tag", None) or ""
+        for i, chunk in enumerate(chunks):
+            if self.cache is not None and i + 1 < len(chunks):
+                _ = self.cache.prefetch(chunks[i + 1], tag) or (tag and self.cache.prefetch(chunks[i + 1]))
             data = prepare_chunk(chunk, self.prepare, self.cache, self.pad)
             self.signatures.add(padded_shapes(data))
             yield chunk, data
