@@ -30,6 +30,8 @@ from diffhep.execute import DaskStep, plan_chunks
 
 distributed = pytest.importorskip("distributed")
 
+from diffhep.execute.pinning import CoreShare, share_of  # noqa: E402 - needs distributed
+
 
 @pytest.fixture(autouse=True)
 def x64():
@@ -66,6 +68,7 @@ def cluster():
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
+        client.register_plugin(CoreShare(2))  # as ChunkedAnalysis does with the clusters it starts
         yield cluster, client
     cloudpickle.unregister_pickle_by_value(streaming)
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
@@ -137,3 +140,22 @@ def test_killed_worker_does_not_change_the_result(cluster, chunks, reference, tm
         np.testing.assert_array_equal(after.grad[name], before.grad[name])
     prepared = log.read_text().splitlines()
     assert len(prepared) > 7  # the lost chunks were prepared again on another worker
+    assert_core_shares(client)  # the restarted worker is on its share again
+
+
+def assert_core_shares(client) -> None:
+    """Each worker process, every thread of it, on its own share of the cores (one of two here)."""
+    cores = sorted(os.sched_getaffinity(0))
+    shares = client.run(lambda: {tuple(sorted(os.sched_getaffinity(int(t)))) for t in os.listdir("/proc/self/task")})
+    names = client.run(lambda dask_worker: dask_worker.name)
+    assert all(len(s) == 1 for s in shares.values()), shares  # all threads alike
+    by_name = {int(names[a]): list(next(iter(s))) for a, s in shares.items()}
+    assert by_name == {i: share_of(i, 2, cores) for i in (0, 1)}
+    if len(cores) >= 2:
+        assert not set(by_name[0]) & set(by_name[1])
+
+
+def test_workers_run_on_their_own_cores(cluster):
+    assert share_of(0, 2, [0, 1]) == [0] and share_of(1, 2, [0, 1]) == [1] and share_of(2, 2, [0, 1]) == [0]
+    assert share_of(1, 2, list(range(16))) == list(range(8, 16)) and share_of(3, 8, [0]) == [0]
+    assert_core_shares(cluster[1])

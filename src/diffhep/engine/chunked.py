@@ -194,6 +194,10 @@ class ChunkedAnalysis:
             )  # fmt: skip
             self._own.append(cluster)
             self._client = Client(cluster)
+            if self.settings.processes:  # its worker processes, one share of the cores each (XLA's threads)
+                from diffhep.execute.pinning import CoreShare  # imports distributed, as above
+
+                self._client.register_plugin(CoreShare(self.settings.workers))
         self._own.insert(0, self._client)
         return self._client
 

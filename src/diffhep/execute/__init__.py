@@ -15,6 +15,8 @@ Pipeline of one optimisation step over chunked data:
   mode, summed, then the chain rule with the objective; one chunk in memory;
 * :mod:`diffhep.execute.dask`: :class:`DaskStep`, the same map-reduce on
   ``dask.distributed`` with prepared chunks kept in worker memory;
+  :mod:`diffhep.execute.pinning`: :class:`~diffhep.execute.pinning.CoreShare`, each
+  worker of a local cluster on its own share of the cores (imports ``distributed``);
 * :mod:`diffhep.execute.settings`: :class:`ExecutionSettings`, the config's
   ``execution:`` section (mode, chunk size, scheduler, workers, cache);
 * :mod:`diffhep.execute.compile_cache`: JAX's persistent compilation cache as the
