@@ -195,7 +195,7 @@ class ChunkedAnalysis:
             self._own.append(cluster)
             self._client = Client(cluster)
             if self.settings.processes:  # its worker processes, one share of the cores each (XLA's threads)
-                from diffhep.execute.pinning import CoreShare  # imports distributed, as above
+                from diffhep.execute.pinning import CoreShare  # deferred: it imports distributed (optional)
 
                 self._client.register_plugin(CoreShare(self.settings.workers))
         self._own.insert(0, self._client)
