@@ -91,6 +91,21 @@ def test_bench_agc_writes_consistent_json_and_markdown(tmp_path, capsys, monkeyp
     assert "- 2000 events: step_memory not measured: does not fit in memory" in table
     assert table in capsys.readouterr().out
 
+    # --only: those measurements alone (the samples are reused), no ratios without the plain pass
+    only = ["step_memory", "step_streaming_cached"]
+    argv[argv.index("2e3")] = "3e3"
+    monkeypatch.setattr("diffhep.bench.agc.choose_mode", lambda *a: ("memory", "auto: in memory"))
+    assert main([*argv[: argv.index("--quiet")], "--only", *only, "--quiet"]) == 0
+    again = json.loads((out / "bench.json").read_text())
+    assert again["settings"]["only"] == only
+    assert all([m["measurement"] for m in r["measurements"]] == only for r in again["results"])
+    assert all(r["ratios_to_plain"] == {} for r in again["results"])
+    assert all(row.endswith("| - |") for row in (out / "bench.md").read_text().splitlines() if row.startswith("| 3000"))
+    from diffhep.bench.agc import MEASUREMENTS as IN_BENCH
+    from diffhep.cli.bench import MEASUREMENTS as IN_CLI
+
+    assert list(IN_BENCH) == list(IN_CLI) == MEASUREMENTS
+
 
 def test_plain_baseline_does_not_depend_on_the_chunk_size(tmp_path):
     from diffhep.bench import agc as bench_agc

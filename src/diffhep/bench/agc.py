@@ -299,6 +299,7 @@ def run_benchmark(
     processes: bool = True,
     variations: bool = False,
     in_memory: bool | None = None,
+    only: Sequence[str] | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """All measurements at one size; returns ``{"events", "config", "measurements": [...], "ratios", "skipped"}``.
@@ -306,8 +307,10 @@ def run_benchmark(
     ``in_memory``: run the in-memory measurements (``None``: when ``execution:
     auto`` would, i.e. the estimated footprint fits in half the available
     memory; otherwise the hard-cut forward pass is measured streaming and the
-    in-memory step is listed in ``skipped`` with the reason).
+    in-memory step is listed in ``skipped`` with the reason). ``only``: the measurements to run (names of
+    :data:`MEASUREMENTS`; default all); ratios to the plain pass need ``hard_forward_plain`` among them.
     """
+    wanted = set(MEASUREMENTS if only is None else only)
 
     log(f"{events} events: generating samples into {workdir} ...")
     path = prepare_config(config_path, events, workdir / f"events_{events}", variations=variations)
@@ -340,19 +343,21 @@ def run_benchmark(
         with streamed(mode="streaming", reuse=False) as analysis:  # one pass: read, structure, histograms
             return analysis.hard_histograms(cuts)
 
-    log(f"  hard-cut forward analysis (diffhep, {'in memory' if in_memory else 'streaming'}) ...")
-    times, peak, first = _time(hard, repeat)
-    out.append(_record("hard_forward", "memory" if in_memory else "streaming", n_events, times, peak, workers=1,
-                       chunksize=None if in_memory else chunk_size, bytesread=analysis_bytes, **first))  # fmt: skip
-    log("  hard-cut forward analysis (plain Awkward/NumPy, chunk by chunk) ...")
-    plain, plain_bytes, _ = _plain(config.data, cuts, chunk_size)
-    times, peak, first = _time(plain, repeat)
-    out.append(_record("hard_forward_plain", "memory", n_events, times, peak, workers=1, chunksize=chunk_size,
-                       bytesread=plain_bytes, **first))  # fmt: skip
+    if "hard_forward" in wanted:
+        log(f"  hard-cut forward analysis (diffhep, {'in memory' if in_memory else 'streaming'}) ...")
+        times, peak, first = _time(hard, repeat)
+        out.append(_record("hard_forward", "memory" if in_memory else "streaming", n_events, times, peak, workers=1,
+                           chunksize=None if in_memory else chunk_size, bytesread=analysis_bytes, **first))  # fmt: skip
+    if "hard_forward_plain" in wanted:
+        log("  hard-cut forward analysis (plain Awkward/NumPy, chunk by chunk) ...")
+        plain, plain_bytes, _ = _plain(config.data, cuts, chunk_size)
+        times, peak, first = _time(plain, repeat)
+        out.append(_record("hard_forward_plain", "memory", n_events, times, peak, workers=1, chunksize=chunk_size,
+                           bytesread=plain_bytes, **first))  # fmt: skip
 
     params = tuple(probe.parameters)
     u = to_unconstrained(params, cuts)
-    if in_memory:
+    if in_memory and "step_memory" in wanted:
         log("  optimisation step, in memory ...")
         analysis = build()
         start = time.perf_counter()
@@ -368,7 +373,7 @@ def run_benchmark(
 
     runs = [("step_streaming", "streaming", False), ("step_streaming_cached", "streaming", True),
             ("step_dask", "dask", False)]  # fmt: skip
-    for name, mode, reuse in runs:
+    for name, mode, reuse in [run for run in runs if run[0] in wanted]:
         log(f"  optimisation step, {name.removeprefix('step_').replace('_', ', ')} ...")
         with streamed(mode=mode, scheduler=scheduler if mode == "dask" else None, workers=workers,
                       processes=processes, reuse=reuse) as chunked:  # fmt: skip
@@ -386,12 +391,19 @@ def run_benchmark(
                 bytesread=analysis_bytes if name == "step_streaming" else 0, setup_walltime=setup,
                 chunks=len(chunked.chunks), processes=processes if mode == "dask" else None, **first,
             ))  # fmt: skip
-    plain_rate = next(m for m in out if m["measurement"] == "hard_forward_plain")["event_rate_khz"]
+    plain_rate = next((m["event_rate_khz"] for m in out if m["measurement"] == "hard_forward_plain"), None)
     ratios = {
-        m["measurement"]: m["event_rate_khz"] / plain_rate for m in out if m["measurement"] != "hard_forward_plain"
+        m["measurement"]: m["event_rate_khz"] / plain_rate
+        for m in out
+        if plain_rate is not None and m["measurement"] != "hard_forward_plain"
     }
     return {"events": n_events, "config": str(path), "measurements": out, "ratios_to_plain": ratios,
             "skipped": skipped}  # fmt: skip
+
+
+#: Every measurement, in the order they run (``only=`` and ``--only`` pick among them).
+MEASUREMENTS = ("hard_forward", "hard_forward_plain", "step_memory", "step_streaming", "step_streaming_cached",
+                "step_dask")  # fmt: skip
 
 
 def _entries(path: str) -> int:
@@ -408,6 +420,12 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(), "jax": jax.__version__, "device": _device(),
         "x64": bool(jax.config.jax_enable_x64),
     }  # fmt: skip
+
+
+def _ratio(name: str, ratio: float | None) -> str:
+    if ratio is not None:
+        return f"{ratio:.3g}"
+    return "1" if name == "hard_forward_plain" else "-"  # the plain pass itself, or it was not measured
 
 
 def _seconds(value: float | None) -> str:
@@ -439,7 +457,7 @@ def markdown_table(report: Mapping[str, Any]) -> str:
                 f"| {m['entries']} | {m['measurement']} | {m['executor']} | {m['num_workers']} | {m['chunksize'] or '-'} "
                 f"| {m['walltime']:.3f} | {_seconds(m.get('first_call_walltime'))} | {m['event_rate_khz']:.2f} "
                 f"| {m['event_rate_per_worker_khz']:.2f} "
-                f"| {m['bytesread'] / 1e6:.2f} | {m['peak_rss_bytes'] / 1e6:.0f} | {'1' if ratio is None else f'{ratio:.3g}'} |"
+                f"| {m['bytesread'] / 1e6:.2f} | {m['peak_rss_bytes'] / 1e6:.0f} | {_ratio(m['measurement'], ratio)} |"
             )
         notes += [
             f"{size['events']} events: {name} not measured: {why}" for name, why in (size.get("skipped") or {}).items()

@@ -19,7 +19,12 @@ EXAMPLES = """
   diffhep bench agc --events 1e5 --output work/bench/agc
   diffhep bench agc --events 1e5 1e6 1e7 --chunk-size 200000 --workers 4 --repeat 3
   diffhep bench agc --events 1e6 --scheduler tcp://10.0.0.1:8786 --output work/bench/cluster
+  diffhep bench agc --events 1e6 1e7 --only step_memory step_streaming_cached
 """
+
+#: The measurements of ``diffhep bench agc`` (as :data:`diffhep.bench.agc.MEASUREMENTS`, without importing JAX).
+MEASUREMENTS = ("hard_forward", "hard_forward_plain", "step_memory", "step_streaming", "step_streaming_cached",
+                "step_dask")  # fmt: skip
 
 #: Used when the AGC template does not validate: the same selection, in this repository's benchmarks/.
 FALLBACK = Path(__file__).resolve().parents[3] / "benchmarks" / "agc_config.yaml"
@@ -59,6 +64,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--variations", action="store_true", help="keep the config's histosys variations (the plain baseline has none)"
     )
     b.add_argument("--repeat", type=int, default=3, metavar="N", help="timed calls per measurement (median)")
+    b.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=MEASUREMENTS,
+        default=None,
+        help=f"run only these measurements ({', '.join(MEASUREMENTS)}; default all)",
+    )
     b.add_argument("--workdir", default="work/bench/agc-data", help="where generated samples are kept")
     b.add_argument("--output", default="work/bench/agc", help="folder for bench.json and bench.md")
     b.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -80,14 +93,15 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "benchmark": "agc", "config": str(config), "machine": bench_agc.machine(), "repeat": args.repeat,
         "settings": {"events": sizes, "chunksize": args.chunk_size, "workers": args.workers, "scheduler": scheduler,
-                     "dask_processes": not args.dask_threads, "variations": args.variations},
+                     "dask_processes": not args.dask_threads, "variations": args.variations,
+                     "only": args.only},
         "notes": [note] if note else [], "results": [],
     }  # fmt: skip
     output = Path(args.output)
     for n in sizes:
         result = bench_agc.run_benchmark(
             config, n, Path(args.workdir), chunk_size=args.chunk_size, workers=args.workers, scheduler=scheduler,
-            repeat=args.repeat, processes=not args.dask_threads, variations=args.variations,
+            repeat=args.repeat, processes=not args.dask_threads, variations=args.variations, only=args.only,
             log=lambda m: say(m, quiet=args.quiet),
         )  # fmt: skip
         report["results"].append(result)
